@@ -1,0 +1,22 @@
+"""inal_core: the mathematics of Initial Alignment (INAL) studies, in torch and numpy only.
+
+Boolean-cube and Fourier tools, target families, stacked ReLU networks, INAL estimators,
+the noisy-gradient-descent engine and the bound of Abbe, Cornacchia, Hązła and Marquis
+(ICML 2022). No Hydra, Ray, files or logging: tensors and explicit seeds in, tensors out.
+"""
+
+from .networks import INITS, NetworkSpec, ReluStack, init_relu_stack
+from .rng import derive_seed, make_generator
+
+# Raised whenever a change would alter any computed number (part of every job identity).
+ENGINE_VERSION = 1
+
+__all__ = [
+    "ENGINE_VERSION",
+    "INITS",
+    "NetworkSpec",
+    "ReluStack",
+    "init_relu_stack",
+    "derive_seed",
+    "make_generator",
+]

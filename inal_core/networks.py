@@ -1,0 +1,203 @@
+"""Stacks of fully connected ReLU networks held as batched tensors.
+
+A ``ReluStack`` holds R networks of one shape (SCIENCE.md §3): ``depth`` hidden ReLU layers
+of ``width`` neurons, biases on by default, one linear output neuron. Layer ``l`` has
+weights of shape ``(R, d_in, d_out)`` and biases ``(R, d_out)``, so a forward pass is one
+``torch.baddbmm`` per layer for the whole stack.
+
+Initializations (``init``), with ``d`` the fan-in of the receiving neuron:
+
+- ``"normal"`` (default, "normalized i.i.d. Gaussian"): weights and biases ``N(0, 1/d)``;
+- ``"normal_bias1"``: weights ``N(0, 1/d)``, biases ``N(0, 1)``;
+- ``"rademacher"``: weights ``±1/sqrt(d)`` with equal probability, biases ``N(0, 1/d)``.
+
+``bias=False`` removes every bias (then a ReLU first layer has zero alignment with odd
+parities of degree >= 3, see SCIENCE.md §3).
+
+Every run ``r`` is initialized from its own seed alone (stream ``"init"``), on the CPU in
+float64 and then cast and moved, so a run's initial parameters are the same alone or in a
+stack, and on CPU or CUDA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import math
+
+import torch
+
+from .rng import make_generator
+
+__all__ = ["NetworkSpec", "ReluStack", "init_relu_stack", "INITS"]
+
+INITS = ("normal", "normal_bias1", "rademacher")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Shape and initialization of one fully connected ReLU network.
+
+    ``layer_sizes`` is ``[input_dim] + [width] * depth + [1]``; ``num_parameters`` is ``E``
+    (weights and biases), e.g. input 4, width 3, depth 1: ``4*3 + 3 + 3*1 + 1 = 19``.
+    """
+
+    input_dim: int
+    width: int
+    depth: int
+    bias: bool = True
+    init: str = "normal"
+
+    def __post_init__(self) -> None:
+        for key in ("input_dim", "width", "depth"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        return [self.input_dim] + [self.width] * self.depth + [1]
+
+    @property
+    def num_layers(self) -> int:
+        """Number of neuron layers: ``depth`` hidden layers plus the output layer."""
+        return self.depth + 1
+
+    @property
+    def num_parameters(self) -> int:
+        """``E``: trainable weights plus biases."""
+        sizes = self.layer_sizes
+        total = 0
+        for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+            total += d_in * d_out + (d_out if self.bias else 0)
+        return total
+
+    def flops_forward(self, batch: int) -> int:
+        """Multiply-add FLOPs (2 per MAC) of one forward pass of one network on ``batch`` inputs."""
+        sizes = self.layer_sizes
+        return 2 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+@dataclass
+class ReluStack:
+    """R networks of one ``NetworkSpec`` as stacked tensors.
+
+    ``weights[l]``: ``(R, d_l, d_{l+1})``; ``biases[l]``: ``(R, d_{l+1})`` or ``None`` when
+    ``spec.bias`` is False. Layer ``l`` (0-based) for ``l < depth`` is hidden (ReLU); the
+    last is the linear output neuron.
+    """
+
+    spec: NetworkSpec
+    weights: list[torch.Tensor]
+    biases: list[torch.Tensor | None]
+
+    @property
+    def R(self) -> int:
+        return self.weights[0].shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.weights[0].device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.weights[0].dtype
+
+    def parameters(self) -> list[torch.Tensor]:
+        """Weights and biases, layer by layer (``W_0, b_0, W_1, b_1, ...``; no ``None``)."""
+        params: list[torch.Tensor] = []
+        for w, b in zip(self.weights, self.biases):
+            params.append(w)
+            if b is not None:
+                params.append(b)
+        return params
+
+    def _expand_input(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:  # (B, d) shared by all runs -> (R, B, d) view, no copy
+            return x.unsqueeze(0).expand(self.R, -1, -1)
+        if x.dim() == 3 and x.shape[0] == self.R:
+            return x
+        raise ValueError(f"input must be (B, d) or (R={self.R}, B, d), got {tuple(x.shape)}")
+
+    def layer_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every neuron's value: hidden post-ReLU ``(R, B, width)`` per layer, then output ``(R, B, 1)``."""
+        h = self._expand_input(x).to(self.dtype)
+        outs: list[torch.Tensor] = []
+        last = len(self.weights) - 1
+        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = torch.bmm(h, w) if b is None else torch.baddbmm(b.unsqueeze(1), h, w)
+            h = z if l == last else torch.relu(z)
+            outs.append(h)
+        return outs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Network outputs ``(R, B)`` for inputs ``(B, d)`` or ``(R, B, d)``."""
+        return self.layer_outputs(x)[-1].squeeze(-1)
+
+    __call__ = forward
+
+    def to(self, device=None, dtype=None) -> "ReluStack":
+        return ReluStack(
+            self.spec,
+            [w.to(device=device, dtype=dtype) for w in self.weights],
+            [None if b is None else b.to(device=device, dtype=dtype) for b in self.biases],
+        )
+
+    def select(self, index: Sequence[int] | torch.Tensor) -> "ReluStack":
+        """The sub-stack of runs ``index`` (a copy)."""
+        idx = torch.as_tensor(index, dtype=torch.long, device=self.device)
+        return ReluStack(
+            self.spec,
+            [w.index_select(0, idx) for w in self.weights],
+            [None if b is None else b.index_select(0, idx) for b in self.biases],
+        )
+
+
+def _init_one(spec: NetworkSpec, seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+    gen = make_generator(seed, "init")
+    sizes = spec.layer_sizes
+    ws: list[torch.Tensor] = []
+    bs: list[torch.Tensor | None] = []
+    for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+        scale = 1.0 / math.sqrt(d_in)
+        if spec.init == "rademacher":
+            w = (torch.randint(0, 2, (d_in, d_out), generator=gen, dtype=torch.int64).to(torch.float64) * 2 - 1) * scale
+        else:
+            w = torch.randn(d_in, d_out, generator=gen, dtype=torch.float64) * scale
+        ws.append(w)
+        if spec.bias:
+            b_scale = 1.0 if spec.init == "normal_bias1" else scale
+            bs.append(torch.randn(d_out, generator=gen, dtype=torch.float64) * b_scale)
+        else:
+            bs.append(None)
+    return ws, bs
+
+
+def init_relu_stack(
+    spec: NetworkSpec,
+    seeds: Sequence[int],
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> ReluStack:
+    """Initialize one network per seed (SCIENCE.md §3) and stack them.
+
+    Run ``r`` depends only on ``seeds[r]``: ``init_relu_stack(spec, [s])`` equals run ``r``
+    of ``init_relu_stack(spec, [..., s, ...])`` exactly.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    per_run = [_init_one(spec, s) for s in seeds]
+    n_layers = len(spec.layer_sizes) - 1
+    weights = [torch.stack([pr[0][l] for pr in per_run]).to(device=device, dtype=dtype) for l in range(n_layers)]
+    biases: list[torch.Tensor | None] = []
+    for l in range(n_layers):
+        if spec.bias:
+            biases.append(torch.stack([pr[1][l] for pr in per_run]).to(device=device, dtype=dtype))
+        else:
+            biases.append(None)
+    return ReluStack(spec, weights, biases)
