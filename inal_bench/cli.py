@@ -1,0 +1,40 @@
+"""``inal-bench``: run a benchmark suite and print one JSON line per measurement.
+
+    inal-bench core     # inal_core engines: exact/junta INAL, noisy-GD throughput, GPU stacking
+    inal-bench sweep    # end-to-end cost per cell of the Ray launcher
+    inal-bench all
+
+Each suite module exposes ``run(args) -> Iterable[Measurement]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .common import emit
+
+SUITES: dict[str, list[str]] = {
+    "core": ["inal_bench.core_inal", "inal_bench.core_ngd"],
+    "sweep": ["inal_bench.sweep"],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="inal-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", choices=sorted(SUITES) + ["all"], help="which measurements to take")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU measurements skip without CUDA)")
+    parser.add_argument("--only", default=None, help="run only measurements whose name contains this string")
+    args = parser.parse_args(argv)
+    modules = [m for s in (SUITES if args.suite == "all" else [args.suite]) for m in SUITES[s]]
+    for name in modules:
+        module = importlib.import_module(name)
+        for measurement in module.run(args):
+            emit(measurement)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
