@@ -1,0 +1,301 @@
+"""Target families ``f_n : {-1,+1}^n -> {-1,+1}`` (SCIENCE.md §2) and their extension ``fbar`` to N bits.
+
+Every target evaluates batched ±1 tensors ``(..., n) -> (...)`` (float, values exactly ±1), and
+declares ``relevant_bits`` (0-based indices it depends on; the junta-aware INAL estimator sums
+exactly over them), ``nominal_c`` (the declared INAL exponent) and ``params`` (plain scalars,
+recorded with every result). ``c`` is a grid axis mapped to each family's parameter:
+
+======================  =====================================================  =============
+family                  definition                                             nominal c
+======================  =====================================================  =============
+``parity``              ``chi_S(x) = prod_{i in S} x_i``, ``|S| = k = c``       ``k``
+``majority``            ``sign(sum x_i)`` over n bits (n odd) or n-1 (n even)   1
+``staircase``           ``sign(x1 + x1x2 + ... + x1..xk)``, ties -> +1          1
+``full_parity``         ``chi_[n]``                                             inf
+``planted``             ``x_1`` on an event E, ``P(E) = p``, parity elsewhere    c (real >= 1)
+======================  =====================================================  =============
+
+``staircase``: ``k`` defaults to the largest odd number ``<= min(n, 5)``. The partial products
+``y_j = x_1...x_j`` are i.i.d. uniform ±1, so for odd k the function is the majority of k fair
+coins (balanced, no ties); for an even k a tie (sum 0) gives +1 and the function is biased by
+``P(tie)/2``.
+
+``planted`` (a continuous knob on the exponent): with ``r`` "event" bits ``x_2..x_{r+1}`` read as
+the integer ``u = sum_j bit(x_{j+2}) 2^j`` and ``E = {u < K}`` (so ``p = K / 2^r``), and a parity
+``chi_T`` over the next ``m`` bits (disjoint from ``x_1`` and the event bits),
+``f = x_1`` on E and ``f = chi_T`` off E. Its Fourier coefficient on ``x_1`` is
+``E[1_E] = p``, so ``W^{=1} = p^2``; the first-layer INAL of a degree-1 component is about
+``const * W^{=1} / n``, and ``p = n^{-(c-1)/2}`` aims at ``INAL ~ n^{-c}``. ``r`` is
+``ceil(log2 1/p) + resolution_bits`` (capped by the bits left after the parity), ``K =
+round(p 2^r)``, and the realised ``p`` and ``c_effective = 1 + 2 log(1/p) / log n`` are recorded.
+Limitations: p is realised only to the resolution ``2^-r``; the parity part (degree m, default
+``ceil((n-1)/2)``) and the ``x_1 chi_A`` terms (``A`` within the event bits, weight ``p 2^-r``
+each) add alignment of their own, negligible only for large n. The measured exponent is what
+counts.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import torch
+
+__all__ = [
+    "Target",
+    "ParityTarget",
+    "MajorityTarget",
+    "StaircaseTarget",
+    "FullParityTarget",
+    "PlantedTarget",
+    "ExtendedTarget",
+    "TARGETS",
+    "available_targets",
+    "make_target",
+    "resolve_extension",
+    "extend",
+]
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None, family: str) -> int:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+    if ok:
+        value = int(value)
+        ok = value >= low and (high is None or value <= high)
+    if not ok:
+        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+        raise ValueError(f"{family}: {name} must be {allowed}, got {value!r}")
+    return value
+
+
+class Target:
+    """A Boolean target on ``n`` bits. Subclasses implement ``_evaluate(x) -> (...)`` for ``x (..., n)``."""
+
+    name: str = "target"
+
+    def __init__(self, n: int, nominal_c: float, relevant_bits: tuple[int, ...], params: dict[str, Any]):
+        self.n = n
+        self.nominal_c = float(nominal_c)
+        self.relevant_bits = tuple(int(i) for i in relevant_bits)
+        self.params = dict(params)
+
+    def _evaluate(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``f(x)`` for ``x`` of shape ``(..., n)`` with ±1 entries: shape ``(...)``, values ±1."""
+        if x.shape[-1] != self.n:
+            raise ValueError(f"{self.name}: input must have last dimension n={self.n}, got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            x = x.to(torch.float32)
+        return self._evaluate(x)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}(n={self.n}, {args})"
+
+
+def _sign_ties_plus(s: torch.Tensor) -> torch.Tensor:
+    """``sign(s)`` with ``sign(0) = +1``."""
+    return torch.where(s >= 0, torch.ones_like(s), -torch.ones_like(s))
+
+
+class ParityTarget(Target):
+    """``chi_S(x) = prod_{i in S} x_i`` with ``|S| = k``; S the first k bits or a seeded random subset."""
+
+    name = "parity"
+
+    def __init__(self, n: int, k: int, subset: str = "first", subset_seed: int = 0):
+        k = _check_int("k", k, 1, n, self.name)
+        if subset not in ("first", "random"):
+            raise ValueError(f"parity: subset must be 'first' or 'random', got {subset!r}")
+        subset_seed = _check_int("subset_seed", subset_seed, 0, None, self.name)
+        bits = tuple(range(k)) if subset == "first" else tuple(sorted(random.Random(subset_seed).sample(range(n), k)))
+        params = {"k": k, "subset": subset, "subset_seed": subset_seed}
+        super().__init__(n, float(k), bits, params)
+        self.k = k
+
+    def _evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., list(self.relevant_bits)].prod(dim=-1)
+
+
+class FullParityTarget(Target):
+    """``chi_[n](x) = x_1 x_2 ... x_n``; INAL is super-polynomially small (nominal c = inf)."""
+
+    name = "full_parity"
+
+    def __init__(self, n: int):
+        super().__init__(n, math.inf, tuple(range(n)), {})
+
+    def _evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        return x.prod(dim=-1)
+
+
+class MajorityTarget(Target):
+    """``sign(x_1 + ... + x_m)`` with ``m = n`` for odd n and ``m = n - 1`` for even n (no ties)."""
+
+    name = "majority"
+
+    def __init__(self, n: int):
+        m = n if n % 2 == 1 else n - 1
+        super().__init__(n, 1.0, tuple(range(m)), {"bits": m})
+
+    def _evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sign(x[..., : len(self.relevant_bits)].sum(dim=-1))
+
+
+class StaircaseTarget(Target):
+    """``sign(x_1 + x_1 x_2 + ... + x_1 ... x_k)``, ``sign(0) = +1``; default k: largest odd ``<= min(n, 5)``."""
+
+    name = "staircase"
+
+    def __init__(self, n: int, k: int | None = None):
+        if k is None:
+            k = min(n, 5)
+            k = k if k % 2 == 1 else k - 1
+        k = _check_int("k", k, 1, n, self.name)
+        super().__init__(n, 1.0, tuple(range(k)), {"k": k})
+        self.k = k
+
+    def _evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        partial_products = torch.cumprod(x[..., : self.k], dim=-1)  # (..., k): y_j = x_1..x_j
+        return _sign_ties_plus(partial_products.sum(dim=-1))
+
+
+class PlantedTarget(Target):
+    """``x_1`` on an event E of probability ``p ~ n^{-(c-1)/2}`` (bits ``x_2..x_{r+1}``), ``chi_T`` off E.
+
+    See the module docstring for the construction and its limitations.
+    """
+
+    name = "planted"
+
+    def __init__(self, n: int, c: float, parity_degree: int | None = None, resolution_bits: int = 2):
+        if not isinstance(c, (int, float)) or isinstance(c, bool) or not math.isfinite(c) or c < 1:
+            raise ValueError(f"planted: c must be a finite real >= 1, got {c!r}")
+        if n < 3:
+            raise ValueError(f"planted: n must be >= 3 (x_1, event bits, parity bits), got {n}")
+        resolution_bits = _check_int("resolution_bits", resolution_bits, 0, 16, self.name)
+        m = math.ceil((n - 1) / 2) if parity_degree is None else parity_degree
+        m = _check_int("parity_degree", m, 1, n - 1, self.name)
+        p_wanted = float(n) ** (-(c - 1) / 2)
+        r_needed = 0 if p_wanted >= 1 else math.ceil(math.log2(1 / p_wanted) - 1e-12)
+        r_max = n - 1 - m
+        if r_needed > r_max:
+            raise ValueError(
+                f"planted: c={c} at n={n} needs {r_needed} event bits (p = n^-(c-1)/2 = {p_wanted:.3g}) but only "
+                f"n - 1 - parity_degree = {r_max} are left; lower parity_degree (={m}) or c, or raise n"
+            )
+        r = 0 if r_needed == 0 else min(r_needed + resolution_bits, r_max)
+        K = max(1, round(p_wanted * 2**r))
+        p = K / 2**r
+        self.event_bits = tuple(range(1, 1 + r))
+        self.parity_bits = tuple(range(1 + r, 1 + r + m))
+        self.K = K
+        relevant = (0,) if K == 2**r else (0,) + self.event_bits + self.parity_bits
+        c_eff = 1.0 + (2 * math.log(1 / p) / math.log(n))
+        params = {"c": float(c), "p": p, "event_bits": r, "event_K": K, "parity_degree": m,
+                  "resolution_bits": resolution_bits, "c_effective": c_eff}
+        super().__init__(n, float(c), relevant, params)
+
+    def _evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.relevant_bits) == 1:  # p = 1: E is the whole cube
+            return x[..., 0].clone()
+        weights = torch.tensor([2.0**j for j in range(len(self.event_bits))], dtype=x.dtype, device=x.device)
+        u = ((1 - x[..., list(self.event_bits)]) / 2 * weights).sum(dim=-1)  # (...) integer-valued
+        parity = x[..., list(self.parity_bits)].prod(dim=-1)
+        return torch.where(u < self.K - 0.5, x[..., 0], parity)
+
+
+class ExtendedTarget(Target):
+    """``fbar(x_1..x_N) = f(x_1..x_n)``: the same function of the first n of N bits."""
+
+    def __init__(self, base: Target, N: int):
+        self.base = base
+        self.name = base.name
+        super().__init__(N, base.nominal_c, base.relevant_bits, {**base.params, "base_n": base.n})
+
+    def _evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x[..., : self.base.n])
+
+
+TARGETS: dict[str, type[Target]] = {
+    "parity": ParityTarget,
+    "majority": MajorityTarget,
+    "staircase": StaircaseTarget,
+    "full_parity": FullParityTarget,
+    "planted": PlantedTarget,
+}
+
+# Family parameters accepted by make_target besides n and c.
+_FAMILY_PARAMS: dict[str, tuple[str, ...]] = {
+    "parity": ("k", "subset", "subset_seed"),
+    "majority": (),
+    "staircase": ("k",),
+    "full_parity": (),
+    "planted": ("parity_degree", "resolution_bits"),
+}
+
+
+def available_targets() -> list[str]:
+    """Names of the registered target families, sorted."""
+    return sorted(TARGETS)
+
+
+def make_target(name: str, n: int, c: float | None = None, **params: Any) -> Target:
+    """The target of family ``name`` on ``n`` bits with exponent knob ``c`` and family ``params``.
+
+    parity: ``k = c`` (an integer >= 1; or pass ``k``); planted: real ``c >= 1``; majority,
+    staircase and full_parity have a fixed exponent and ignore ``c``.
+
+    >>> make_target("parity", 5, c=2).relevant_bits
+    (0, 1)
+    """
+    if name not in TARGETS:
+        raise ValueError(f"unknown target {name!r}; valid targets: {available_targets()}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"{name}: n must be a positive integer, got {n!r}")
+    unknown = sorted(set(params) - set(_FAMILY_PARAMS[name]))
+    if unknown:
+        raise ValueError(f"{name}: unknown parameter(s) {unknown}; allowed: {list(_FAMILY_PARAMS[name])}")
+    if name == "parity":
+        if c is not None and "k" in params and float(params["k"]) != float(c):
+            raise ValueError(f"parity: k={params['k']!r} contradicts c={c!r} (k = c); give one of them")
+        k = params.pop("k", c)
+        if k is None:
+            raise ValueError("parity: give c (k = c) or k, an integer in [1, n]")
+        if isinstance(k, float) and not k.is_integer():
+            raise ValueError(f"parity: c must be an integer (k = c) in [1, {n}], got {k!r}")
+        return ParityTarget(n, k, **params)
+    if name == "planted":
+        if c is None:
+            raise ValueError("planted: c (a real >= 1) is required")
+        return PlantedTarget(n, c, **params)
+    return TARGETS[name](n, **params)
+
+
+def resolve_extension(spec: str | int, n: int) -> int:
+    """The number of input bits ``N`` of the extension: ``"n^2"`` (default), ``"2n"``, or an integer ``>= n``."""
+    if isinstance(spec, str):
+        key = spec.strip().replace(" ", "").lower()
+        if key in ("n^2", "n**2", "n2"):
+            return n * n
+        if key == "2n":
+            return 2 * n
+        if key.isdigit():
+            spec = int(key)
+        else:
+            raise ValueError(f"extension N must be 'n^2', '2n' or an integer >= n={n}, got {spec!r}")
+    if isinstance(spec, bool) or not isinstance(spec, int) or spec < n:
+        raise ValueError(f"extension N must be 'n^2', '2n' or an integer >= n={n}, got {spec!r}")
+    return spec
+
+
+def extend(target: Target, N: int) -> Target:
+    """``fbar`` on ``N >= n`` bits: ``fbar(x_1..x_N) = f(x_1..x_n)``, same relevant bits and nominal c."""
+    if isinstance(N, bool) or not isinstance(N, int) or N < target.n:
+        raise ValueError(f"extend: N must be an integer >= n={target.n}, got {N!r}")
+    if N == target.n:
+        return target
+    return ExtendedTarget(target, N)
