@@ -1,0 +1,245 @@
+"""The job -> engine adapter: turn validated jobs into ``inal_core`` calls and store rows.
+
+- ``plan_packs``: group jobs by ``pack_key`` (they differ only in seed, gamma, sigma) into
+  packs of at most ``max_pack``; each pack is trained as ONE stack of R networks.
+- ``run_inal_job``: INAL once per ``inal_id`` (skipped when its file is already sound),
+  ``inal_core.estimate_inal`` on the target on ``n`` bits, one row per layer.
+- ``run_training_pack``: ``inal_core.train_noisy_gd`` on the extension ``fbar`` on ``N`` bits,
+  each run with its own gamma, sigma and seed (the seed from its identity, so run alone ==
+  run packed); ``E`` and the bound prefactor ``gamma T sqrt(E A) / sigma`` from ``inal_core.bound``.
+  An exception becomes ``failed`` rows carrying the error text; non-finite runs are ``diverged``
+  rows. The other jobs of a study go on either way.
+
+Imports no Ray: the launcher (``hydra_plugins/inal_ray_launcher``) calls these inside its tasks,
+and ``sweeps.run.task`` calls them in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+import inal_core
+from inal_core.bound import bound_prefactor
+from inal_core.ngd import NGDConfig, train_noisy_gd
+from inal_core.targets import extend
+
+from .jobs import JobSpec, git_commit
+from .store import ResultsStore
+
+__all__ = ["JobOutcome", "plan_packs", "run_inal_job", "run_training_pack", "write_failed", "resolve_device"]
+
+_MAX_ERROR_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What became of one job: ``status`` is ``ok``, ``diverged`` or ``failed`` (``error`` then holds the text)."""
+
+    run_id: str
+    status: str
+    wall_s: float
+    error: str = ""
+
+
+def plan_packs(jobs: Sequence[JobSpec], max_pack: int) -> list[list[JobSpec]]:
+    """Group jobs by ``pack_key`` (first-seen order), then cut each group into packs of <= ``max_pack``.
+
+    ``max_pack=1`` turns packing off (one job per pack).
+    """
+    if int(max_pack) < 1:
+        raise ValueError(f"max_pack must be an integer >= 1, got {max_pack!r}")
+    groups: "OrderedDict[str, list[JobSpec]]" = OrderedDict()
+    for job in jobs:
+        groups.setdefault(job.pack_key, []).append(job)
+    packs = []
+    for group in groups.values():
+        packs.extend(group[i:i + max_pack] for i in range(0, len(group), max_pack))
+    return packs
+
+
+def resolve_device(requested: str | None) -> str:
+    """``auto`` -> ``cuda`` when this process sees a GPU, else ``cpu``; other values pass through."""
+    if requested in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def _provenance(device: str) -> dict[str, Any]:
+    return {
+        "git_commit": git_commit(),
+        "host": socket.gethostname(),
+        "device": device,
+        "torch_version": torch.__version__,
+        "engine_version": int(inal_core.ENGINE_VERSION),
+        "created_at": datetime.now(timezone.utc),
+    }
+
+
+def _network_spec(job: JobSpec, input_dim: int) -> inal_core.NetworkSpec:
+    v = job.values
+    return inal_core.NetworkSpec(input_dim, v["width"], v["depth"], bias=v["bias"], init=v["init"])
+
+
+# --------------------------------------------------------------------------- INAL
+
+
+def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
+    """Estimate INAL for ``job.inal_id`` and write its rows, unless a sound file is already there.
+
+    Returns ``{"inal_id", "status": "ok"|"skipped"|"failed", "wall_s", "error"}``. A failure
+    writes nothing (INAL is retried on the next invocation) and is reported in the dict.
+    """
+    store = ResultsStore(job.results_dir, job.study)
+    if store.has_inal(job.inal_id, job.target):
+        return {"inal_id": job.inal_id, "status": "skipped", "wall_s": 0.0, "error": ""}
+    v = job.values
+    device = resolve_device(device or job.device)
+    t0 = time.perf_counter()
+    try:
+        from inal_core.inal import estimate_inal
+
+        result = estimate_inal(
+            job.make_target(), _network_spec(job, v["n"]),
+            n_inits=v["n_inits"], method=v["estimator"], n_inputs=v["n_inputs"] or None,
+            seed=job.inal_seed, device=device,
+            memory_budget_bytes=int(v["memory_budget_gb"] * (1 << 30)),
+        )
+    except Exception as err:  # reported, not raised: the other jobs go on
+        text = "".join(traceback.format_exception(err))[-_MAX_ERROR_CHARS:]
+        return {"inal_id": job.inal_id, "status": "failed", "wall_s": time.perf_counter() - t0, "error": text}
+    layers = np.arange(1, len(result.per_layer) + 1)  # (depth+1,), output neuron = depth + 1
+    L = len(layers)
+    prov = _provenance(device)
+    rows = {
+        "study": [job.study] * L, "inal_id": [job.inal_id] * L, "c": [v["c"]] * L, "n": [v["n"]] * L,
+        "width": [v["width"]] * L, "depth": [v["depth"]] * L, "init": [v["init"]] * L, "bias": [v["bias"]] * L,
+        "target_params": [job.values["target_params"]] * L, "estimator": [v["estimator"]] * L,
+        "method": [result.method] * L, "layer": layers.tolist(),
+        "inal": np.asarray(result.per_layer, dtype=np.float64).tolist(),
+        "inal_se": np.asarray(result.per_layer_se, dtype=np.float64).tolist(),
+        "is_max": (layers == int(result.argmax_layer)).tolist(),
+        "n_inits": [int(result.n_inits)] * L, "n_inputs": [int(result.n_inputs)] * L,
+        "seed": [job.inal_seed] * L, "wall_s": [float(result.wall_s)] * L,
+        **{k: [val] * L for k, val in prov.items()},
+    }
+    store.write_inal(job.target, job.inal_id, rows)
+    return {"inal_id": job.inal_id, "status": "ok", "wall_s": time.perf_counter() - t0, "error": ""}
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _run_row(job: JobSpec, device: str, E: int, wall_s: float, **measured: Any) -> dict[str, Any]:
+    """One ``runs`` row: the job's config values, the measured values and provenance."""
+    v = job.values
+    row = {
+        "study": job.study, "run_id": job.run_id, "c": v["c"], "n": v["n"], "N": v["N"], "N_spec": v["N_spec"],
+        "width": v["width"], "depth": v["depth"], "init": v["init"], "bias": v["bias"],
+        "target_params": job.values["target_params"], "T": v["T"], "gamma": v["gamma"], "sigma": v["sigma"],
+        "A": v["A"], "precision": v["precision"], "loss": v["loss"], "batch": v["batch"],
+        "gamma_schedule": v["gamma_schedule"], "checkpoints": json.dumps(v["checkpoints"]),
+        "n_eval": v["n_eval"], "seed": v["train_seed"], "engine_seed": job.seed, "E": int(E),
+        "bound_prefactor": float(bound_prefactor(v["gamma"], v["T"], E, v["A"], v["sigma"])),
+        "inal_id": job.inal_id, "estimator": v["estimator"], "n_inits": v["n_inits"], "n_inputs": v["n_inputs"],
+        "wall_s": float(wall_s),
+        "corr": math.nan, "corr_se": math.nan, "acc": math.nan, "final_loss": math.nan, "param_norm": math.nan,
+        "batch_used": -1, "status": "failed", "diverged_step": -1, "error": "",
+    }
+    row.update(measured)
+    row.update(_provenance(device))
+    return row
+
+
+def write_failed(jobs: Sequence[JobSpec], error: BaseException | str, device: str = "") -> list[JobOutcome]:
+    """Record ``failed`` runs rows (with the error text) for jobs that could not be computed.
+
+    Used by ``run_training_pack`` for an exception inside it, and by the launcher for a pack
+    whose Ray task finally failed (worker lost past its retries). T=0 jobs have no runs row.
+    """
+    if isinstance(error, BaseException):
+        error = "".join(traceback.format_exception(error))
+    text = str(error)[-_MAX_ERROR_CHARS:] or "unknown error"
+    outcomes = []
+    for job in jobs:
+        if job.train:
+            E = _network_spec(job, job.values["N"]).num_parameters
+            row = _run_row(job, device or job.device, E, 0.0, status="failed", error=text)
+            ResultsStore(job.results_dir, job.study).write_run(job.target, row, None)
+        outcomes.append(JobOutcome(job.run_id, "failed", 0.0, text))
+    return outcomes
+
+
+def run_training_pack(jobs: Sequence[JobSpec], device: str | None = None, *,
+                      with_inal: bool = True) -> list[JobOutcome]:
+    """Train the jobs of one pack (one ``pack_key``) as one stack and write their rows.
+
+    Parameters
+    ----------
+    jobs
+        Jobs sharing ``pack_key``: they differ only in ``train.seed``, ``gamma`` and ``sigma``.
+    device
+        Overrides ``job.device`` (the launcher passes what Ray assigned); ``auto`` picks CUDA if seen.
+    with_inal
+        Also compute the pack's INAL (one ``inal_id`` per pack) when it is not in the store yet.
+
+    Returns one :class:`JobOutcome` per job, in order. T=0 jobs train nothing (INAL only).
+    """
+    jobs = list(jobs)
+    if not jobs:
+        return []
+    if len({j.pack_key for j in jobs}) != 1:
+        raise ValueError("run_training_pack needs jobs of one pack_key; group them with plan_packs")
+    device = resolve_device(device or jobs[0].device)
+    outcomes: list[JobOutcome] = []
+    if with_inal:
+        inal = run_inal_job(jobs[0], device)
+        if inal["status"] == "failed" and not jobs[0].train:
+            return [JobOutcome(j.run_id, "failed", inal["wall_s"], inal["error"]) for j in jobs]
+    if not jobs[0].train:
+        return [JobOutcome(j.run_id, "ok", 0.0) for j in jobs]
+
+    v = jobs[0].values
+    t0 = time.perf_counter()
+    try:
+        target_N = extend(jobs[0].make_target(), v["N"])
+        spec = _network_spec(jobs[0], v["N"])
+        config = NGDConfig(
+            T=v["T"], gamma=[j.values["gamma"] for j in jobs], sigma=[j.values["sigma"] for j in jobs],
+            A=v["A"], precision=v["precision"], loss=v["loss"], batch=v["batch"] or None,
+            checkpoints=v["checkpoints"], n_eval=v["n_eval"], gamma_schedule=v["gamma_schedule"],
+        )
+        result = train_noisy_gd(target_N, spec, config, [j.seed for j in jobs], device=device)
+    except Exception as err:  # the pack's jobs become failed rows; the study goes on
+        return write_failed(jobs, err, device)
+    wall_per_run = (time.perf_counter() - t0) / len(jobs)
+    E = spec.num_parameters
+    for r, job in enumerate(jobs):
+        status = str(result.status[r])
+        measured = {
+            "corr": float(result.corr[r]), "corr_se": float(result.corr_se[r]), "acc": float(result.acc[r]),
+            "final_loss": float(result.loss[r]), "param_norm": float(result.param_norm[r]),
+            "batch_used": int(np.asarray(result.batch_used).reshape(-1)[r if np.size(result.batch_used) > 1 else 0]),
+            "status": status, "diverged_step": int(result.diverged_step[r]),
+            "error": "" if status == "ok" else f"non-finite values at step {int(result.diverged_step[r])}",
+        }
+        steps = np.asarray(result.curves["step"][r], dtype=np.int64)  # (n_ckpt,)
+        curves = {
+            "study": [job.study] * len(steps), "run_id": [job.run_id] * len(steps), "step": steps.tolist(),
+            **{k: np.asarray(result.curves[k][r], dtype=np.float64).tolist()
+               for k in ("corr", "corr_se", "acc", "loss", "param_norm")},
+        }
+        row = _run_row(job, device, E, wall_per_run, **measured)
+        ResultsStore(job.results_dir, job.study).write_run(job.target, row, curves)
+        outcomes.append(JobOutcome(job.run_id, status, wall_per_run))
+    return outcomes

@@ -1,0 +1,64 @@
+"""Entry point of a study: ``inal-sweep`` (console script) and ``python -m sweeps.run``.
+
+One Hydra job = one cell of a grid: validate the composed config, compute its INAL (once per
+``inal_id``, skipped if stored) and, when ``T > 0``, train it, writing Parquet rows under
+``<results_dir>/<study>/``. Jobs already complete in the store are skipped.
+
+    inal-sweep                                    # the default study (-m +experiment=default), local Ray
+    inal-sweep -m n=8,12,16 c=1,2,3 width=64,256 depth=1,2 T=2000 gamma=0.05 sigma=1e-4
+    inal-sweep -m +experiment=inal_scaling hydra/launcher=basic   # in-process, one job at a time
+
+The ``inal_ray`` launcher (``hydra_plugins/inal_ray_launcher``) recognizes ``task`` by its
+``__inal_sweep__`` attribute and runs whole grids through ``sweeps.execute`` on Ray, with
+packing, resume and a study summary; Hydra's basic launcher calls ``task`` once per job.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from .execute import run_training_pack
+from .schema import validate_job
+from .store import ResultsStore
+
+__all__ = ["task", "main"]
+
+DEFAULT_STUDY_ARGS = ["-m", "+experiment=default"]
+
+
+def _task(cfg: DictConfig) -> dict[str, Any]:
+    """Validate, compute (unless already stored) and summarize one job; returns a small dict."""
+    job = validate_job(cfg)  # ConfigError before any work
+    store = ResultsStore(job.results_dir, job.study)
+    done = store.has_inal(job.inal_id, job.target) and (not job.train or store.has_run(job.run_id, job.target))
+    if done:
+        status, error = "skipped", ""
+    else:
+        (outcome,) = run_training_pack([job])
+        status, error = outcome.status, outcome.error
+    v = job.values
+    what = f"target={v['target']} c={v['c']:g} n={v['n']} width={v['width']} depth={v['depth']} T={v['T']}"
+    print(f"[inal-sweep] {status:8s} run {job.run_id[:12]} ({what}) -> {store.root}", flush=True)
+    if error:
+        print(error.rstrip().splitlines()[-1], file=sys.stderr, flush=True)
+    return {"run_id": job.run_id, "inal_id": job.inal_id, "status": status, "error": error,
+            "results": store.root}
+
+
+_task.__inal_sweep__ = True  # type: ignore[attr-defined]  # the inal_ray launcher's fast path
+task = hydra.main(version_base="1.3", config_path="conf", config_name="config")(_task)
+
+
+def main() -> None:
+    """``inal-sweep``: no arguments runs the default study; otherwise the arguments go to Hydra."""
+    if len(sys.argv) == 1:
+        sys.argv.extend(DEFAULT_STUDY_ARGS)
+    task()
+
+
+if __name__ == "__main__":
+    main()
