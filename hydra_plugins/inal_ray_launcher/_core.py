@@ -1,0 +1,218 @@
+"""Ray plumbing of the launcher and its generic path (any Hydra task function).
+
+- :func:`ensure_ray` starts a local Ray on loopback or joins a cluster (``address``);
+- :func:`stream` waits on task references with ``ray.wait`` and hands each result (or the
+  error of a task Ray gave up on) to a callback as soon as it is ready, driving the progress bar;
+- :func:`launch` is what :class:`~.ray_launcher.InalRayLauncher` calls: the fast path for the
+  project's own task function (``__inal_sweep__``), else one Ray task per job running Hydra's
+  ``run_job`` on the job's composed config, like Hydra's basic launcher does in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence
+
+import ray.cloudpickle as cloudpickle
+import ray
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, open_dict
+
+from hydra_plugins.inal_ray_launcher.progress import ProgressBar
+
+log = logging.getLogger(__name__)
+
+#: Test-only fault injection: when this environment variable names a directory (set in the
+#: driver's environment), the first attempt of every task creates ``<dir>/<task key>.killed``
+#: and kills its worker process with ``os._exit`` — a lost worker, which Ray retries.
+KILL_WORKER_ONCE_ENV = "INAL_LAUNCHER_TEST_KILL_WORKER_ONCE"
+
+
+def ensure_ray(launcher: Any) -> bool:
+    """Make sure this process is connected to Ray; return ``True`` if it started a local one.
+
+    A Ray already initialized in the process is reused as it is. ``launcher.address`` ``None``
+    starts a local Ray on 127.0.0.1 (dashboard off unless asked); ``"auto"`` or ``"host:port"``
+    joins a running cluster. ``launcher.ray_init`` adds keyword arguments of ``ray.init``.
+    """
+    if ray.is_initialized():
+        log.info("Ray is already initialized in this process: reusing it")
+        return False
+    kwargs: Dict[str, Any] = dict(launcher.ray_init)
+    kwargs.setdefault("log_to_driver", True)
+    if launcher.address in (None, "", "local"):
+        if launcher.local_cpus is not None:
+            kwargs.setdefault("num_cpus", int(launcher.local_cpus))
+        if launcher.local_gpus is not None:
+            kwargs.setdefault("num_gpus", int(launcher.local_gpus))
+        kwargs.setdefault("include_dashboard", launcher.dashboard)
+        kwargs.setdefault("_node_ip_address", "127.0.0.1")
+        log.info("Starting a local Ray (%s)", ", ".join(f"{k}={v}" for k, v in kwargs.items()))
+        ray.init(address="local", **kwargs)
+        return True
+    log.info("Joining the Ray cluster at %s", launcher.address)
+    ray.init(address=str(launcher.address), **kwargs)
+    return False
+
+
+def task_options(launcher: Any, name: str) -> Dict[str, Any]:
+    """Options of every Ray task the launcher submits: resources, retries, a readable name.
+
+    ``max_retries`` covers system failures (worker process or node died); application errors
+    are not retried (``retry_exceptions=False``): they are results (``failed`` rows).
+    """
+    return {
+        "num_cpus": launcher.num_cpus,
+        "num_gpus": launcher.num_gpus,
+        "max_retries": launcher.max_retries,
+        "retry_exceptions": False,
+        "name": name,
+    }
+
+
+def maybe_kill_worker_once(marker_dir: Optional[str], key: str) -> None:
+    """Test-only fault injection (see :data:`KILL_WORKER_ONCE_ENV`): die on the first attempt."""
+    if not marker_dir:
+        return
+    marker = Path(marker_dir) / f"{key}.killed"
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os._exit(1)
+
+
+def stream(
+    refs: Dict["ray.ObjectRef", Hashable],
+    on_result: Callable[[Hashable, Any, Optional[BaseException]], int],
+    progress: ProgressBar,
+) -> None:
+    """Collect task results as they finish.
+
+    ``on_result(key, value, error)`` is called once per reference, with ``error`` the exception
+    when Ray could not produce the value (application error, or a worker/node lost more than
+    ``max_retries`` times); it returns how many units of progress the result completes.
+    """
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        if pending:  # take everything else that is ready too, without waiting
+            more, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
+            ready += more
+        for ref in ready:
+            try:
+                value, error = ray.get(ref), None
+            except Exception as exc:  # RayTaskError, WorkerCrashedError, NodeDiedError, ...
+                value, error = None, exc
+            units = on_result(refs[ref], value, error)
+            progress.update(units, failed=units if error is not None else 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic path: one Ray task per job, Hydra's run_job on the worker.
+
+
+def _portable_exception(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling, else a RuntimeError carrying its text."""
+    try:
+        cloudpickle.loads(cloudpickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def run_hydra_job(
+    sweep_config: DictConfig,
+    hydra_context: HydraContext,
+    task_function: TaskFunction,
+    singleton_state: Dict[Any, Any],
+    driver_cwd: str,
+    kill_marker_dir: Optional[str],
+    task_key: str,
+) -> JobReturn:
+    """Body of a generic-path Ray task: Hydra's ``run_job`` with the driver's Hydra state.
+
+    The worker adopts the driver's singletons (config store, resolvers, job runtime) and working
+    directory (when it exists on this node), so the job sees what it would see in-process.
+    """
+    maybe_kill_worker_once(kill_marker_dir, task_key)
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    HydraConfig.instance().set_config(sweep_config)
+    worker_cwd = os.getcwd()
+    if driver_cwd and os.path.isdir(driver_cwd):
+        os.chdir(driver_cwd)
+    try:
+        ret = run_job(
+            hydra_context=hydra_context,
+            task_function=task_function,
+            config=sweep_config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+    finally:
+        os.chdir(worker_cwd)
+    if ret.status == JobStatus.FAILED:
+        ret.return_value = _portable_exception(ret._return_value)
+    return ret
+
+
+_run_hydra_job_remote = ray.remote(run_hydra_job)
+
+
+def launch_generic(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[JobReturn]:
+    """Compose each job's config in the driver, run it as a Ray task, return JobReturns in order."""
+    config, hydra_context = launcher.config, launcher.hydra_context
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    log.info("inal_ray launcher: %d jobs on Ray, sweep output dir %s", len(job_overrides), sweep_dir)
+
+    singleton_ref = ray.put(Singleton.get_state())
+    context_ref = ray.put(hydra_context)
+    task_ref = ray.put(launcher.task_function)
+    kill_marker_dir = os.environ.get(KILL_WORKER_ONCE_ENV)
+    refs: Dict[Any, Hashable] = {}
+    for offset, overrides in enumerate(job_overrides):
+        idx = initial_job_idx + offset
+        log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+        sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
+            sweep_config.hydra.job.num = idx
+        ref = _run_hydra_job_remote.options(**task_options(launcher, f"hydra job {idx}")).remote(
+            sweep_config, context_ref, task_ref, singleton_ref, os.getcwd(), kill_marker_dir, f"job{idx}"
+        )
+        refs[ref] = offset
+
+    results: List[Optional[JobReturn]] = [None] * len(job_overrides)
+
+    def on_result(offset: Hashable, value: Any, error: Optional[BaseException]) -> int:
+        assert isinstance(offset, int)
+        if error is not None:
+            value = JobReturn(overrides=list(job_overrides[offset]), status=JobStatus.FAILED, _return_value=error)
+        results[offset] = value
+        return 1
+
+    progress = ProgressBar(len(job_overrides), unit="jobs", enabled=launcher.progress)
+    with progress:
+        stream(refs, on_result, progress)
+    return [r for r in results if r is not None]
+
+
+def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    """Entry point of :meth:`InalRayLauncher.launch`: pick the path and run the jobs."""
+    setup_globals()
+    assert launcher.config is not None and launcher.hydra_context is not None and launcher.task_function is not None
+    configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
+    if getattr(launcher.task_function, "__inal_sweep__", False):
+        from hydra_plugins.inal_ray_launcher import _fast_path
+
+        return _fast_path.launch_fast(launcher, job_overrides, initial_job_idx)
+    ensure_ray(launcher)
+    return launch_generic(launcher, job_overrides, initial_job_idx)

@@ -1,0 +1,62 @@
+"""The launcher's structured config, registered as ``hydra/launcher=inal_ray``.
+
+Every field can be set on the command line, e.g.::
+
+    inal-sweep -m n=8,12 hydra.launcher.address=auto hydra.launcher.num_gpus=0.25
+    inal-sweep -m n=8,12 hydra.launcher.max_pack=1          # packing off: one task per job
+    inal-sweep -m n=8,12 '+hydra.launcher.ray_init={runtime_env: {env_vars: {OMP_NUM_THREADS: "1"}}}'
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class InalRayLauncherConf:
+    """Settings of :class:`~hydra_plugins.inal_ray_launcher.ray_launcher.InalRayLauncher`.
+
+    Attributes
+    ----------
+    address
+        ``None``: start a local Ray on loopback (stopped when the program exits);
+        ``"auto"``: join the cluster this machine belongs to; ``"host:port"``: join that cluster's
+        GCS. A Ray already initialized in the calling process is reused as it is.
+    local_cpus, local_gpus
+        CPUs / GPUs of a local Ray started by the launcher (``None``: what Ray detects). Ignored
+        when joining a cluster.
+    num_cpus, num_gpus
+        Resources reserved by each Ray task (one job, or one pack of jobs). ``num_gpus`` may be
+        fractional (0.25: four tasks share a GPU).
+    max_pack
+        Largest number of jobs trained as one stack in one task (fast path only). ``1`` turns
+        packing off: one task per job.
+    max_retries
+        Ray retries of a task whose worker process or node died (system failures). Application
+        errors are not retried: they become ``failed`` rows.
+    ray_init
+        Extra keyword arguments for ``ray.init`` (``runtime_env``, ``namespace``, ...).
+    dashboard
+        Start Ray's dashboard with a local Ray.
+    report
+        After the study, run ``python -m analysis.report <results_dir>/<study>`` in a subprocess.
+    progress
+        Progress bar on stderr (done/total, rate, ETA; plain lines when stderr is not a TTY).
+    """
+
+    _target_: str = "hydra_plugins.inal_ray_launcher.ray_launcher.InalRayLauncher"
+    address: Optional[str] = None
+    local_cpus: Optional[int] = None
+    local_gpus: Optional[int] = None
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    max_pack: int = 64
+    max_retries: int = 3
+    ray_init: Dict[str, Any] = field(default_factory=dict)
+    dashboard: bool = False
+    report: bool = False
+    progress: bool = True
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="inal_ray", node=InalRayLauncherConf, provider="inal_ray_launcher")

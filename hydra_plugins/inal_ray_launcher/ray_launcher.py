@@ -1,0 +1,69 @@
+"""The thin launcher class Hydra instantiates from :class:`~.config.InalRayLauncherConf`.
+
+Ray and the project's sweep machinery are imported only when a sweep is launched (``_core``),
+so Hydra's plugin discovery stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Optional, Sequence
+
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+# Imported so that the config is registered whenever Hydra discovers this plugin.
+from hydra_plugins.inal_ray_launcher.config import InalRayLauncherConf  # noqa: F401
+
+log = logging.getLogger(__name__)
+
+
+class InalRayLauncher(Launcher):
+    """Hydra launcher running each job (or each pack of jobs) as a Ray task.
+
+    Parameters are the fields of :class:`~.config.InalRayLauncherConf`.
+    """
+
+    def __init__(
+        self,
+        address: Optional[str] = None,
+        local_cpus: Optional[int] = None,
+        local_gpus: Optional[int] = None,
+        num_cpus: float = 1.0,
+        num_gpus: float = 0.0,
+        max_pack: int = 64,
+        max_retries: int = 3,
+        ray_init: Optional[Dict[str, Any]] = None,
+        dashboard: bool = False,
+        report: bool = False,
+        progress: bool = True,
+    ) -> None:
+        self.address = address
+        self.local_cpus = local_cpus
+        self.local_gpus = local_gpus
+        self.num_cpus = float(num_cpus)
+        self.num_gpus = float(num_gpus)
+        self.max_pack = int(max_pack)
+        self.max_retries = int(max_retries)
+        if isinstance(ray_init, DictConfig):
+            ray_init = OmegaConf.to_container(ray_init, resolve=True)  # type: ignore[assignment]
+        self.ray_init: Dict[str, Any] = dict(ray_init or {})
+        self.dashboard = bool(dashboard)
+        self.report = bool(report)
+        self.progress = bool(progress)
+        self.config: Optional[DictConfig] = None
+        self.task_function: Optional[TaskFunction] = None
+        self.hydra_context: Optional[HydraContext] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """Run the jobs; return one ``JobReturn`` per entry of ``job_overrides``, in order."""
+        from hydra_plugins.inal_ray_launcher import _core
+
+        return _core.launch(self, job_overrides, initial_job_idx)

@@ -1,0 +1,59 @@
+"""Hydra's own launcher test suites, run against ``hydra/launcher=inal_ray`` on a real local Ray.
+
+``LauncherTestSuite`` runs sweeps in this process (the launcher reuses the module's Ray);
+``IntegrationTestSuite`` runs small Hydra apps in subprocesses, which join the module's Ray
+through ``hydra.launcher.address`` instead of each starting their own (Ray start-up costs
+seconds here).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A 2-CPU Ray on loopback for this module; always shut down."""
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.usefixtures("ray_cluster")
+@pytest.mark.parametrize("launcher_name, overrides", [("inal_ray", ["hydra.launcher.progress=false"])])
+class TestInalRayLauncher(LauncherTestSuite):
+    pass
+
+
+@pytest.fixture
+def task_launcher_cfg(ray_cluster: str) -> Dict[str, Any]:
+    return {
+        "defaults": [
+            {"override hydra/launcher": "inal_ray"},
+            {"override hydra/hydra_logging": "hydra_debug"},
+            {"override hydra/job_logging": "disabled"},
+        ],
+        "hydra": {"launcher": {"address": ray_cluster, "progress": False}},
+    }
+
+
+@pytest.fixture
+def extra_flags() -> List[str]:
+    return ["-m"]
+
+
+@pytest.mark.slow  # twelve subprocess runs, a few seconds each
+class TestInalRayLauncherIntegration(IntegrationTestSuite):
+    pass
