@@ -5,7 +5,9 @@ the noisy-gradient-descent engine and the bound of Abbe, Cornacchia, Hązła and
 (ICML 2022). No Hydra, Ray, files or logging: tensors and explicit seeds in, tensors out.
 """
 
+from .bound import bound_prefactor, bound_value, fourier_step_ratio, normalized_correlation
 from .networks import INITS, NetworkSpec, ReluStack, init_relu_stack
+from .ngd import NGDConfig, NGDResult, ngd_flops_per_step, train_noisy_gd
 from .rng import derive_seed, make_generator
 
 # Raised whenever a change would alter any computed number (part of every job identity).
@@ -19,4 +21,12 @@ __all__ = [
     "init_relu_stack",
     "derive_seed",
     "make_generator",
+    "NGDConfig",
+    "NGDResult",
+    "train_noisy_gd",
+    "ngd_flops_per_step",
+    "bound_prefactor",
+    "bound_value",
+    "normalized_correlation",
+    "fourier_step_ratio",
 ]
