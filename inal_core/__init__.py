@@ -5,6 +5,10 @@ the noisy-gradient-descent engine and the bound of Abbe, Cornacchia, Hązła and
 (ICML 2022). No Hydra, Ray, files or logging: tensors and explicit seeds in, tensors out.
 """
 
+from .cube import enumerate_cube, iter_cube_chunks, sample_cube, truth_table
+from .fourier import cumulative_weights, degree_weights, fourier_coefficients, fwht
+from .inal import InalResult, check_inal_request, estimate_inal, exact_memory_bytes
+from .targets import TARGETS, Target, available_targets, extend, make_target, resolve_extension
 from .bound import bound_prefactor, bound_value, fourier_step_ratio, normalized_correlation
 from .networks import INITS, NetworkSpec, ReluStack, init_relu_stack
 from .ngd import NGDConfig, NGDResult, ngd_flops_per_step, train_noisy_gd
@@ -29,4 +33,22 @@ __all__ = [
     "bound_value",
     "normalized_correlation",
     "fourier_step_ratio",
+    "enumerate_cube",
+    "iter_cube_chunks",
+    "sample_cube",
+    "truth_table",
+    "fwht",
+    "fourier_coefficients",
+    "degree_weights",
+    "cumulative_weights",
+    "Target",
+    "TARGETS",
+    "available_targets",
+    "make_target",
+    "resolve_extension",
+    "extend",
+    "InalResult",
+    "estimate_inal",
+    "exact_memory_bytes",
+    "check_inal_request",
 ]

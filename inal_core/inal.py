@@ -1,0 +1,484 @@
+"""Initial alignment (INAL) between a Boolean target and a randomly initialized ReLU network.
+
+Definition (SCIENCE.md §4): for a neuron ``v`` (hidden: post-ReLU; output: the linear output),
+
+    INAL(f, NN) = max over layers l of  E_theta[ mean over neurons v of layer l of (E_x[f(x) v_theta(x)])^2 ].
+
+``estimate_inal`` returns every layer's value (layers 1..depth+1, output last), the max, its layer
+and standard errors over initializations (each init's neuron-mean of a layer is one sample).
+
+Estimators of the squared correlation ``corr_v^2`` with ``corr_v = E_x[f v]``, all unbiased:
+
+- ``exact``: all ``2^n`` inputs. ``corr_v`` exactly, then squared.
+- ``mc``: per init ``m`` i.i.d. inputs, ``y_i = f(x_i) v(x_i)``, ``S = sum y_i``, ``Q = sum y_i^2``;
+  the U-statistic ``(S^2 - Q) / (m (m-1))`` (the plain ``(S/m)^2`` is biased up by ``Var(y)/m``).
+- ``junta``: the target depends only on the bits J. For ``m`` sampled assignments ``h_s`` of the other
+  bits, ``y_s = 2^{-|J|} sum_{a in {±1}^J} f(a) v(a, h_s)`` is an unbiased estimate of ``corr_v`` with
+  variance ``sum_{A not subset of J} vhat(J + A)^2``-small (only Fourier mass of ``v`` on supersets
+  of J remains), and the same U-statistic of the ``y_s`` is unbiased for ``corr_v^2``.
+
+Engines (FLOPs per neuron and input, ``n`` bits, first layer of a depth-1 network):
+
+- *plain* (the reference; every depth): one ``(B, n) @ (n, width)`` product per layer, ReLU and a
+  reduction: ``2n + 3`` FLOPs and ``~3 x 4`` bytes of activation traffic per neuron-input.
+- *split* (depth 1, exact and junta): split the bits into a low part L (``M = 2^|L|`` assignments,
+  enumerated) and a high part H. ``w.x + b = p_a + c_h`` with ``p_a = w_L.a`` and ``c_h = w_H.h + b``.
+  Group the high assignments by the pattern ``g = f(., h)`` on L (``D`` distinct patterns:
+  1 for a junta inside L, 2 for parities, ``|L|+... `` for majority). Sort ``p`` per neuron; then
+  ``sum_a g(a) relu(p_a + c_h) = c_h G(h) + PG(h)`` with suffix sums ``G = sum_{p_a > -c_h} g(a)`` and
+  ``PG = sum_{p_a > -c_h} g(a) p_a`` found by binary search. Cost per neuron:
+  ``O(M log M + D M)`` to build and ``O(log M)`` per high assignment, i.e. ``O(2^{n/2} (n/2 + D))``
+  instead of ``O(n 2^n)``. The output neuron of a depth-1 network is linear in the hidden neurons:
+  ``E[f out] = sum_v a_v E[f v] + b fhat(empty)``, so it costs nothing extra. For ``M <= 16`` (small
+  juntas) the engine broadcasts ``relu(p_a + c_h)`` instead (``3 M`` FLOPs per neuron and sample).
+
+Accumulation is in float64. Memory stays under ``memory_budget_bytes`` by chunking over inits and
+inputs; ``exact_memory_bytes`` gives the smallest footprint of the exact method and ``check_inal_request``
+raises a ``ValueError`` naming the setting before any work.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .cube import enumerate_cube, sample_cube
+from .networks import NetworkSpec, ReluStack, init_relu_stack
+from .rng import derive_seed, make_generator
+from .targets import Target
+
+__all__ = [
+    "InalResult",
+    "estimate_inal",
+    "exact_memory_bytes",
+    "check_inal_request",
+    "METHODS",
+    "DEFAULT_N_INPUTS",
+    "MAX_EXACT_BITS",
+]
+
+METHODS = ("auto", "exact", "mc", "junta")
+DEFAULT_N_INPUTS = 1 << 16
+MAX_EXACT_BITS = 32
+SAMPLE_BLOCK = 256  # inputs are drawn in blocks of this many rows, each block from its own seed stream
+_MAX_CHUNK_ROWS = 1 << 13
+_BROADCAST_MAX_M = 16
+_MAX_PATTERNS = 64
+
+
+@dataclass
+class InalResult:
+    """Per-layer INAL (layers 1..depth+1, output last), the max, standard errors over inits, counts."""
+
+    method: str
+    per_layer: np.ndarray
+    per_layer_se: np.ndarray
+    value: float
+    value_se: float
+    argmax_layer: int
+    n_inits: int
+    n_inputs: int
+    wall_s: float
+    per_init: np.ndarray = field(repr=False, default=None)  # (n_inits, depth+1): each init's neuron-mean
+
+
+# ---------------------------------------------------------------------------------------------
+# memory model: bytes(Rc inits, B rows) = fixed + Rc*per_init + B*per_row_shared + Rc*B*per_row
+# ---------------------------------------------------------------------------------------------
+
+
+def _itemsize(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def _plain_model(n: int, spec: NetworkSpec, dtype: torch.dtype, inputs_per_row: int, shared_inputs: bool):
+    s = _itemsize(dtype)
+    neurons = spec.width * spec.depth + 1
+    per_init = 3 * 8 * spec.num_parameters
+    act = inputs_per_row * neurons * (3 * s + 16)  # z, relu, transient + float64 y, y^2
+    inp = inputs_per_row * n * (s + 8)  # ±1 inputs and their int64/int8 bits
+    if shared_inputs:
+        return 0, per_init, inp, act
+    return 0, per_init, 0, act + inp
+
+
+def _split_model(n: int, spec: NetworkSpec, low_bits: int, patterns: int, shared_inputs: bool):
+    M, w = 1 << low_bits, spec.width
+    per_init = 3 * 8 * spec.num_parameters + w * M * 32
+    if M <= _BROADCAST_MAX_M:
+        per_row = w * (8 * 6 + 3 * 8 * M)
+    else:
+        per_init += patterns * w * (M + 1) * 32
+        per_row = w * 8 * 8
+    inp = (n - low_bits) * 16 + 16
+    return (0, per_init, inp, per_row) if shared_inputs else (0, per_init, 0, per_row + inp)
+
+
+def _plan(model, n_inits: int, total_rows: int, budget: int, quantum: int) -> tuple[int, int] | None:
+    """Inits per chunk and rows per chunk (a multiple of ``quantum`` or all rows) fitting ``budget``."""
+    fixed, per_init, per_row_shared, per_row = model
+    rows = min(total_rows, _MAX_CHUNK_ROWS)
+    rows = rows if rows == total_rows else max(quantum, rows // quantum * quantum)
+    while True:
+        left = budget - fixed - rows * per_row_shared
+        if left > 0:
+            r = int(left // (per_init + rows * per_row))
+            if r >= 1:
+                return min(r, n_inits), rows
+        if rows <= quantum:
+            return None
+        rows = max(quantum, (rows // 2) // quantum * quantum)
+
+
+def exact_memory_bytes(n: int, spec: NetworkSpec, *, dtype: torch.dtype = torch.float32) -> int:
+    """Peak bytes of the smallest chunk of the exact method (one init, one input row)."""
+    fixed, per_init, per_row_shared, per_row = _plain_model(n, spec, dtype, 1, True)
+    return int(fixed + per_init + per_row_shared + per_row)
+
+
+def _resolve_method(method: str, target: Target, spec: NetworkSpec) -> str:
+    if method != "auto":
+        return method
+    n = target.n
+    if n <= 16 or (spec.depth == 1 and n <= 22):
+        return "exact"
+    if len(target.relevant_bits) <= 10:
+        return "junta"
+    return "mc"
+
+
+def check_inal_request(
+    target: Target,
+    spec: NetworkSpec,
+    *,
+    n_inits: int,
+    method: str = "auto",
+    n_inputs: int | None = None,
+    memory_budget_bytes: int = 2**31,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> str:
+    """Validate an INAL request before any work; return the method that will be used.
+
+    Raises ``ValueError`` naming the setting, its value and what is allowed.
+    """
+    if not isinstance(target, Target):
+        raise ValueError(f"target must be an inal_core.targets.Target, got {type(target).__name__}")
+    if spec.input_dim != target.n:
+        raise ValueError(f"spec.input_dim={spec.input_dim} must equal the target's n={target.n}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if isinstance(n_inits, bool) or not isinstance(n_inits, int) or n_inits < 1:
+        raise ValueError(f"n_inits must be a positive integer, got {n_inits!r}")
+    if n_inputs is not None and (isinstance(n_inputs, bool) or not isinstance(n_inputs, int) or n_inputs < 2):
+        raise ValueError(f"n_inputs must be None or an integer >= 2, got {n_inputs!r}")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    if not isinstance(memory_budget_bytes, (int, float)) or memory_budget_bytes <= 0:
+        raise ValueError(f"memory_budget_bytes must be a positive number, got {memory_budget_bytes!r}")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} requested but CUDA is not available; use 'cpu'")
+    used = _resolve_method(method, target, spec)
+    n = target.n
+    if used == "exact" and n > MAX_EXACT_BITS:
+        raise ValueError(f"method='exact' enumerates 2^n inputs; n={n} exceeds {MAX_EXACT_BITS}: use 'mc' or 'junta'")
+    if used == "exact":
+        need = exact_memory_bytes(n, spec, dtype=dtype)
+    else:
+        M = 1 << len(target.relevant_bits) if used == "junta" else 1
+        if used == "junta" and len(target.relevant_bits) > 20:
+            raise ValueError(f"method='junta' sums over 2^|J| inputs; the target has |J|={len(target.relevant_bits)} > 20 relevant bits: use 'mc'")
+        fixed, per_init, shared, per_row = _plain_model(n, spec, dtype, M, False)
+        need = fixed + per_init + SAMPLE_BLOCK * (shared + per_row)
+    if need > memory_budget_bytes:
+        raise ValueError(
+            f"memory_budget_bytes={int(memory_budget_bytes)} is too small for INAL method={used!r} with n={n}, "
+            f"width={spec.width}, depth={spec.depth}: the smallest chunk needs {int(need)} bytes"
+        )
+    return used
+
+
+# ---------------------------------------------------------------------------------------------
+# engines
+# ---------------------------------------------------------------------------------------------
+
+
+def _plain_layer_sums(stack: ReluStack, x: torch.Tensor, fx: torch.Tensor, low_size: int):
+    """Per layer ``y = mean over the low block of f * v``: list of ``(Rc, B, width_l)`` float64.
+
+    ``x``: ``(B*low_size, n)`` shared or ``(Rc, B*low_size, n)``; ``fx``: matching ``(.., B*low_size)``.
+    """
+    outs = stack.layer_outputs(x)  # [(Rc, B*M, w_l)]
+    R = stack.R
+    f = fx.to(outs[0].dtype)
+    f = f.expand(R, -1) if f.dim() == 1 else f  # (Rc, B*M)
+    ys = []
+    for out in outs:
+        w = out.shape[-1]
+        y = (out * f.unsqueeze(-1)).reshape(R, -1, low_size, w).mean(dim=2)  # (Rc, B, w)
+        ys.append(y.to(torch.float64))
+    return ys
+
+
+class _SplitFirstLayer:
+    """The split engine for a depth-1 stack: low-bit part sorted once per init chunk (module docstring)."""
+
+    def __init__(self, stack: ReluStack, low_idx: list[int], high_idx: list[int], patterns: torch.Tensor):
+        dev = stack.device
+        W = stack.weights[0].to(torch.float64)  # (Rc, n, w)
+        self.R, _, self.w = W.shape
+        self.b1 = None if stack.biases[0] is None else stack.biases[0].to(torch.float64)  # (Rc, w)
+        self.a = stack.weights[1].to(torch.float64)[:, :, 0]  # (Rc, w)
+        self.b2 = None if stack.biases[1] is None else stack.biases[1].to(torch.float64)[:, 0]  # (Rc,)
+        self.W_high = W[:, high_idx, :]  # (Rc, n_high, w)
+        L = len(low_idx)
+        self.M = 1 << L
+        x_low = enumerate_cube(L, dtype=torch.float64, device=dev) if L else torch.ones(1, 0, dtype=torch.float64, device=dev)
+        p = torch.matmul(x_low, W[:, low_idx, :]).transpose(1, 2)  # (Rc, w, M)
+        self.patterns = patterns.to(torch.float64)  # (D, M)
+        self.pattern_mean = self.patterns.mean(dim=1)  # (D,) = fbar per pattern
+        self.broadcast = self.M <= _BROADCAST_MAX_M
+        if self.broadcast:
+            self.p = p
+            return
+        D = self.patterns.shape[0]
+        # sort q = -p ascending: {a : p_a > -c} = {a : q_a < c} is a prefix of the sorted order
+        q_sorted, perm = torch.sort(-p, dim=-1)  # (Rc, w, M)
+        g = self.patterns[:, perm].permute(1, 2, 0, 3)  # (Rc, w, D, M): pattern values in sorted order
+        zero = torch.zeros(self.R, self.w, D, 1, dtype=torch.float64, device=dev)
+        # exclusive prefix sums E[k] = sum_{i < k}: (Rc, w, D, M+1)
+        sg = torch.cat((zero, g.cumsum(-1)), dim=-1)
+        spg = torch.cat((zero, (g * q_sorted.unsqueeze(2)).cumsum(-1)), dim=-1)  # sums of g * (-p)
+        self.q_sorted = q_sorted.contiguous()
+        self.sg = sg.reshape(self.R, self.w, D * (self.M + 1))
+        self.spg = spg.reshape(self.R, self.w, D * (self.M + 1))
+
+    def hidden(self, x_high: torch.Tensor, pattern_id: torch.Tensor) -> torch.Tensor:
+        """``y[r, v, h] = M^-1 sum_a g_h(a) relu(p_a + c_h)``: ``(Rc, w, B)`` float64.
+
+        ``x_high``: ``(B, n_high)`` shared or ``(Rc, B, n_high)``; ``pattern_id``: ``(B,)`` or ``(Rc, B)``.
+        """
+        c = torch.matmul(x_high.to(torch.float64), self.W_high)  # (Rc, B, w)
+        if self.b1 is not None:
+            c = c + self.b1.unsqueeze(1)
+        c = c.transpose(1, 2)  # (Rc, w, B)
+        pid = pattern_id if pattern_id.dim() == 2 else pattern_id.unsqueeze(0)  # (1|Rc, B)
+        if self.broadcast:
+            z = torch.relu(c.unsqueeze(-1) + self.p.unsqueeze(2))  # (Rc, w, B, M)
+            g = self.patterns[pid]  # (1|Rc, B, M)
+            return (z * g.unsqueeze(1)).sum(-1) / self.M
+        count = torch.searchsorted(self.q_sorted, c.contiguous())  # (Rc, w, B): #{a : p_a > -c}
+        idx = pid.unsqueeze(1) * (self.M + 1) + count  # (Rc, w, B)
+        return (c * torch.gather(self.sg, -1, idx) - torch.gather(self.spg, -1, idx)) / self.M
+
+    def output(self, y_hidden: torch.Tensor, pattern_id: torch.Tensor) -> torch.Tensor:
+        """Output neuron's ``y``: ``sum_v a_v y_v + b2 fbar(h)``: ``(Rc, B)``."""
+        y = torch.einsum("rw,rwb->rb", self.a, y_hidden)
+        if self.b2 is not None:
+            fbar = self.pattern_mean[pattern_id]  # (B,) or (Rc, B)
+            y = y + self.b2.unsqueeze(1) * fbar
+        return y
+
+
+def _exact_patterns(target: Target, n: int, low: int, device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Distinct rows ``g(a) = f(a, h)`` over the low bits and each high assignment's row id, or None if too many."""
+    M, H = 1 << low, 1 << (n - low)
+    table = torch.empty(H, M, dtype=torch.int8, device=device)
+    step = max(1, (1 << 16) // M)
+    for start in range(0, H, step):
+        stop = min(start + step, H)
+        x = enumerate_cube(n, start * M, stop * M, device=device)
+        table[start:stop] = target(x).reshape(stop - start, M).to(torch.int8)
+    # fingerprint each row by a random projection, then verify exactly
+    proj = torch.randn(M, dtype=torch.float64, generator=torch.Generator().manual_seed(12345)).to(device)
+    fp = torch.cat([table[s : s + step].to(torch.float64) @ proj for s in range(0, H, step)])
+    uniq, inverse = torch.unique(fp, return_inverse=True)
+    if uniq.numel() > _MAX_PATTERNS:
+        return None
+    first = torch.full((uniq.numel(),), H, dtype=torch.int64, device=device).scatter_reduce(
+        0, inverse, torch.arange(H, device=device), reduce="amin"
+    )
+    patterns = table[first]  # (D, M)
+    for s in range(0, H, step):
+        if not torch.equal(table[s : s + step], patterns[inverse[s : s + step]]):
+            return None  # fingerprint collision (never expected): use the plain engine
+    return patterns, inverse
+
+
+def _init_seeds(seed: int, n_inits: int) -> list[int]:
+    return [derive_seed(seed, "inal_init", r) for r in range(n_inits)]
+
+
+def _sample_rows(input_seed: int, inits: range, start: int, stop: int, n: int, device, dtype) -> torch.Tensor:
+    """Rows ``start..stop-1`` of every init's input sample: ``(Rc, stop-start, n)``.
+
+    Row block ``k`` (``SAMPLE_BLOCK`` rows) of init ``r`` comes from stream ``(input_seed, "inal_inputs", r, k)``,
+    so the samples do not depend on how the work is chunked.
+    """
+    per_init = []
+    for r in inits:
+        blocks = []
+        for k in range(start // SAMPLE_BLOCK, (stop + SAMPLE_BLOCK - 1) // SAMPLE_BLOCK):
+            gen = make_generator(input_seed, "inal_inputs", r, k)
+            blocks.append(sample_cube(SAMPLE_BLOCK, n, gen, dtype=dtype))
+        rows = torch.cat(blocks)
+        off = start - (start // SAMPLE_BLOCK) * SAMPLE_BLOCK
+        per_init.append(rows[off : off + stop - start])
+    return torch.stack(per_init).to(device)
+
+
+def _summarize(per_init: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    R = per_init.shape[0]
+    mean = per_init.mean(axis=0)
+    se = per_init.std(axis=0, ddof=1) / math.sqrt(R) if R > 1 else np.full(per_init.shape[1], np.nan)
+    return mean, se
+
+
+def estimate_inal(
+    target: Target,
+    spec: NetworkSpec,
+    *,
+    n_inits: int,
+    method: str = "auto",
+    n_inputs: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    memory_budget_bytes: int = 2**31,
+    dtype: torch.dtype = torch.float32,
+    input_seed: int | None = None,
+    engine: str = "auto",
+) -> InalResult:
+    """Estimate ``INAL(target, NN)`` for networks of ``spec`` (SCIENCE.md §4); see the module docstring.
+
+    Init ``r`` uses seed ``derive_seed(seed, "inal_init", r)`` (so ``n_inits=4`` is a prefix of
+    ``n_inits=8``); sampled inputs come from ``input_seed`` (default ``seed``). ``n_inputs``: inputs per
+    init for ``mc`` and ``junta`` (``junta`` uses ``n_inputs // 2^|J|`` samples of the other bits, at
+    least 2), ignored by ``exact``. ``engine``: ``"auto"`` or ``"plain"`` (the reference path: forward
+    pass of explicit inputs). The result's ``n_inputs`` is the number of network inputs per init used.
+    """
+    t0 = time.perf_counter()
+    used = check_inal_request(target, spec, n_inits=n_inits, method=method, n_inputs=n_inputs,
+                              memory_budget_bytes=memory_budget_bytes, device=device, dtype=dtype)
+    if engine not in ("auto", "plain"):
+        raise ValueError(f"engine must be 'auto' or 'plain', got {engine!r}")
+    device = torch.device(device)
+    n = target.n
+    budget = int(memory_budget_bytes)
+    relevant = sorted(target.relevant_bits)
+    if used == "junta" and len(relevant) == n:
+        used = "exact"  # nothing left to sample
+    seeds = _init_seeds(seed, n_inits)
+    input_seed = seed if input_seed is None else input_seed
+    split = engine == "auto" and spec.depth == 1
+    L = spec.num_layers
+    per_init = np.empty((n_inits, L))
+
+    if used == "exact":
+        n_used = 1 << n
+        low = (n + 1) // 2
+        found = _exact_patterns(target, n, low, device) if split else None
+        plan = None
+        if found is not None:
+            patterns, pattern_id = found
+            model = _split_model(n, spec, low, patterns.shape[0], True)
+            plan = _plan(model, n_inits, 1 << (n - low), budget - (1 << n) * 9, 1)
+        if plan is not None:
+            rc, rows = plan
+            low_idx, high_idx = list(range(low)), list(range(low, n))
+            for r0 in range(0, n_inits, rc):
+                stack = init_relu_stack(spec, seeds[r0 : r0 + rc], dtype=dtype, device=device)
+                eng = _SplitFirstLayer(stack, low_idx, high_idx, patterns)
+                s_hidden = torch.zeros(stack.R, spec.width, dtype=torch.float64, device=device)
+                s_out = torch.zeros(stack.R, dtype=torch.float64, device=device)
+                for h0 in range(0, 1 << (n - low), rows):
+                    h1 = min(h0 + rows, 1 << (n - low))
+                    x_high = enumerate_cube(n - low, h0, h1, dtype=torch.float64, device=device) if n > low else \
+                        torch.ones(1, 0, dtype=torch.float64, device=device)
+                    pid = pattern_id[h0:h1]
+                    y = eng.hidden(x_high, pid)  # (Rc, w, B)
+                    s_hidden += y.sum(-1)
+                    s_out += eng.output(y, pid).sum(-1)
+                H = float(1 << (n - low))
+                per_init[r0 : r0 + stack.R, 0] = (s_hidden / H).square().mean(1).cpu().numpy()
+                per_init[r0 : r0 + stack.R, 1] = (s_out / H).square().cpu().numpy()
+        else:
+            model = _plain_model(n, spec, dtype, 1, True)
+            rc, rows = _plan(model, n_inits, 1 << n, budget, 1)
+            for r0 in range(0, n_inits, rc):
+                stack = init_relu_stack(spec, seeds[r0 : r0 + rc], dtype=dtype, device=device)
+                sums = [torch.zeros(stack.R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
+                for start in range(0, 1 << n, rows):
+                    x = enumerate_cube(n, start, min(start + rows, 1 << n), dtype=dtype, device=device)
+                    fx = target(x).to(dtype)  # (B,)
+                    outs = stack.layer_outputs(x)  # [(Rc, B, w_l)]
+                    for s, out in zip(sums, outs):
+                        s += torch.matmul(fx, out).to(torch.float64)  # (Rc, w_l): one reduction per chunk
+                for l, s in enumerate(sums):
+                    per_init[r0 : r0 + stack.R, l] = (s / float(1 << n)).square().mean(1).cpu().numpy()
+    else:
+        m_total = DEFAULT_N_INPUTS if n_inputs is None else n_inputs
+        J = relevant if used == "junta" else []
+        M = 1 << len(J)
+        m = max(2, m_total // M)  # samples (of the non-relevant bits for junta)
+        n_used = m * M
+        others = [i for i in range(n) if i not in set(J)]
+        if used == "junta":
+            x_j = torch.ones(M, n, dtype=dtype, device=device)
+            x_j[:, J] = enumerate_cube(len(J), dtype=dtype, device=device)
+            g = target(x_j).to(dtype)  # (M,): f on the relevant bits (others are irrelevant)
+        use_split = split and used == "junta"
+        if use_split:
+            model = _split_model(n, spec, len(J), 1, False)
+        else:
+            model = _plain_model(n, spec, dtype, M, False)
+        plan = _plan(model, n_inits, m, budget, SAMPLE_BLOCK)
+        if plan is None:
+            raise ValueError(f"memory_budget_bytes={budget} is too small for method={used!r} (n={n}, width={spec.width})")
+        rc, rows = plan
+        for r0 in range(0, n_inits, rc):
+            stack = init_relu_stack(spec, seeds[r0 : r0 + rc], dtype=dtype, device=device)
+            R = stack.R
+            S = [torch.zeros(R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
+            Q = [torch.zeros(R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
+            if use_split:
+                eng = _SplitFirstLayer(stack, J, others, g.to(torch.float64).unsqueeze(0))
+            for s0 in range(0, m, rows):
+                s1 = min(s0 + rows, m)
+                x = _sample_rows(input_seed, range(r0, r0 + R), s0, s1, n, device, dtype)  # (Rc, B, n)
+                if use_split:
+                    pid = torch.zeros(s1 - s0, dtype=torch.int64, device=device)
+                    y_h = eng.hidden(x[..., others], pid)  # (Rc, w, B)
+                    ys = [y_h.transpose(1, 2), eng.output(y_h, pid).unsqueeze(-1)]
+                elif used == "junta":
+                    xx = x.unsqueeze(2).repeat(1, 1, M, 1)  # (Rc, B, M, n)
+                    xx[..., J] = x_j[:, J]
+                    fx = g.repeat(s1 - s0)  # (B*M,)
+                    ys = _plain_layer_sums(stack, xx.reshape(R, -1, n), fx, M)
+                else:
+                    ys = _plain_layer_sums(stack, x, target(x), 1)
+                for s, q, y in zip(S, Q, ys):  # y: (Rc, B, w_l) float64
+                    s += y.sum(1)
+                    q += y.square().sum(1)
+            for l, (s, q) in enumerate(zip(S, Q)):
+                u = (s.square() - q) / (m * (m - 1))  # unbiased for corr^2, per neuron
+                per_init[r0 : r0 + R, l] = u.mean(1).cpu().numpy()
+
+    mean, se = _summarize(per_init)
+    best = int(np.argmax(mean))
+    return InalResult(
+        method=used,
+        per_layer=mean,
+        per_layer_se=se,
+        value=float(mean[best]),
+        value_se=float(se[best]),
+        argmax_layer=best + 1,
+        n_inits=n_inits,
+        n_inputs=int(n_used),
+        wall_s=time.perf_counter() - t0,
+        per_init=per_init,
+    )
