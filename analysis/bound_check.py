@@ -1,0 +1,214 @@
+"""The empirical check of Theorem 1's scaling (SCIENCE.md §6).
+
+Theorem 1 bounds ``|E[fbar(x) NN_T(x)]| = O(gamma T sqrt(E A) / sigma * n^{-(c-1)/8})``, where the
+expectation is over the inputs *and* the algorithm's randomness (initialization, noise). With the
+normalized correlation
+
+    R(n) = |E[corr_T](n)| * sigma / (gamma T sqrt(E(n) A))
+
+the bound says ``R(n) <= K n^{-(c-1)/8}``: if ``R`` follows a power law, its log-log slope is at
+most ``s_pred = -(c_eff - 1)/8``, with ``c_eff = min(c, lower confidence limit of ĉ)`` (the exponent
+the data entitle the bound to; ĉ from :mod:`analysis.fits` for the same target and network).
+
+Points. A point is one ``n`` (and its ``N``, ``E``) of a group with fixed target, c, width, depth,
+init, bias, T, gamma, sigma, A, precision, loss, batch and extension: ``E[corr_T]`` is estimated by
+the mean of the final correlations over the seeds whose status is ``ok``, and its standard error by
+the seed-to-seed scatter ``sd / sqrt(S)`` (which includes the evaluation noise; with a single
+seed, that run's ``corr_se``, which misses the seed scatter, and the point says so). This is the
+quantity the theorem bounds; fitting seeds one by one and dropping those at the noise floor would
+keep only the luckiest seeds at large n and bias the slope upward. Diverged and failed runs are
+counted, not used.
+
+Resolution. A point with ``|mean corr| <= z * se`` is *unresolved*: its correlation is consistent
+with zero, so it is an upper bound ``R_upper = (|mean| + z se) / prefactor``, plotted and counted as
+such and never fitted as a value. ``z = resolve_z`` (default 2) when the error is a run's own
+``corr_se``; when it is estimated from S seeds, ``z`` is the Student-t quantile with S-1 degrees of
+freedom of the same tail probability (2.65 for S = 6), otherwise noise would pass for signal in
+about one point in ten instead of one in twenty.
+
+Fit. Weighted least squares of ``log R`` on ``log n`` over the resolved points with
+``se(log R) = se / |mean|``, residual-scaled Student-t interval at ``level``
+(:func:`analysis.regression.fit_line`).
+
+Verdict (one-sided, because the bound is one-sided). The null hypothesis is that the bound holds,
+``slope <= s_pred``. It is *violated* only when the data reject it: the lower limit of the slope's
+two-sided ``level`` interval lies above ``s_pred`` (a one-sided test at ``(1 - level)/2``, 2.5% by
+default). Otherwise, with at least ``min_resolved`` resolved distinct n, it is *consistent*
+(``slope_hi <= s_pred`` is reported as ``decay_established``: the data show a decay at least as
+fast as predicted, not merely fail to contradict it). *Unresolved* when there are too few resolved
+points, or the bound cannot be tested: sigma = 0 (vacuous bound), no finite exponent, or the
+INAL fit rejects the theorem's hypothesis (``ĉ_hi < 1``: INAL decays more slowly than ``n^{-1}``).
+When ``c_eff < 1`` but the interval of ĉ still reaches 1 (a c = 1 target always has ``ĉ_lo``
+somewhat below 1), the test proceeds with the lenient ``s_pred = -(c_eff - 1)/8 > 0``, as the rule
+``min(c, ĉ_lo)`` says, and the reason notes it. Many groups mean many tests: at 2.5% each, about one group in 40 where the bound
+holds exactly at equality would read "violated" by chance; the report says how many groups it tested.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .fits import INAL_GROUP_KEYS
+from .regression import fit_line, normal_cdf, student_t_quantile
+
+__all__ = ["BOUND_GROUP_KEYS", "VERDICTS", "bound_points", "check_bound", "predicted_slope"]
+
+BOUND_GROUP_KEYS = ("target", "c", "width", "depth", "init", "bias", "T", "gamma", "sigma", "A",
+                    "precision", "loss", "batch", "N_spec")
+VERDICTS = ("consistent", "violated", "unresolved")
+
+
+def predicted_slope(c_eff: float) -> float:
+    """The bound's log-log slope of ``R(n)``: ``-(c_eff - 1) / 8``."""
+    return -(c_eff - 1.0) / 8.0
+
+
+def _present(frame: pd.DataFrame, keys) -> list[str]:
+    return [k for k in keys if k in frame.columns]
+
+
+def bound_points(runs: pd.DataFrame, *, group_keys=BOUND_GROUP_KEYS, resolve_z: float = 2.0) -> pd.DataFrame:
+    """One row per (group, n, N, E): seed-mean correlation, its error, ``R`` and its resolution.
+
+    Columns: group keys, ``n, N, E, n_runs, n_ok, n_diverged, n_failed, corr_mean, corr_se,
+    se_source`` (``"seeds"`` or ``"single-run"``), ``prefactor, R, R_se, resolved, resolve_threshold`` (the z used), ``R_upper`` (the
+    upper bound ``(|corr_mean| + z corr_se) / prefactor``, for every point), ``log_n,
+    log_R, log_R_se`` (NaN when unresolved), ``runs_resolved`` (runs with ``|corr| > resolve_z
+    corr_se`` on their own, for information).
+    """
+    keys = _present(runs, group_keys)
+    point_keys = keys + [k for k in ("n", "N", "E") if k in runs.columns]
+    if len(runs) == 0:
+        return pd.DataFrame(columns=point_keys)
+    # Imported here: ``inal_core`` imports torch (seconds), which INAL-only reports do not need.
+    from inal_core.bound import bound_prefactor
+
+    records = []
+    for key, g in runs.groupby(point_keys, dropna=False, sort=True):
+        rec = dict(zip(point_keys, key if isinstance(key, tuple) else (key,)))
+        status = g["status"].astype(str)
+        ok = g[(status == "ok") & np.isfinite(g["corr"].astype(np.float64))]
+        corr = ok["corr"].to_numpy(dtype=np.float64)
+        rec.update(n_runs=len(g), n_ok=len(ok), n_diverged=int((status == "diverged").sum()),
+                   n_failed=int((status == "failed").sum()))
+        first = g.iloc[0]
+        pref = float(bound_prefactor(first["gamma"], first["T"], rec.get("E", first["E"]),
+                                     first["A"], first["sigma"]))
+        if len(ok) == 0:
+            mean, se, src = math.nan, math.nan, "none"
+        elif len(ok) == 1:
+            mean, se, src = float(corr[0]), float(ok["corr_se"].iloc[0]), "single-run"
+        else:
+            mean, se, src = float(corr.mean()), float(corr.std(ddof=1) / math.sqrt(len(corr))), "seeds"
+        # resolve_z is on the normal scale; a standard error estimated from S seeds has S-1 dof,
+        # so the same two-sided tail probability needs the Student-t quantile (2 -> 2.65 at S=6).
+        z = (student_t_quantile(normal_cdf(resolve_z), len(ok) - 1) if src == "seeds" else resolve_z)
+        resolved = bool(np.isfinite(mean) and se >= 0 and abs(mean) > z * se
+                        and math.isfinite(pref) and pref > 0)
+        r = abs(mean) / pref if math.isfinite(pref) and pref > 0 else math.nan
+        rec.update(corr_mean=mean, corr_se=se, se_source=src, prefactor=pref, R=r,
+                   R_se=se / pref if math.isfinite(pref) and pref > 0 else math.nan,
+                   resolved=resolved,
+                   resolve_threshold=z, R_upper=(abs(mean) + z * se) / pref if math.isfinite(pref) and pref > 0 else math.nan,
+                   runs_resolved=int((np.abs(corr) > resolve_z * ok["corr_se"].to_numpy(dtype=np.float64)).sum()))
+        records.append(rec)
+    pts = pd.DataFrame(records)
+    pts["log_n"] = np.log(pts["n"].astype(np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pts["log_R"] = np.where(pts["resolved"], np.log(pts["R"]), np.nan)
+        pts["log_R_se"] = np.where(pts["resolved"], pts["corr_se"] / pts["corr_mean"].abs(), np.nan)
+    return pts
+
+
+def _exponent_lookup(inal_fits: pd.DataFrame | None) -> tuple[list[str], dict[tuple, tuple]]:
+    """Keys and ``{(target, c, width, depth, init, bias): (c_hat_lo, c_hat_hi)}`` from ``fit_inal_exponents``."""
+    if inal_fits is None or len(inal_fits) == 0:
+        return [], {}
+    keys = _present(inal_fits, INAL_GROUP_KEYS)
+    return keys, {tuple(_norm(row[k]) for k in keys): (float(row["c_hat_lo"]), float(row["c_hat_hi"]))
+                  for _, row in inal_fits.iterrows()}
+
+
+def _norm(v):
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v)
+    return str(v)
+
+
+def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, level: float = 0.95,
+                group_keys=BOUND_GROUP_KEYS, resolve_z: float = 2.0, min_resolved: int = 3) -> pd.DataFrame:
+    """The verdict per group (see the module docstring for every rule).
+
+    Returns one row per group: the group keys, ``c_nominal, c_hat_lo, c_eff, c_source``
+    (``"nominal"`` or ``"inal_fit"``), ``predicted_slope, slope, slope_lo, slope_hi, slope_se,
+    compensated_slope`` (``slope + (c_eff - 1)/8``: ``<= 0`` is the bound's shape),
+    ``chi2_per_dof, dof, n_resolved, n_unresolved, n_resolved_values`` (list of n),
+    ``n_unresolved_values, runs_ok, runs_diverged, runs_failed, decay_established, verdict, reason``.
+    """
+    pts = bound_points(runs, group_keys=group_keys, resolve_z=resolve_z)
+    keys = _present(runs, group_keys)
+    fit_keys, lookup = _exponent_lookup(inal_fits)
+    records = []
+    if len(pts) == 0:
+        return pd.DataFrame(records)
+    for key, g in pts.groupby(keys, dropna=False, sort=True):
+        rec = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        c_nom = float(rec.get("c", math.nan))
+        c_hat_lo, c_hat_hi = lookup.get(tuple(_norm(rec.get(k)) for k in fit_keys), (math.nan, math.nan))
+        if math.isfinite(c_hat_lo):
+            c_eff, src = min(c_nom, c_hat_lo), ("inal_fit" if c_hat_lo < c_nom else "nominal")
+        else:
+            c_eff, src = c_nom, "nominal"
+        res, unres = g[g["resolved"]], g[~g["resolved"]]
+        rec.update(c_nominal=c_nom, c_hat_lo=c_hat_lo, c_hat_hi=c_hat_hi, c_eff=c_eff, c_source=src,
+                   predicted_slope=predicted_slope(c_eff) if math.isfinite(c_eff) else math.nan,
+                   n_resolved=int(len(res)), n_unresolved=int(len(unres)),
+                   n_resolved_values=sorted(int(v) for v in res["n"]),
+                   n_unresolved_values=sorted(int(v) for v in unres["n"]),
+                   runs_ok=int(g["n_ok"].sum()), runs_diverged=int(g["n_diverged"].sum()),
+                   runs_failed=int(g["n_failed"].sum()), level=level,
+                   slope=math.nan, slope_lo=math.nan, slope_hi=math.nan, slope_se=math.nan,
+                   intercept=math.nan, compensated_slope=math.nan, chi2_per_dof=math.nan, dof=0,
+                   decay_established=False)
+        sigma = float(rec["sigma"]) if "sigma" in rec else math.nan
+        reason = None
+        if not np.all(np.isfinite(g["prefactor"])) or sigma == 0:
+            reason = "sigma = 0: the bound is vacuous"
+        elif not math.isfinite(c_eff):
+            reason = "no finite INAL exponent (fit INAL over n for this target and network)"
+        elif c_hat_hi < 1 or (c_nom < 1 and not math.isfinite(c_hat_hi)):
+            reason = (f"the theorem needs INAL = O(n^-c) with c >= 1; the INAL fit gives c_hat <= "
+                      f"{c_hat_hi if math.isfinite(c_hat_hi) else c_nom:.3g}")
+        elif res["n"].nunique() < max(min_resolved, 3):
+            reason = f"{res['n'].nunique()} resolved n values < {max(min_resolved, 3)}"
+        if reason is None:
+            se = res["log_R_se"].to_numpy(dtype=np.float64)
+            fit = fit_line(res["log_n"], res["log_R"], se if np.all(se > 0) else None, level=level)
+            s_pred = rec["predicted_slope"]
+            lo, hi = fit.slope_ci
+            rec.update(slope=fit.slope, slope_lo=lo, slope_hi=hi, slope_se=fit.slope_se,
+                       intercept=fit.intercept, compensated_slope=fit.slope - s_pred,
+                       chi2_per_dof=(fit.chi2 / fit.dof) if fit.dof > 0 else math.nan, dof=fit.dof,
+                       decay_established=bool(hi <= s_pred))
+            lenient = (f"; c_eff = {c_eff:.3f} < 1 (c_hat's interval reaches 1): lenient predicted slope"
+                       if c_eff < 1 else "")
+            if lo > s_pred:
+                verdict = "violated"
+                reason = (f"slope {fit.slope:.3f}, {level:.0%} CI [{lo:.3f}, {hi:.3f}] lies above the "
+                          f"predicted {s_pred:.3f}{lenient}")
+            else:
+                verdict = "consistent"
+                reason = (f"slope {fit.slope:.3f}, {level:.0%} CI [{lo:.3f}, {hi:.3f}] reaches "
+                          f"the predicted {s_pred:.3f} or below{lenient}")
+        else:
+            verdict = "unresolved"
+        rec.update(verdict=verdict, reason=reason)
+        records.append(rec)
+    return pd.DataFrame(records)

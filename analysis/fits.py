@@ -1,0 +1,168 @@
+"""INAL exponent fits: the measured ``ĉ`` of ``INAL(n) ~ n^{-c}`` with a confidence interval.
+
+For each group (target, c, width, depth, init, bias) the points are the INAL estimates at each
+``n`` (by default the max over layers, ``is_max``; or one given layer). The fit is weighted least
+squares of ``log INAL`` on ``log n``, with ``se(log INAL) = se / INAL`` (delta method), and
+``ĉ = -slope`` (:func:`analysis.regression.fit_line`).
+
+Why this interval and not a bootstrap over initializations: the store keeps, per setting, the
+mean over ``n_inits`` i.i.d. initializations and its standard error, not the per-initialization
+values, so a nonparametric bootstrap over initializations cannot be done from the data; with
+hundreds of initializations the mean is close to normal and its standard error is accurate (relative
+error about ``1/sqrt(2 n_inits)``). What the standard errors do not cover is lack of fit: INAL is a
+power law only asymptotically, and a curved pre-asymptotic range makes the points scatter about
+the line by more than their errors. The default interval therefore scales the covariance by the
+residual ``chi^2/dof`` and uses the Student-t quantile with ``m - 2`` degrees of freedom: it has
+its nominal coverage when the errors are right up to a common factor and widens by itself under
+lack of fit. The interval that trusts the errors as exact (normal quantile, no scaling) is
+reported beside it (``c_hat_ci_known``); ``chi2_per_dof`` far above 1 says the two disagree.
+
+Points and their resolution: several estimates of the same ``(group, n)`` (e.g. exact at small n and
+Monte Carlo at large n, or two runs of the estimator) are combined by inverse-variance weighting.
+A point with ``INAL <= resolve_z * se`` (default 2) is *unresolved*: consistent with zero, so its
+logarithm is meaningless; it is counted and shown as an upper bound ``INAL + resolve_z * se``,
+never fitted. ``ĉ`` is an effective exponent over the fitted range of n, not a limit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .regression import fit_line
+
+__all__ = ["INAL_GROUP_KEYS", "inal_points", "fit_inal_exponents", "group_label"]
+
+INAL_GROUP_KEYS = ("target", "c", "width", "depth", "init", "bias")
+
+
+def _present(frame: pd.DataFrame, keys) -> list[str]:
+    return [k for k in keys if k in frame.columns]
+
+
+def group_label(row, keys) -> str:
+    """Short human label ``target c=2 w8 d2 normal`` of a group row."""
+    parts = []
+    for k in keys:
+        if k not in row:
+            continue
+        v = row[k]
+        if k == "target":
+            parts.insert(0, str(v))
+        elif k == "c":
+            parts.append(f"c={v:g}" if isinstance(v, float) else f"c={v}")
+        elif k == "width":
+            parts.append(f"w{v}")
+        elif k == "depth":
+            parts.append(f"d{v}")
+        elif k == "bias":
+            parts.append("" if bool(v) else "nobias")
+        else:
+            parts.append(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}")
+    return " ".join(p for p in parts if p)
+
+
+def inal_points(inal: pd.DataFrame, *, layer="max", group_keys=INAL_GROUP_KEYS,
+                resolve_z: float = 2.0) -> pd.DataFrame:
+    """One row per (group, n): combined estimate and whether it is resolved.
+
+    Parameters
+    ----------
+    inal : DataFrame
+        The ``inal`` dataset (:func:`analysis.load.load_inal`).
+    layer : "max" or int
+        ``"max"``: the rows flagged ``is_max`` (INAL = max over layers); an int: that layer
+        (1-based; the output layer is ``depth + 1``).
+    group_keys : sequence of str
+        Columns identifying a curve ``INAL(n)``; absent ones are ignored.
+    resolve_z : float
+        A point is resolved when ``inal > resolve_z * inal_se``.
+
+    Returns
+    -------
+    DataFrame with the group keys and ``n, inal, inal_se, n_estimates, resolved, upper``
+    (``upper = inal + resolve_z * inal_se``), ``log_n, log_inal, log_se`` (NaN when unresolved).
+    """
+    keys = _present(inal, group_keys)
+    cols = keys + ["n", "inal", "inal_se"]
+    if len(inal) == 0:
+        return pd.DataFrame(columns=cols + ["n_estimates", "resolved", "upper", "log_n", "log_inal", "log_se"])
+    if layer == "max":
+        rows = inal[inal["is_max"].astype(bool)]
+    else:
+        rows = inal[inal["layer"] == int(layer)]
+    rows = rows[np.isfinite(rows["inal"]) & np.isfinite(rows["inal_se"])]
+
+    def combine(g: pd.DataFrame) -> pd.Series:
+        se = g["inal_se"].to_numpy(dtype=np.float64)
+        val = g["inal"].to_numpy(dtype=np.float64)
+        if np.all(se > 0):
+            w = 1.0 / se**2
+            est, est_se = float(np.sum(w * val) / np.sum(w)), float(1.0 / math.sqrt(np.sum(w)))
+        else:  # an exact (zero-variance) estimate wins
+            exact = val[se == 0]
+            est, est_se = float(np.mean(exact)), 0.0
+        return pd.Series({"inal": est, "inal_se": est_se, "n_estimates": len(g)})
+
+    pts = (rows.groupby(keys + ["n"], dropna=False, sort=True)[["inal", "inal_se"]]
+           .apply(combine).reset_index())
+    pts["n_estimates"] = pts["n_estimates"].astype(np.int64)
+    pts["resolved"] = pts["inal"] > resolve_z * pts["inal_se"]
+    pts["upper"] = pts["inal"].clip(lower=0.0) + resolve_z * pts["inal_se"]
+    pts["log_n"] = np.log(pts["n"].astype(np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pts["log_inal"] = np.where(pts["resolved"], np.log(pts["inal"].where(pts["inal"] > 0)), np.nan)
+        pts["log_se"] = np.where(pts["resolved"], pts["inal_se"] / pts["inal"], np.nan)
+    return pts
+
+
+def fit_inal_exponents(inal: pd.DataFrame, *, layer="max", level: float = 0.95,
+                       group_keys=INAL_GROUP_KEYS, resolve_z: float = 2.0,
+                       min_points: int = 3) -> pd.DataFrame:
+    """Fit ``log INAL = a - ĉ log n`` per group; one row per group.
+
+    Columns: the group keys, ``c_nominal``, ``c_hat``, ``c_hat_lo``, ``c_hat_hi`` (interval at
+    ``level``, residual-scaled t; see the module docstring), ``c_hat_se``, ``c_hat_ci_known``
+    (``[lo, hi]`` trusting the errors), ``intercept``, ``chi2_per_dof``, ``dof``, ``n_points``
+    (resolved, fitted), ``n_unresolved``, ``n_fit_min``, ``n_fit_max``, ``status`` (``"fitted"``,
+    or why not: fewer than ``min_points`` resolved distinct n), ``method``, ``level``, ``layer``.
+    A group with fewer than ``min_points`` resolved points gets NaN exponents.
+    """
+    pts = inal_points(inal, layer=layer, group_keys=group_keys, resolve_z=resolve_z)
+    keys = _present(pts, group_keys)
+    records = []
+    if len(pts) == 0:
+        return pd.DataFrame(records)
+    for key, g in pts.groupby(keys, dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        rec = dict(zip(keys, key))
+        rec["c_nominal"] = float(rec["c"]) if "c" in rec else math.nan
+        res = g[g["resolved"]]
+        rec.update(n_points=int(len(res)), n_unresolved=int((~g["resolved"]).sum()),
+                   n_fit_min=int(res["n"].min()) if len(res) else None,
+                   n_fit_max=int(res["n"].max()) if len(res) else None,
+                   level=level, layer=str(layer))
+        nan_fit = dict(c_hat=math.nan, c_hat_lo=math.nan, c_hat_hi=math.nan, c_hat_se=math.nan,
+                       c_hat_ci_known=[math.nan, math.nan], intercept=math.nan,
+                       chi2_per_dof=math.nan, dof=0, method="")
+        if res["n"].nunique() < max(min_points, 2):
+            rec.update(nan_fit, status=f"too few resolved points ({res['n'].nunique()} < {min_points})")
+            records.append(rec)
+            continue
+        se = res["log_se"].to_numpy()
+        if np.any(se <= 0):  # exact values: no sampling error, the residual scale alone
+            fit = fit_line(res["log_n"], res["log_inal"], None, level=level)
+            known = None
+        else:
+            fit = fit_line(res["log_n"], res["log_inal"], se, level=level)
+            known = fit_line(res["log_n"], res["log_inal"], se, level=level, scale="known")
+        rec.update(c_hat=-fit.slope, c_hat_lo=-fit.slope_ci[1], c_hat_hi=-fit.slope_ci[0],
+                   c_hat_se=fit.slope_se,
+                   c_hat_ci_known=[-known.slope_ci[1], -known.slope_ci[0]] if known else [math.nan] * 2,
+                   intercept=fit.intercept,
+                   chi2_per_dof=(fit.chi2 / fit.dof) if fit.dof > 0 else math.nan,
+                   dof=fit.dof, method=fit.method, status="fitted")
+        records.append(rec)
+    return pd.DataFrame(records)

@@ -1,0 +1,206 @@
+"""The report's figures, drawn on ``matplotlib.figure.Figure`` objects (no pyplot state, any backend).
+
+- :func:`plot_inal_scaling`: INAL against n (log-log), fitted lines with ĉ and its interval, the
+  nominal slope ``n^{-c}`` dashed; unresolved points as open down-triangles at their upper bound.
+- :func:`plot_bound_check`: ``R(n) n^{(c_eff-1)/8}`` against n, one panel per c: the bound says this
+  compensated ratio is flat or decreasing; fitted lines and verdicts; upper bounds as down-triangles.
+- :func:`plot_corr_vs_inal`: mean final correlation against INAL (log x).
+- :func:`plot_learning_curves`: mean correlation against step, one panel per (target, c), one line per n.
+
+Every function returns the Figure (``fig.savefig(path, dpi=...)`` writes a PNG).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .bound_check import BOUND_GROUP_KEYS
+from .fits import INAL_GROUP_KEYS, group_label
+
+__all__ = ["plot_inal_scaling", "plot_bound_check", "plot_corr_vs_inal", "plot_learning_curves"]
+
+MAX_PANELS = 12
+
+
+def _grid(k: int, panel=(4.6, 3.6)) -> tuple[Figure, list]:
+    k = max(1, min(k, MAX_PANELS))
+    cols = min(3, k)
+    rows = math.ceil(k / cols)
+    fig = Figure(figsize=(panel[0] * cols, panel[1] * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
+    for ax in axes[k:]:
+        ax.set_visible(False)
+    return fig, axes[:k]
+
+
+def _varying(frame: pd.DataFrame, keys) -> list[str]:
+    return [k for k in keys if k in frame.columns and frame[k].astype(str).nunique() > 1]
+
+
+def _empty_figure(message: str) -> Figure:
+    fig = Figure(figsize=(6, 2.5), layout="constrained")
+    ax = fig.subplots()
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, wrap=True)
+    ax.set_axis_off()
+    return fig
+
+
+def _colors(k: int):
+    from matplotlib import colormaps
+    cmap = colormaps["tab10"] if k <= 10 else colormaps["viridis"]
+    return [cmap(i if k <= 10 else i / max(1, k - 1)) for i in range(k)]
+
+
+def plot_inal_scaling(points: pd.DataFrame, fits: pd.DataFrame) -> Figure:
+    """INAL vs n on log-log axes per target, with fitted and nominal slopes (see module docstring)."""
+    if len(points) == 0:
+        return _empty_figure("no INAL estimates in this study")
+    targets = sorted(points["target"].astype(str).unique())
+    fig, axes = _grid(len(targets))
+    for ax, target in zip(axes, targets):
+        pts_t = points[points["target"].astype(str) == target]
+        keys = [k for k in INAL_GROUP_KEYS if k in pts_t.columns and k != "target"]
+        label_keys = _varying(pts_t, keys) or [k for k in ("c",) if k in keys]
+        groups = list(pts_t.groupby(keys, dropna=False, sort=True)) if keys else [((), pts_t)]
+        nominal_drawn = False
+        for color, (key, g) in zip(_colors(len(groups)), groups):
+            key = key if isinstance(key, tuple) else (key,)
+            rec = dict(zip(keys, key))
+            res, unres = g[g["resolved"]], g[~g["resolved"]]
+            ax.errorbar(res["n"], res["inal"], yerr=res["inal_se"], fmt="o", ms=4, color=color, capsize=2)
+            if len(unres):
+                ax.scatter(unres["n"], unres["upper"], marker="v", facecolors="none", edgecolors=color, s=30)
+            label = group_label(rec, label_keys)
+            f = fits[np.logical_and.reduce([fits[k].astype(str) == str(v) for k, v in
+                                            {"target": target, **rec}.items() if k in fits.columns])] \
+                if len(fits) else fits
+            if len(f) and f.iloc[0]["status"] == "fitted":
+                row = f.iloc[0]
+                ns = np.geomspace(row["n_fit_min"], row["n_fit_max"], 20)
+                ax.plot(ns, np.exp(row["intercept"]) * ns ** (-row["c_hat"]), "-", color=color, lw=1.4,
+                        label=f"{label}: ĉ={row['c_hat']:.2f} [{row['c_hat_lo']:.2f}, {row['c_hat_hi']:.2f}]")
+                c_nom = row["c_nominal"]
+                if math.isfinite(c_nom):
+                    mid = math.sqrt(row["n_fit_min"] * row["n_fit_max"])
+                    y_mid = math.exp(row["intercept"]) * mid ** (-row["c_hat"])
+                    ax.plot(ns, y_mid * (ns / mid) ** (-c_nom), "--", color=color, lw=0.9, alpha=0.8,
+                            label=None if nominal_drawn else "nominal slope -c (dashed)")
+                    nominal_drawn = True
+            else:
+                ax.plot([], [], "o", color=color, label=f"{label}: not fitted")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("n")
+        ax.set_ylabel("INAL (max over layers)")
+        ax.set_title(f"{target}: INAL vs n", fontsize=10)
+        ax.legend(fontsize=7, loc="best")
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle("INAL scaling (▽ = unresolved: upper bound, not fitted)", fontsize=11)
+    return fig
+
+
+def plot_bound_check(points: pd.DataFrame, checks: pd.DataFrame) -> Figure:
+    """``R(n) n^{(c_eff-1)/8}`` vs n per c: flat or decreasing is the bound's shape."""
+    if len(points) == 0 or len(checks) == 0:
+        return _empty_figure("no training runs in this study: nothing to check against the bound")
+    keys = [k for k in BOUND_GROUP_KEYS if k in points.columns and k in checks.columns]
+    cs = sorted(checks["c_nominal"].unique())
+    fig, axes = _grid(len(cs))
+    for ax, c in zip(axes, cs):
+        chk_c = checks[checks["c_nominal"] == c]
+        label_keys = _varying(chk_c, [k for k in keys if k != "c"]) or ["target"]
+        for color, (_, chk) in zip(_colors(len(chk_c)), chk_c.iterrows()):
+            mask = np.logical_and.reduce([points[k].astype(str) == str(chk[k]) for k in keys])
+            g = points[mask]
+            c_eff = chk["c_eff"] if math.isfinite(chk["c_eff"]) else 1.0
+            comp = g["n"].astype(np.float64) ** ((c_eff - 1.0) / 8.0)
+            res = g["resolved"].to_numpy(bool)
+            ax.errorbar(g["n"][res], (g["R"] * comp)[res], yerr=(g["R_se"] * comp)[res], fmt="o", ms=4,
+                        color=color, capsize=2)
+            if (~res).any():
+                ax.scatter(g["n"][~res], (g["R_upper"] * comp)[~res], marker="v", facecolors="none",
+                           edgecolors=color, s=30)
+            label = f"{group_label(chk, label_keys)}: {chk['verdict']}"
+            if math.isfinite(chk["slope"]):
+                ns = np.geomspace(min(chk["n_resolved_values"]), max(chk["n_resolved_values"]), 20)
+                ax.plot(ns, np.exp(chk["intercept"]) * ns ** chk["compensated_slope"], "-", color=color,
+                        lw=1.3, label=f"{label} (slope {chk['slope']:.2f} [{chk['slope_lo']:.2f}, "
+                                      f"{chk['slope_hi']:.2f}] vs {chk['predicted_slope']:.2f})")
+                y0 = np.exp(chk["intercept"]) * ns[0] ** chk["compensated_slope"]
+                ax.plot(ns, np.full_like(ns, y0), ":", color=color, lw=1.0)
+            else:
+                ax.plot([], [], "o", color=color, label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("n")
+        ax.set_ylabel("R(n) · n^((c_eff-1)/8)")
+        ax.set_title(f"c = {c:g}: flat (dotted) or falling is consistent", fontsize=10)
+        ax.legend(fontsize=6.5, loc="best")
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle("Bound check: R(n) = |E corr| σ / (γ T √(E A)), compensated by the predicted decay"
+                 " (▽ = unresolved: upper bound)", fontsize=10)
+    return fig
+
+
+def plot_corr_vs_inal(table: pd.DataFrame) -> Figure:
+    """Mean final correlation against INAL at the same n (log x), one colour per target and c."""
+    if len(table) == 0 or "inal" not in table.columns or not np.isfinite(table["inal"]).any():
+        return _empty_figure("needs both training runs and INAL estimates")
+    fig = Figure(figsize=(7.5, 5), layout="constrained")
+    ax = fig.subplots()
+    tab = table[np.isfinite(table["inal"])]
+    groups = list(tab.groupby(["target", "c"], dropna=False, sort=True))
+    for color, ((target, c), g) in zip(_colors(len(groups)), groups):
+        x = np.where(g["inal_resolved"].astype(bool), g["inal"], g["inal"].clip(lower=0) + 2 * g["inal_se"])
+        filled = g["inal_resolved"].astype(bool).to_numpy()
+        ax.errorbar(x[filled], g["corr_mean"][filled], yerr=g["corr_se"][filled], fmt="o", ms=4,
+                    color=color, capsize=2, label=f"{target} c={c:g}")
+        if (~filled).any():
+            ax.errorbar(x[~filled], g["corr_mean"][~filled], yerr=g["corr_se"][~filled], fmt="<", ms=5,
+                        mfc="none", color=color, capsize=2)
+        for xi, yi, ni in zip(x, g["corr_mean"], g["n"]):
+            ax.annotate(f"{ni}", (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    ax.axhline(0.0, color="k", lw=0.7)
+    ax.set_xscale("log")
+    ax.set_xlabel("INAL at n (max over layers; ◁ = upper bound)")
+    ax.set_ylabel("final correlation E[f̄ · NN_T] (mean over seeds)")
+    ax.set_title("Does low INAL mean no learning? (labels: n)", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def plot_learning_curves(curves: pd.DataFrame) -> Figure:
+    """Mean correlation against step: a panel per (target, c), a line per n (most common setting)."""
+    if len(curves) == 0:
+        return _empty_figure("no learning curves in this study")
+    cfg = [k for k in BOUND_GROUP_KEYS if k in curves.columns and k not in ("target", "c")]
+    panels = list(curves.groupby(["target", "c"], dropna=False, sort=True))
+    fig, axes = _grid(len(panels))
+    for ax, ((target, c), g) in zip(axes, panels):
+        if cfg:  # several training settings in one panel would mix: show the one with most data
+            setting = g.groupby(cfg, dropna=False).size().idxmax()
+            setting = setting if isinstance(setting, tuple) else (setting,)
+            g = g[np.logical_and.reduce([g[k].astype(str) == str(v) for k, v in zip(cfg, setting)])]
+            shown = {k: v for k, v in zip(cfg, setting) if k in ("T", "gamma", "sigma", "width", "depth")}
+        else:
+            shown = {}
+        ns = sorted(g["n"].unique())
+        for color, n in zip(_colors(len(ns)), ns):
+            h = g[g["n"] == n].sort_values("step")
+            ax.plot(h["step"], h["corr_mean"], "-o", ms=2.5, color=color, label=f"n={n}")
+            ax.fill_between(h["step"], h["corr_mean"] - h["corr_se"], h["corr_mean"] + h["corr_se"],
+                            color=color, alpha=0.2)
+        ax.axhline(0.0, color="k", lw=0.7)
+        ax.set_xlabel("step")
+        ax.set_ylabel("correlation (mean ± se over seeds)")
+        extra = " ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in shown.items())
+        ax.set_title(f"{target} c={c:g}\n{extra}", fontsize=9)
+        ax.legend(fontsize=7)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("Learning curves", fontsize=11)
+    return fig
