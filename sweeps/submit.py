@@ -1,0 +1,326 @@
+"""``inal-submit``: run a study on a remote Ray cluster as a Ray Job, at most once at a time.
+
+    inal-submit --address http://127.0.0.1:8265 -- +experiment=default results_dir=s3://bucket/inal
+    inal-submit --print-id -- +experiment=default results_dir=/shared/inal    # the id only
+
+The study is expanded here, before anything is sent: Hydra composes every cell of the grid and
+``sweeps.schema.validate_job`` checks it (a bad value fails on the laptop, naming the key). The
+submission id is a function of the study alone,
+
+    id = "inal-<study>-" + sha256(study, results_dir, sorted run ids, sorted INAL ids)[:12],
+
+so two spellings of one grid (``n=6,8`` and ``n=8,6``) share it and any other grid does not.
+Ray refuses a second job with an existing submission id, which makes the id a lock:
+
+- no job with this id yet: submit ``inal-sweep --multirun <overrides> hydra.launcher.address=auto``;
+- a job of this study is PENDING or RUNNING: refuse (exit 3), nothing runs twice;
+- the last one FAILED or was STOPPED (lost head, killed driver, ...): submit attempt ``<id>-r<k>``,
+  which resumes through the results store (cells already complete are skipped);
+- the last one SUCCEEDED: nothing to do (exit 0); ``--resume`` submits a new attempt anyway.
+
+Ray Jobs are reached through the dashboard's REST API (``/api/jobs/``) with the standard
+library: this module does not import ray. The results location must be visible from every node
+(an absolute shared path or a ``pyarrow.fs`` URI such as ``s3://bucket/prefix``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shlex
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from .jobs import JobSpec, dedupe_jobs
+from .schema import ConfigError, validate_job
+
+__all__ = ["StudyPlan", "expand_study", "submission_id", "RayJobsApi", "main"]
+
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """Every validated, deduplicated job of one study (one multirun command line)."""
+
+    study: str
+    results_dir: str
+    jobs: tuple[JobSpec, ...]
+    n_configs: int  # composed configs before deduplication
+
+    @property
+    def run_ids(self) -> list[str]:
+        return sorted(j.run_id for j in self.jobs if j.train)
+
+    @property
+    def inal_ids(self) -> list[str]:
+        return sorted({j.inal_id for j in self.jobs})
+
+
+def _sweep_cells(overrides: Sequence[str]) -> tuple[Any, Any, list[list[str]]]:
+    """Hydra's own expansion of a multirun: (config loader, master config, per-job override lists).
+
+    Exactly what ``BasicSweeper.sweep`` does: the experiment's ``hydra.sweeper.params`` first,
+    then the command line, split into the Cartesian product of the sweep overrides.
+    """
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+
+    loader = GlobalHydra.instance().config_loader()
+    master = loader.load_configuration("config", list(overrides), run_mode=RunMode.MULTIRUN)
+    params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create(config_loader=loader)
+    cells = BasicSweeper.split_arguments(parser.parse_overrides(params + list(overrides)), None)[0]
+    return loader, master, [list(cell) for cell in cells]
+
+
+def expand_study(overrides: Sequence[str]) -> StudyPlan:
+    """Compose and validate every cell of ``inal-sweep --multirun <overrides>``.
+
+    Composition is Hydra's (groups, ``+experiment=``, interpolations), once per distinct choice
+    of the non-plain overrides; overrides of plain values that vary between cells (``n=6,8``) are
+    applied to a copy of that composed config, which is what Hydra's composition does for them
+    and a hundred times cheaper than composing each cell.
+
+    Raises
+    ------
+    ConfigError
+        On the first cell with a value that is not allowed (key, value, what is allowed).
+    """
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf, open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="sweeps.conf", version_base="1.3"):
+        loader, master, cells = _sweep_cells(overrides)
+        parser = OverridesParser.create(config_loader=loader)
+        parsed = {text: parser.parse_override(text) for cell in cells for text in cell}
+        texts_by_key: dict[str, set[str]] = {}
+        for text, override in parsed.items():
+            texts_by_key.setdefault(override.get_key_element(), set()).add(text)
+        varying = {key for key, texts in texts_by_key.items() if len(texts) > 1}
+        composed: dict[tuple[str, ...], Any] = {}
+        jobs = []
+        for cell in cells:
+            plain = [t for t in cell if _is_plain_value(parsed[t], loader)
+                     and parsed[t].get_key_element() in varying]
+            base_key = tuple(t for t in cell if t not in plain)
+            if base_key not in composed:
+                composed[base_key] = loader.load_sweep_config(master, list(base_key))
+            cfg = composed[base_key].copy()
+            with open_dict(cfg):
+                for text in plain:
+                    key = parsed[text].get_key_element()
+                    if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
+                        raise ConfigError(key, parsed[text].value(), "an existing config key")
+                    OmegaConf.update(cfg, key, parsed[text].value(), merge=False)
+            jobs.append(validate_job(cfg))
+    GlobalHydra.instance().clear()
+    unique = dedupe_jobs(jobs)
+    return StudyPlan(study=unique[0].study, results_dir=unique[0].results_dir,
+                     jobs=tuple(unique), n_configs=len(jobs))
+
+
+_MISSING = object()
+
+
+def _is_plain_value(override: Any, loader: Any) -> bool:
+    """A ``key=value`` change of an existing value (not a group choice, not ``+``/``++``/``~``)."""
+    from hydra.core.override_parser.types import OverrideType
+
+    if override.type is not OverrideType.CHANGE or override.package is not None:
+        return False
+    key = override.get_key_element()
+    return not key.startswith("hydra") and not loader.repository.group_exists(key)
+
+
+def submission_id(plan: StudyPlan) -> str:
+    """``inal-<study>-<12 hex>``: the hash of the study's location and its set of cells."""
+    digest = hashlib.sha256(json.dumps(
+        {"study": plan.study, "results_dir": plan.results_dir, "runs": plan.run_ids,
+         "inal": plan.inal_ids}, sort_keys=True).encode()).hexdigest()
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", plan.study).strip("-")[:40] or "study"
+    return f"inal-{slug}-{digest[:12]}"
+
+
+def attempt_number(job_id: str, base: str) -> int | None:
+    """0 for ``base``, k for ``base-r<k>``, None for any other id."""
+    if job_id == base:
+        return 0
+    match = re.fullmatch(re.escape(base) + r"-r(\d+)", job_id)
+    return int(match.group(1)) if match else None
+
+
+class RayJobsApi:
+    """The Ray Jobs REST API of a cluster's dashboard (``http://<head>:8265``), stdlib only."""
+
+    def __init__(self, address: str, timeout_s: float = 30.0) -> None:
+        if "://" not in address:
+            address = "http://" + address
+        self.address = address.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def _request(self, method: str, path: str, payload: dict | None = None) -> tuple[int, str]:
+        data = None if payload is None else json.dumps(payload).encode()
+        req = urllib.request.Request(self.address + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode(errors="replace")
+        except urllib.error.URLError as err:
+            raise ConnectionError(f"cannot reach the Ray Jobs API at {self.address}: {err.reason} "
+                                  "(start the cluster; for `ray up` clusters run `ray dashboard "
+                                  "<cluster.yaml>` to forward port 8265)") from err
+
+    def info(self, job_id: str) -> dict | None:
+        status, body = self._request("GET", f"/api/jobs/{job_id}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise RuntimeError(f"GET /api/jobs/{job_id}: HTTP {status}: {body[-500:]}")
+        return json.loads(body)
+
+    def list(self) -> list[dict]:
+        status, body = self._request("GET", "/api/jobs/")
+        if status != 200:
+            raise RuntimeError(f"GET /api/jobs/: HTTP {status}: {body[-500:]}")
+        return [j for j in json.loads(body) if j.get("submission_id")]
+
+    def submit(self, payload: dict) -> tuple[bool, str]:
+        """(True, submission id) or (False, Ray's reason), e.g. an id that already exists."""
+        status, body = self._request("POST", "/api/jobs/", payload)
+        if status == 200:
+            return True, json.loads(body)["submission_id"]
+        return False, body.strip().splitlines()[-1] if body.strip() else f"HTTP {status}"
+
+    def logs(self, job_id: str) -> str:
+        status, body = self._request("GET", f"/api/jobs/{job_id}/logs")
+        return json.loads(body).get("logs", "") if status == 200 else ""
+
+
+def follow(api: RayJobsApi, job_id: str, poll_s: float = 2.0, out=sys.stdout) -> str:
+    """Print the job's driver log as it grows until the job ends; returns the final status."""
+    printed = 0
+    while True:
+        info = api.info(job_id) or {}
+        status = info.get("status", "PENDING")
+        text = api.logs(job_id)
+        if len(text) > printed:
+            out.write(text[printed:])
+            out.flush()
+            printed = len(text)
+        if status in TERMINAL:
+            return status
+        time.sleep(poll_s)
+
+
+def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="inal-submit", description=__doc__.split("\n\n")[0],
+        epilog="Everything after -- is handed to `inal-sweep --multirun` on the cluster.")
+    parser.add_argument("--address", default=None,
+                        help="Ray dashboard / Jobs API (default $RAY_API_SERVER_ADDRESS, an http "
+                             f"$RAY_ADDRESS, else {DEFAULT_DASHBOARD})")
+    parser.add_argument("--print-id", action="store_true", help="print the submission id and exit")
+    parser.add_argument("--resume", action="store_true",
+                        help="submit a new attempt even if the last one SUCCEEDED")
+    parser.add_argument("--no-wait", action="store_true", help="return once the job is submitted")
+    parser.add_argument("--runtime-env-json", default=None,
+                        help="runtime_env for the job as JSON (remote URIs only; the project "
+                             "must be installed on the cluster)")
+    parser.add_argument("--allow-relative-results", action="store_true",
+                        help="accept a relative results_dir (single-node clusters only)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides (after --)")
+    return parser.parse_args(argv)
+
+
+def _default_address() -> str:
+    for var in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"):
+        value = os.environ.get(var, "")
+        if value.startswith("http"):
+            return value
+    return DEFAULT_DASHBOARD
+
+
+def _is_remote_or_absolute(results_dir: str) -> bool:
+    return "://" in results_dir or os.path.isabs(os.path.expanduser(results_dir))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``inal-submit``; returns the exit status (0 done, 1 failed, 2 bad input,
+    3 refused: the study is already running or Ray rejected the id)."""
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    overrides = [o for o in args.overrides if o not in ("-m", "--multirun")]
+    from hydra.errors import HydraException
+
+    try:
+        plan = expand_study(overrides)
+    except (ConfigError, HydraException) as err:
+        print(f"inal-submit: {err}", file=sys.stderr)
+        return 2
+    if not (args.allow_relative_results or _is_remote_or_absolute(plan.results_dir)):
+        print(f"inal-submit: {ConfigError('results_dir', plan.results_dir, 'an absolute path on a file system shared by all nodes, or a pyarrow.fs URI (s3://..., gs://...)', 'a relative path resolves separately on every node')}",
+              file=sys.stderr)
+        return 2
+    base = submission_id(plan)
+    if args.print_id:
+        print(base)
+        return 0
+
+    api = RayJobsApi(args.address or _default_address())
+    attempts = sorted((attempt_number(j["submission_id"], base), j) for j in api.list()
+                      if attempt_number(j["submission_id"], base) is not None)
+    if any(j["status"] not in TERMINAL for _, j in attempts):
+        live = [j["submission_id"] for _, j in attempts if j["status"] not in TERMINAL]
+        print(f"inal-submit: study {plan.study!r} is already running as Ray job {live[0]}; "
+              f"not submitted again (follow it: ray job logs -f {live[0]})", file=sys.stderr)
+        return 3
+    if attempts and attempts[-1][1]["status"] == "SUCCEEDED" and not args.resume:
+        print(f"inal-submit: study {plan.study!r} already completed as Ray job "
+              f"{attempts[-1][1]['submission_id']} (results in {plan.results_dir}); "
+              "--resume submits it again")
+        return 0
+    job_id = base if not attempts else f"{base}-r{attempts[-1][0] + 1}"
+    command = ["inal-sweep", "--multirun", *overrides]
+    if not any(o.startswith("hydra.launcher.address=") for o in overrides):
+        command.append("hydra.launcher.address=auto")
+    payload: dict[str, Any] = {
+        "entrypoint": shlex.join(command), "submission_id": job_id,
+        "metadata": {"inal_study": plan.study, "inal_results_dir": plan.results_dir,
+                     "inal_study_id": base, "inal_cells": str(len(plan.jobs))}}
+    if args.runtime_env_json:
+        payload["runtime_env"] = json.loads(args.runtime_env_json)
+    ok, detail = api.submit(payload)
+    if not ok:
+        print(f"inal-submit: Ray rejected submission {job_id}: {detail}", file=sys.stderr)
+        return 3
+    print(f"inal-submit: submitted study {plan.study!r} ({len(plan.jobs)} jobs, "
+          f"{len(plan.inal_ids)} INAL settings) as Ray job {job_id} to {api.address}", flush=True)
+    if args.no_wait:
+        return 0
+    status = follow(api, job_id)
+    print(f"inal-submit: Ray job {job_id} {status}", flush=True)
+    return 0 if status == "SUCCEEDED" else 1
+
+
+def console_main() -> None:
+    """Entry point of the ``inal-submit`` console script."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()
