@@ -31,6 +31,7 @@ import torch
 
 import inal_core
 from inal_core.bound import bound_prefactor
+from inal_core.inal import estimate_inal
 from inal_core.ngd import NGDConfig, train_noisy_gd
 from inal_core.targets import extend
 
@@ -107,11 +108,9 @@ def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
     device = resolve_device(device or job.device)
     t0 = time.perf_counter()
     try:
-        from inal_core.inal import estimate_inal
-
         result = estimate_inal(
             job.make_target(), _network_spec(job, v["n"]),
-            n_inits=v["n_inits"], method=v["estimator"], n_inputs=v["n_inputs"] or None,
+            n_inits=v["n_inits"], method=v["inal_method"], n_inputs=v["n_inputs"] or None,
             seed=job.inal_seed, device=device,
             memory_budget_bytes=int(v["memory_budget_gb"] * (1 << 30)),
         )

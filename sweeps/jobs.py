@@ -9,9 +9,10 @@ neither is anything under ``hydra.*``. The git commit is provenance, recorded bu
 
 Three hashes per job:
 
-- ``run_id``  = H(all values, engine version): one training run (one row of ``runs``);
+- ``run_id``  = H(all values but the memory budget and the requested estimator name (its
+  resolved method is hashed), engine version): one training run (one row of ``runs``);
 - ``inal_id`` = H(the INAL-determining subset: target, c, n, width, depth, bias, init,
-  estimator, n_inits, n_inputs [, memory budget when the estimator is ``auto``], engine version):
+  the estimator method actually used, n_inits, n_inputs, engine version):
   INAL is computed once per ``inal_id`` and shared by every run that has it;
 - ``pack_key`` = H(all values but ``train_seed``, ``gamma``, ``sigma``): jobs with one pack key
   train as one stacked tensor (``sweeps.execute.run_training_pack``).
@@ -48,8 +49,11 @@ __all__ = [
 ]
 
 # Values that decide an INAL estimate (target.* parameters are added to these).
-INAL_KEYS = ("target", "target_params", "c", "n", "width", "depth", "bias", "init", "estimator", "n_inits",
+INAL_KEYS = ("target", "target_params", "c", "n", "width", "depth", "bias", "init", "inal_method", "n_inits",
              "n_inputs")
+# Recorded but not hashed: the memory budget is a resource setting, and the requested estimator
+# enters through the method it resolves to (``inal_method``: "auto" that picks "exact" == "exact").
+NOT_HASHED = ("memory_budget_gb", "estimator")
 # Values that may differ between the runs of one stacked training task.
 VECTORIZED_KEYS = ("train_seed", "gamma", "sigma")
 _SEED_MASK = (1 << 63) - 1
@@ -93,7 +97,7 @@ class JobSpec:
 
     ``values`` holds every resolved task value with the column names of the ``runs`` dataset
     (``n, c, N, N_spec, width, depth, bias, init, T, gamma, sigma, A, precision, loss, batch,
-    gamma_schedule, checkpoints, n_eval, train_seed, estimator, n_inits, n_inputs,
+    gamma_schedule, checkpoints, n_eval, train_seed, estimator, inal_method, n_inits, n_inputs,
     memory_budget_gb, target``, ``target_params`` (the family's resolved parameters as text,
     ``k=2,subset=first,subset_seed=0``) and ``target.<param>`` for the family's config inputs).
     """
@@ -137,11 +141,10 @@ def make_job(values: Mapping[str, Any], *, study: str, results_dir: str, device:
     values = dict(values)
     inal_values = {k: values[k] for k in INAL_KEYS}
     inal_values.update({k: v for k, v in values.items() if k.startswith("target.")})
-    if values["estimator"] == "auto":  # the budget decides which estimator "auto" runs
-        inal_values["memory_budget_gb"] = values["memory_budget_gb"]
-    run_id = identity_hash("run", values)
+    hashed = {k: v for k, v in values.items() if k not in NOT_HASHED}
+    run_id = identity_hash("run", hashed)
     inal_id = identity_hash("inal", inal_values)
-    pack_key = identity_hash("pack", {k: v for k, v in values.items() if k not in VECTORIZED_KEYS})
+    pack_key = identity_hash("pack", {k: v for k, v in hashed.items() if k not in VECTORIZED_KEYS})
     return JobSpec(
         run_id=run_id,
         inal_id=inal_id,

@@ -22,7 +22,7 @@ import hydra
 from omegaconf import DictConfig
 
 from .execute import run_training_pack
-from .schema import validate_job
+from .schema import ConfigError, validate_job
 from .store import ResultsStore
 
 __all__ = ["task", "main"]
@@ -53,10 +53,35 @@ _task.__inal_sweep__ = True  # type: ignore[attr-defined]  # the inal_ray launch
 task = hydra.main(version_base="1.3", config_path="conf", config_name="config")(_task)
 
 
+def precheck_single_run(overrides: list[str]) -> None:
+    """Validate a single run (no ``-m``) before Hydra creates its output directory; exit 2 on bad input.
+
+    Hydra writes ``outputs/<date>/.hydra/`` before calling the task, and its callbacks cannot stop
+    a run, so the config is composed here first (about 50 ms). Multiruns are validated job by job
+    by the ``inal_ray`` launcher before any task starts.
+    """
+    if any(a.startswith("-") for a in overrides):  # --multirun, --cfg, --help, ...: Hydra's business
+        return
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+
+    try:
+        with initialize_config_module("sweeps.conf", version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+    except HydraException:
+        return  # Hydra reports its own errors (unknown key, parse error) with its own message
+    try:
+        validate_job(cfg)
+    except ConfigError as err:
+        print(f"inal-sweep: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main() -> None:
     """``inal-sweep``: no arguments runs the default study; otherwise the arguments go to Hydra."""
     if len(sys.argv) == 1:
         sys.argv.extend(DEFAULT_STUDY_ARGS)
+    precheck_single_run(sys.argv[1:])
     task()
 
 

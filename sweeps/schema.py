@@ -20,6 +20,8 @@ from typing import Any, Mapping, Sequence
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import inal_core
+from inal_core import inal as _inal
+from inal_core import ngd as _ngd
 from inal_core.targets import available_targets, make_target
 
 from .jobs import JobSpec, make_job
@@ -34,10 +36,10 @@ __all__ = [
     "GAMMA_SCHEDULES",
 ]
 
-ESTIMATORS = ("auto", "exact", "mc", "junta")
-LOSSES = ("squared", "correlation", "hinge")
-PRECISIONS = ("clip", "round")
-GAMMA_SCHEDULES = ("constant",)
+ESTIMATORS = tuple(_inal.METHODS)  # auto, exact, mc, junta
+LOSSES = tuple(_ngd.LOSSES)  # squared, correlation, hinge
+PRECISIONS = tuple(_ngd.PRECISIONS)  # clip, round
+GAMMA_SCHEDULES = tuple(_ngd.GAMMA_SCHEDULES)
 DEVICES = ("auto", "cpu", "cuda", "cuda:<index>")
 PARITY_SUBSETS = ("first", "random")
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")
@@ -121,9 +123,10 @@ def _available_targets() -> tuple[str, ...]:
 
 def read_extension(key: str, spec: Any, n: int) -> tuple[str, int]:
     """The extension spec (``"n^2"``, ``"2n"`` or an integer >= n) and the resolved ``N``."""
-    allowed = f'"n^2", "2n" or an integer >= n (n={n})'
-    if isinstance(spec, str) and spec.strip() in ("n^2", "n**2", "2n", "2*n"):
-        spec = {"n**2": "n^2", "2*n": "2n"}.get(spec.strip(), spec.strip())
+    allowed = f'"n^2" (alias n2), "2n" or an integer >= n (n={n})'
+    aliases = {"n^2": "n^2", "n**2": "n^2", "n2": "n^2", "2n": "2n", "2*n": "2n"}  # n^2 must be quoted on a command line
+    if isinstance(spec, str) and spec.strip() in aliases:
+        spec = aliases[spec.strip()]
         return spec, (n * n if spec == "n^2" else 2 * n)
     if isinstance(spec, str):
         raise ConfigError(key, spec, allowed)
@@ -134,8 +137,8 @@ def read_extension(key: str, spec: Any, n: int) -> tuple[str, int]:
 
 
 def read_checkpoints(key: str, value: Any, T: int) -> int | list[int]:
-    """A count of evenly spaced checkpoints (1..T+1) or a strictly increasing list of steps in [0, T]."""
-    allowed = f"an integer count 1..{max(T, 0) + 1} or an increasing list of steps in [0, T={T}]"
+    """A count of evenly spaced checkpoints (>= 1; T always included) or an increasing list of steps in [0, T]."""
+    allowed = f"an integer count >= 1 or an increasing list of steps in [0, T={T}]"
     if isinstance(value, list):
         if not value or not all(_is_number(s) and float(s) == int(s) for s in value):
             raise ConfigError(key, value, allowed)
@@ -143,7 +146,7 @@ def read_checkpoints(key: str, value: Any, T: int) -> int | list[int]:
         if any(s < 0 or s > T for s in steps) or any(b <= a for a, b in zip(steps, steps[1:])):
             raise ConfigError(key, value, allowed)
         return steps
-    if not _is_number(value) or float(value) != int(value) or not 1 <= int(value) <= max(T, 0) + 1:
+    if not _is_number(value) or float(value) != int(value) or int(value) < 1:
         raise ConfigError(key, value, allowed)
     return int(value)
 
@@ -163,18 +166,23 @@ def resolve_target(name: str, n: int, c: float, params: Mapping[str, Any]):
                           "parameters accepted by inal_core.make_target", str(err)) from None
 
 
-def check_exact_budget(n: int, spec: inal_core.NetworkSpec, n_inits: int, budget_gb: float) -> None:
-    """Exact enumeration of 2^n inputs must fit the memory budget (inal_core.exact_memory_bytes)."""
-    from inal_core.inal import exact_memory_bytes
-
-    need = exact_memory_bytes(n, spec, n_inits=n_inits)
-    if need > budget_gb * _GIB:
-        raise ConfigError(
-            "inal.estimator", "exact",
-            f"exact enumeration only while it fits inal.memory_budget_gb={budget_gb:g}; "
-            "use inal.estimator=auto, mc or junta, or raise the budget",
-            f"n={n} needs {need / _GIB:.3g} GiB",
-        )
+def check_inal(target, spec: inal_core.NetworkSpec, v: Mapping[str, Any]) -> str:
+    """The INAL request must be feasible (``inal_core.inal.check_inal_request``: exact enumeration
+    within ``MAX_EXACT_BITS`` and the memory budget, junta within its bit limit ...); returns the
+    method ``auto`` resolves to."""
+    budget = v["memory_budget_gb"]
+    try:
+        return _inal.check_inal_request(target, spec, n_inits=v["n_inits"], method=v["estimator"],
+                                  n_inputs=v["n_inputs"] or None, memory_budget_bytes=int(budget * _GIB))
+    except ValueError as err:
+        if "memory_budget" in str(err):
+            raise ConfigError("inal.memory_budget_gb", budget,
+                              "a budget the smallest INAL chunk fits in, or another inal.estimator",
+                              str(err)) from None
+        raise ConfigError("inal.estimator", v["estimator"],
+                          f"one of {', '.join(ESTIMATORS)} that can serve n={v['n']} "
+                          f"(exact enumeration only while it fits inal.memory_budget_gb={budget:g})",
+                          str(err)) from None
 
 
 # --------------------------------------------------------------------------- the job
@@ -261,7 +269,6 @@ def validate_job(cfg: DictConfig | Mapping[str, Any]) -> JobSpec:
     v["memory_budget_gb"] = read_float("inal.memory_budget_gb", _get(cfg, "inal.memory_budget_gb"),
                                        positive=True)
     inal_spec = inal_core.NetworkSpec(n, v["width"], v["depth"], bias=v["bias"], init=v["init"])
-    if v["estimator"] == "exact":
-        check_exact_budget(n, inal_spec, v["n_inits"], v["memory_budget_gb"])
+    v["inal_method"] = check_inal(target, inal_spec, v)
 
     return make_job(v, study=study, results_dir=results_dir, device=device)
