@@ -3,26 +3,27 @@
 Noisy GD needs, at every step and for every run of a stack, fresh ±1 inputs (batches and
 evaluation sets) and Gaussian noise for all parameters. Drawing them from one
 ``torch.Generator`` per run would cost R kernel launches per step and give different numbers
-on CPU and CUDA. Instead every random word is a pure function of its coordinates
+on CPU and CUDA. Instead every random 64-bit word is a pure function of its coordinates,
+computed with ``int64`` tensor arithmetic (two's-complement wrap-around = arithmetic mod 2^64):
 
-    word(key, step, i) = mix(mix(i XOR a(key, step)) XOR b(key, step))      (32 bits)
+    key(run, step) = mix64(k_run XOR mix64(step * G + C))          k_run = derive_seed(seed, stream)
+    word(run, step, i) = mix64(key(run, step) + (i + 1) * G)          (mod 2^64)
 
-where ``key = derive_seed(seed, stream)`` (two 32-bit halves), ``a``/``b`` are per-(run, step)
-32-bit keys, and ``mix`` is Wellons' "lowbias32" integer hash (``x ^= x>>16; x *= 0x21f0aaad;
-x ^= x>>15; x *= 0x735a2d97; x ^= x>>15``, a bijection of 32-bit words). Both multipliers
-are below 2^31 and the operands are kept below 2^32, so all arithmetic is exact in ``int64``
-(no overflow) and gives bit-identical words on every device. A run's numbers therefore
-depend only on its seed, the stream name, the step and the element index: the same alone or
-inside a stack, rerun or not, on CPU or CUDA.
+with ``G = 0x9E3779B97F4A7C15`` and ``mix64`` the SplitMix64 finalizer
+(``z ^= z>>>30; z *= 0xBF58476D1CE4E5B9; z ^= z>>>27; z *= 0x94D049BB133111EB; z ^= z>>>31``,
+logical shifts). For a fixed (run, step) the words are exactly the SplitMix64 sequence seeded
+with ``key(run, step)``. A run's numbers therefore depend only on its seed, the stream name, the
+step and the element index: the same alone or inside a stack, on rerun, on CPU or CUDA.
+``tests/test_ngd.py`` checks the words bit for bit against a pure-Python implementation.
 
 Derived variates:
 
 - ``rademacher_rows``: row ``j`` of an ``(rows, n)`` ±1 matrix uses words
-  ``j*ceil(n/32) .. j*ceil(n/32)+ceil(n/32)-1``; coordinate ``i`` is ``1 - 2*bit_{i mod 32}``
-  of word ``i // 32`` (so a batch can be produced in chunks of rows with identical values).
-- ``gaussians``: Box–Muller on pairs of words: pair ``p`` uses words ``2p`` and ``2p+1``,
-  ``u = (w >> 8 + 1/2) / 2^24`` (24 bits, exact in float32), and gives
-  ``sqrt(-2 ln u1) cos(2 pi u2)`` (element ``2p``) and ``... sin(2 pi u2)`` (element ``2p+1``).
+  ``j*ceil(n/64) ...`` (ceil(n/64) of them); coordinate ``i`` is ``1 - 2*bit_{i mod 64}`` of
+  word ``i // 64``, so a batch can be produced in chunks of rows with identical values.
+- ``gaussians``: Box–Muller, one word per pair ``p``: ``u1 = (bits 40..63 + 1/2) / 2^24``,
+  ``u2 = (bits 8..31 + 1/2) / 2^24`` (24 bits, exact in float32); element ``2p`` is
+  ``sqrt(-2 ln u1) cos(2 pi u2)`` and element ``2p+1`` is ``sqrt(-2 ln u1) sin(2 pi u2)``.
 """
 
 from __future__ import annotations
@@ -34,56 +35,67 @@ import torch
 
 from .rng import derive_seed
 
-__all__ = ["stream_keys", "random_words", "rademacher_rows", "gaussians", "MAX_INDEX"]
+__all__ = ["stream_keys", "step_keys", "random_words", "rademacher_rows", "gaussians", "mix64_reference"]
 
-_MASK32 = 0xFFFFFFFF
-_M1 = 0x21F0AAAD  # lowbias32 multipliers (both < 2**31: products of 32-bit words fit in int64)
-_M2 = 0x735A2D97
-MAX_INDEX = 1 << 32  # word indices must be below 2**32
+_U64 = (1 << 64) - 1
+
+
+def _signed(v: int) -> int:
+    """The int64 with the same 64 bits as the unsigned ``v``."""
+    v &= _U64
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+_GOLDEN = 0x9E3779B97F4A7C15
+_C1, _C2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+_STEP_OFFSET = 0x632BE59BD9B4E019
+_G, _M1, _M2 = _signed(_GOLDEN), _signed(_C1), _signed(_C2)
 
 # ±1 patterns of every byte: _BYTE_SIGNS[v, j] = 1 - 2 * bit_j(v)   (256, 8)
 _BYTE_SIGNS = 1.0 - 2.0 * ((torch.arange(256).unsqueeze(1) >> torch.arange(8)) & 1).to(torch.float64)
 
 
-def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """lowbias32 on int64 tensors holding values in [0, 2^32) (returns a new tensor)."""
-    x = x ^ (x >> 16)
-    x = (x * _M1) & _MASK32
-    x = x ^ (x >> 15)
-    x = (x * _M2) & _MASK32
-    return x ^ (x >> 15)
+def _shr(z: torch.Tensor, s: int) -> torch.Tensor:
+    """Logical right shift of int64 bit patterns (torch's ``>>`` is arithmetic)."""
+    return (z >> s) & ((1 << (64 - s)) - 1)
+
+
+def _mix64(z: torch.Tensor) -> torch.Tensor:
+    """SplitMix64 finalizer on int64 tensors (bits mod 2^64)."""
+    z = z ^ _shr(z, 30)
+    z = z * _M1
+    z = z ^ _shr(z, 27)
+    z = z * _M2
+    return z ^ _shr(z, 31)
+
+
+def mix64_reference(z: int) -> int:
+    """The same finalizer on Python ints (unsigned 64-bit), the independent reference of the tests."""
+    z &= _U64
+    z = ((z ^ (z >> 30)) * _C1) & _U64
+    z = ((z ^ (z >> 27)) * _C2) & _U64
+    return z ^ (z >> 31)
 
 
 def stream_keys(seeds: Sequence[int], stream: str, device: str | torch.device = "cpu") -> torch.Tensor:
-    """Per-run 64-bit stream keys as an ``(R, 2)`` int64 tensor of 32-bit halves.
-
-    Row ``r`` is ``derive_seed(seeds[r], stream)`` split into its low and high 32 bits.
-    """
-    halves = []
-    for s in seeds:
-        k = derive_seed(int(s), stream)
-        halves.append([k & _MASK32, (k >> 32) & _MASK32])
-    return torch.tensor(halves, dtype=torch.int64, device=device)
+    """Per-run stream keys ``derive_seed(seeds[r], stream)`` as an ``(R,)`` int64 tensor."""
+    return torch.tensor([derive_seed(int(s), stream) for s in seeds], dtype=torch.int64, device=device)
 
 
-def _step_keys(keys: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The per-(run, step) keys ``a``, ``b``, each ``(R, 1)``."""
-    if not 0 <= step < MAX_INDEX:
-        raise ValueError(f"step must be in [0, 2**32), got {step}")
-    k0, k1 = keys[:, 0:1], keys[:, 1:2]  # (R, 1)
-    s = _mix32(torch.full_like(k0, step) ^ 0x9E3779B9)
-    a = _mix32(k0 ^ _mix32(k1 ^ s))
-    b = _mix32(a ^ k1 ^ 0x85EBCA6B)
-    return a, b
+def step_keys(keys: torch.Tensor, step: int) -> torch.Tensor:
+    """``key(run, step) = mix64(k_run XOR mix64(step * G + C))`` for every run: ``(R,)`` int64."""
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    s = _mix64(torch.tensor(_signed(step * _GOLDEN + _STEP_OFFSET), dtype=torch.int64, device=keys.device))
+    return _mix64(keys ^ s)
 
 
 def random_words(keys: torch.Tensor, step: int, start: int, count: int) -> torch.Tensor:
-    """32-bit words ``start .. start+count-1`` of every run at ``step``: ``(R, count)`` int64."""
-    if start < 0 or start + count > MAX_INDEX:
-        raise ValueError(f"word indices [{start}, {start + count}) outside [0, 2**32)")
-    a, b = _step_keys(keys, step)
-    idx = torch.arange(start, start + count, dtype=torch.int64, device=keys.device).unsqueeze(0)  # (1, count)
-    return _mix32(_mix32(idx ^ a) ^ b)
+    """64-bit words ``start .. start+count-1`` of every run at ``step``: ``(R, count)`` int64 bit patterns."""
+    if start < 0 or count < 0:
+        raise ValueError(f"word range [{start}, {start + count}) must be non-negative")
+    idx = torch.arange(start + 1, start + count + 1, dtype=torch.int64, device=keys.device)  # (count,)
+    return _mix64(step_keys(keys, step).unsqueeze(1) + idx * _G)
 
 
 def rademacher_rows(
@@ -91,24 +103,26 @@ def rademacher_rows(
 ) -> torch.Tensor:
     """Uniform ±1 inputs: rows ``row_start .. row_start+rows-1`` of each run's ``(·, n)`` matrix.
 
-    Returns ``(R, rows, n)`` in ``dtype``. One 32-bit word gives 32 coordinates (see module doc).
+    Returns ``(R, rows, n)`` in ``dtype``. One 64-bit word gives 64 coordinates (see module doc).
     """
-    words_per_row = (n + 31) // 32
+    words_per_row = (n + 63) // 64
     w = random_words(keys, step, row_start * words_per_row, rows * words_per_row)  # (R, rows*wpr)
-    R = keys.shape[0]
-    bytes_ = (w.unsqueeze(-1) >> torch.tensor([0, 8, 16, 24], device=w.device)) & 255  # (R, rows*wpr, 4)
+    shifts = torch.arange(0, 64, 8, dtype=torch.int64, device=w.device)
+    bytes_ = (w.unsqueeze(-1) >> shifts) & 255  # (R, rows*wpr, 8)
     table = _BYTE_SIGNS.to(device=w.device, dtype=dtype)
-    signs = torch.nn.functional.embedding(bytes_, table)  # (R, rows*wpr, 4, 8)
-    signs = signs.view(R, rows, words_per_row * 32)
-    return signs if words_per_row * 32 == n else signs[:, :, :n].contiguous()
+    signs = torch.nn.functional.embedding(bytes_, table)  # (R, rows*wpr, 8, 8)
+    signs = signs.view(keys.shape[0], rows, words_per_row * 64)
+    return signs if words_per_row * 64 == n else signs[:, :, :n].contiguous()
 
 
 def gaussians(keys: torch.Tensor, step: int, count: int, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Standard normal variates ``0 .. count-1`` of every run at ``step``: ``(R, count)`` (Box–Muller)."""
     pairs = (count + 1) // 2
-    w = random_words(keys, step, 0, 2 * pairs).view(-1, pairs, 2)  # (R, pairs, 2)
-    u = ((w >> 8).to(dtype) + 0.5) * (1.0 / (1 << 24))  # (R, pairs, 2) in (0, 1)
-    radius = torch.sqrt(-2.0 * torch.log(u[..., 0]))
-    angle = (2.0 * math.pi) * u[..., 1]
-    z = torch.stack((radius * torch.cos(angle), radius * torch.sin(angle)), dim=-1)  # (R, pairs, 2)
+    w = random_words(keys, step, 0, pairs)  # (R, pairs)
+    scale = 1.0 / (1 << 24)
+    u1 = (_shr(w, 40).to(dtype) + 0.5) * scale  # (R, pairs) in (0, 1)
+    u2 = (((w >> 8) & 0xFFFFFF).to(dtype) + 0.5) * scale
+    radius = torch.sqrt(torch.log(u1).mul_(-2.0))
+    angle = u2.mul_(2.0 * math.pi)
+    z = torch.stack((radius * torch.cos(angle), radius.mul_(torch.sin(angle))), dim=-1)  # (R, pairs, 2)
     return z.view(-1, 2 * pairs)[:, :count]
