@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import ray.cloudpickle as cloudpickle
 import ray
@@ -90,14 +90,14 @@ def maybe_kill_worker_once(marker_dir: Optional[str], key: str) -> None:
 
 def stream(
     refs: Dict["ray.ObjectRef", Hashable],
-    on_result: Callable[[Hashable, Any, Optional[BaseException]], int],
+    on_result: Callable[[Hashable, Any, Optional[BaseException]], Tuple[int, int]],
     progress: ProgressBar,
 ) -> None:
     """Collect task results as they finish.
 
     ``on_result(key, value, error)`` is called once per reference, with ``error`` the exception
     when Ray could not produce the value (application error, or a worker/node lost more than
-    ``max_retries`` times); it returns how many units of progress the result completes.
+    ``max_retries`` times); it returns ``(units completed, of which failed)`` for the progress bar.
     """
     pending = list(refs)
     while pending:
@@ -110,8 +110,8 @@ def stream(
                 value, error = ray.get(ref), None
             except Exception as exc:  # RayTaskError, WorkerCrashedError, NodeDiedError, ...
                 value, error = None, exc
-            units = on_result(refs[ref], value, error)
-            progress.update(units, failed=units if error is not None else 0)
+            done, failed = on_result(refs[ref], value, error)
+            progress.update(done, failed=failed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,12 +192,12 @@ def launch_generic(launcher: Any, job_overrides: Sequence[Sequence[str]], initia
 
     results: List[Optional[JobReturn]] = [None] * len(job_overrides)
 
-    def on_result(offset: Hashable, value: Any, error: Optional[BaseException]) -> int:
+    def on_result(offset: Hashable, value: Any, error: Optional[BaseException]) -> Tuple[int, int]:
         assert isinstance(offset, int)
         if error is not None:
             value = JobReturn(overrides=list(job_overrides[offset]), status=JobStatus.FAILED, _return_value=error)
         results[offset] = value
-        return 1
+        return 1, int(value.status != JobStatus.COMPLETED)
 
     progress = ProgressBar(len(job_overrides), unit="jobs", enabled=launcher.progress)
     with progress:

@@ -56,11 +56,26 @@ class InalRayLauncher(Launcher):
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
+        self._fast_state: Any = None  # _fast_path.FastPathState, built on first use
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
+
+    def uses_fast_path(self) -> bool:
+        """Whether the task function is the project's (``sweeps.run.task``, ``__inal_sweep__``)."""
+        return bool(getattr(self.task_function, "__inal_sweep__", False))
+
+    def prepare(self, job_overrides: Sequence[Sequence[str]]) -> None:
+        """Fast path: compose and validate every job now (``ConfigError`` on the first bad one).
+
+        Called by the ``inal`` sweeper with the whole grid before it writes anything; ``launch``
+        then reuses the results. Launching without it prepares each batch itself.
+        """
+        from hydra_plugins.inal_ray_launcher import _fast_path
+
+        _fast_path.prepare_jobs(self, job_overrides)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Run the jobs; return one ``JobReturn`` per entry of ``job_overrides``, in order."""

@@ -1,0 +1,108 @@
+"""The end-of-study summary the fast path prints, and the optional report subprocess.
+
+Example::
+
+    [inal-sweep] 24 configs -> 18 distinct cells (6 duplicates); 0 already complete, 18 run:
+                 17 ok, 1 diverged, 0 failed
+    [inal-sweep] tasks: 9 INAL settings computed (0 failed), 18 training runs in 9 packs
+    [inal-sweep] wall 41.2 s (1.8 s composing 24 configs with 2 full Hydra compositions)
+    [inal-sweep] results: /home/me/results/default/{runs,curves,inal}
+    [inal-sweep] analyse: python -m analysis.report /home/me/results/default
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from sweeps.store import ResultsStore
+
+PREFIX = "[inal-sweep]"
+
+
+@dataclass
+class StudySummary:
+    """Counts of one launched batch. ``cell_status`` counts the cells that ran this time."""
+
+    n_configs: int
+    n_cells: int
+    n_complete: int
+    cell_status: Dict[str, int]
+    inal_computed: int
+    inal_failed: int
+    n_train_runs: int
+    n_packs: int
+    packs_lost: int
+    compositions: int
+    wall_s: float
+    study_roots: List[str] = field(default_factory=list)
+    failures: List[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, *, n_configs: int, plan: Any, tracker: Optional[Any], counts: Dict[str, int], compositions: int,
+              wall_s: float) -> "StudySummary":
+        status = Counter(tracker.status.values()) if tracker is not None else Counter()
+        roots: List[str] = []
+        for cell in plan.cells:
+            root = ResultsStore(cell.results_dir, cell.study).root
+            if root not in roots:
+                roots.append(root)
+        failures = []
+        if tracker is not None:
+            for run_id, text in tracker.error.items():
+                if tracker.status.get(run_id) == "failed":
+                    last = text.strip().splitlines()[-1] if text.strip() else "unknown error"
+                    failures.append(f"{run_id[:12]}: {last[:200]}")
+        return cls(
+            n_configs=n_configs, n_cells=len(plan.cells), n_complete=len(plan.complete),
+            cell_status={k: status.get(k, 0) for k in ("ok", "diverged", "failed")},
+            inal_computed=counts.get("inal_ok", 0), inal_failed=counts.get("inal_failed", 0),
+            n_train_runs=sum(len(p) for p in plan.packs), n_packs=len(plan.packs),
+            packs_lost=counts.get("pack_tasks_lost", 0), compositions=compositions, wall_s=wall_s,
+            study_roots=roots, failures=failures,
+        )
+
+    def text(self) -> str:
+        ran = self.n_cells - self.n_complete
+        dup = self.n_configs - self.n_cells
+        s = self.cell_status
+        lines = [
+            f"{PREFIX} {self.n_configs} configs -> {self.n_cells} distinct cells"
+            + (f" ({dup} duplicates)" if dup else "")
+            + f"; {self.n_complete} already complete (skipped), {ran} run: "
+            f"{s['ok']} ok, {s['diverged']} diverged, {s['failed']} failed",
+            f"{PREFIX} tasks: {self.inal_computed} INAL settings computed ({self.inal_failed} failed), "
+            f"{self.n_train_runs} training runs in {self.n_packs} packs"
+            + (f" ({self.packs_lost} lost past their retries)" if self.packs_lost else ""),
+            f"{PREFIX} wall {self.wall_s:.1f} s ({self.compositions} full Hydra compositions for "
+            f"{self.n_configs} configs)",
+        ]
+        lines += [f"{PREFIX} failed {f}" for f in self.failures[:10]]
+        if len(self.failures) > 10:
+            lines.append(f"{PREFIX} ... and {len(self.failures) - 10} more failures (see the error column of runs)")
+        for root in self.study_roots:
+            lines.append(f"{PREFIX} results: {root}/{{runs,curves,inal}}")
+        if self.study_roots:
+            lines.append(f"{PREFIX} analyse: python -m analysis.report {self.study_roots[0]}")
+        return "\n".join(lines)
+
+
+def run_report(study_root: str) -> int:
+    """Run ``python -m analysis.report <study_root>`` in a subprocess; return its exit code.
+
+    A missing ``analysis.report`` module is reported clearly (exit code 127), never raised:
+    the study's results are on disk whatever happens here.
+    """
+    if importlib.util.find_spec("analysis") is None or importlib.util.find_spec("analysis.report") is None:
+        print(f"{PREFIX} report skipped: the module analysis.report is not installed "
+              f"(install the project with `pip install -e .`); results are in {study_root}", flush=True)
+        return 127
+    print(f"{PREFIX} report: python -m analysis.report {study_root}", flush=True)
+    proc = subprocess.run([sys.executable, "-m", "analysis.report", study_root])
+    if proc.returncode != 0:
+        print(f"{PREFIX} report failed (exit code {proc.returncode}); results are in {study_root}", flush=True)
+    return proc.returncode
