@@ -119,19 +119,22 @@ def _split_model(n: int, spec: NetworkSpec, low_bits: int, patterns: int, shared
 
 
 def _plan(model, n_inits: int, total_rows: int, budget: int, quantum: int) -> tuple[int, int] | None:
-    """Inits per chunk and rows per chunk (a multiple of ``quantum`` or all rows) fitting ``budget``."""
+    """Inits per chunk and rows per chunk fitting ``budget`` (rows a multiple of ``quantum`` when >= it)."""
     fixed, per_init, per_row_shared, per_row = model
     rows = min(total_rows, _MAX_CHUNK_ROWS)
-    rows = rows if rows == total_rows else max(quantum, rows // quantum * quantum)
+    if rows < total_rows and rows >= quantum:
+        rows = rows // quantum * quantum
     while True:
         left = budget - fixed - rows * per_row_shared
         if left > 0:
             r = int(left // (per_init + rows * per_row))
             if r >= 1:
                 return min(r, n_inits), rows
-        if rows <= quantum:
+        if rows == 1:
             return None
-        rows = max(quantum, (rows // 2) // quantum * quantum)
+        rows = rows // 2
+        if rows >= quantum:
+            rows = rows // quantum * quantum
 
 
 def exact_memory_bytes(n: int, spec: NetworkSpec, *, dtype: torch.dtype = torch.float32) -> int:
@@ -194,7 +197,7 @@ def check_inal_request(
         if used == "junta" and len(target.relevant_bits) > 20:
             raise ValueError(f"method='junta' sums over 2^|J| inputs; the target has |J|={len(target.relevant_bits)} > 20 relevant bits: use 'mc'")
         fixed, per_init, shared, per_row = _plain_model(n, spec, dtype, M, False)
-        need = fixed + per_init + SAMPLE_BLOCK * (shared + per_row)
+        need = fixed + per_init + shared + per_row
     if need > memory_budget_bytes:
         raise ValueError(
             f"memory_budget_bytes={int(memory_budget_bytes)} is too small for INAL method={used!r} with n={n}, "
