@@ -74,8 +74,8 @@ def bound_points(runs: pd.DataFrame, *, group_keys=BOUND_GROUP_KEYS, resolve_z: 
     """One row per (group, n, N, E): seed-mean correlation, its error, ``R`` and its resolution.
 
     Columns: group keys, ``n, N, E, n_runs, n_ok, n_diverged, n_failed, corr_mean, corr_se,
-    se_source`` (``"seeds"`` or ``"single-run"``), ``prefactor, R, R_se, resolved, resolve_threshold`` (the z used), ``R_upper`` (the
-    upper bound ``(|corr_mean| + z corr_se) / prefactor``, for every point), ``log_n,
+    se_source`` (``"seeds"`` or ``"single-run"``), ``prefactor, R, R_se, resolved, resolve_threshold``
+    (the z used), ``R_upper`` (the upper bound ``(|corr_mean| + z corr_se) / prefactor``, for every point), ``log_n,
     log_R, log_R_se`` (NaN when unresolved), ``runs_resolved`` (runs with ``|corr| > resolve_z
     corr_se`` on their own, for information).
     """
@@ -86,36 +86,44 @@ def bound_points(runs: pd.DataFrame, *, group_keys=BOUND_GROUP_KEYS, resolve_z: 
     # Imported here: ``inal_core`` imports torch (seconds), which INAL-only reports do not need.
     from inal_core.bound import bound_prefactor
 
-    records = []
-    for key, g in runs.groupby(point_keys, dropna=False, sort=True):
-        rec = dict(zip(point_keys, key if isinstance(key, tuple) else (key,)))
-        status = g["status"].astype(str)
-        ok = g[(status == "ok") & np.isfinite(g["corr"].astype(np.float64))]
-        corr = ok["corr"].to_numpy(dtype=np.float64)
-        rec.update(n_runs=len(g), n_ok=len(ok), n_diverged=int((status == "diverged").sum()),
-                   n_failed=int((status == "failed").sum()))
-        first = g.iloc[0]
-        pref = float(bound_prefactor(first["gamma"], first["T"], rec.get("E", first["E"]),
-                                     first["A"], first["sigma"]))
-        if len(ok) == 0:
-            mean, se, src = math.nan, math.nan, "none"
-        elif len(ok) == 1:
-            mean, se, src = float(corr[0]), float(ok["corr_se"].iloc[0]), "single-run"
-        else:
-            mean, se, src = float(corr.mean()), float(corr.std(ddof=1) / math.sqrt(len(corr))), "seeds"
-        # resolve_z is on the normal scale; a standard error estimated from S seeds has S-1 dof,
-        # so the same two-sided tail probability needs the Student-t quantile (2 -> 2.65 at S=6).
-        z = (student_t_quantile(normal_cdf(resolve_z), len(ok) - 1) if src == "seeds" else resolve_z)
-        resolved = bool(np.isfinite(mean) and se >= 0 and abs(mean) > z * se
-                        and math.isfinite(pref) and pref > 0)
-        r = abs(mean) / pref if math.isfinite(pref) and pref > 0 else math.nan
-        rec.update(corr_mean=mean, corr_se=se, se_source=src, prefactor=pref, R=r,
-                   R_se=se / pref if math.isfinite(pref) and pref > 0 else math.nan,
-                   resolved=resolved,
-                   resolve_threshold=z, R_upper=(abs(mean) + z * se) / pref if math.isfinite(pref) and pref > 0 else math.nan,
-                   runs_resolved=int((np.abs(corr) > resolve_z * ok["corr_se"].to_numpy(dtype=np.float64)).sum()))
-        records.append(rec)
-    pts = pd.DataFrame(records)
+    frame = runs.copy()
+    status = frame["status"].astype(str)
+    corr = frame["corr"].astype(np.float64)
+    ok = (status == "ok") & np.isfinite(corr)
+    frame["_ok"] = ok.astype(np.int64)
+    frame["_diverged"] = (status == "diverged").astype(np.int64)
+    frame["_failed"] = (status == "failed").astype(np.int64)
+    frame["_corr"] = corr.where(ok)                                     # NaN unless ok: skipped by mean/std
+    frame["_corr_se1"] = frame["corr_se"].astype(np.float64).where(ok)
+    frame["_run_resolved"] = (ok & (corr.abs() > resolve_z * frame["corr_se"].astype(np.float64))).astype(np.int64)
+    for col in ("gamma", "T", "A", "sigma"):
+        frame[f"_{col}"] = frame[col].astype(np.float64)
+    grouped = frame.groupby(point_keys, dropna=False, sort=True)
+    pts = grouped.agg(n_runs=("_ok", "size"), n_ok=("_ok", "sum"), n_diverged=("_diverged", "sum"),
+                      n_failed=("_failed", "sum"), corr_mean=("_corr", "mean"), _sd=("_corr", "std"),
+                      _se1=("_corr_se1", "max"), runs_resolved=("_run_resolved", "sum"),
+                      _gamma=("_gamma", "first"), _T=("_T", "first"), _A=("_A", "first"),
+                      _sigma=("_sigma", "first"), _E=("E", "first")).reset_index()
+    n_ok = pts["n_ok"].to_numpy()
+    pts["corr_se"] = np.where(n_ok >= 2, pts["_sd"] / np.sqrt(np.maximum(n_ok, 1)),
+                              np.where(n_ok == 1, pts["_se1"], np.nan))
+    pts["se_source"] = np.where(n_ok >= 2, "seeds", np.where(n_ok == 1, "single-run", "none"))
+    pref = np.asarray(bound_prefactor(pts["_gamma"], pts["_T"], pts["_E"], pts["_A"], pts["_sigma"]),
+                      dtype=np.float64)
+    usable = np.isfinite(pref) & (pref > 0)
+    pts["prefactor"] = pref
+    # resolve_z is on the normal scale; a standard error estimated from S seeds has S-1 dof,
+    # so the same two-sided tail probability needs the Student-t quantile (2 -> 2.65 at S=6).
+    tail = normal_cdf(resolve_z)
+    z = np.array([student_t_quantile(tail, int(k) - 1) if k >= 2 else resolve_z for k in n_ok])
+    abs_mean, se = pts["corr_mean"].abs().to_numpy(), pts["corr_se"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pts["R"] = np.where(usable, abs_mean / pref, np.nan)
+        pts["R_se"] = np.where(usable, se / pref, np.nan)
+        pts["R_upper"] = np.where(usable, (abs_mean + z * se) / pref, np.nan)
+    pts["resolve_threshold"] = z
+    pts["resolved"] = np.isfinite(abs_mean) & np.isfinite(se) & (abs_mean > z * se) & usable
+    pts = pts.drop(columns=[c for c in pts.columns if c.startswith("_")])
     pts["log_n"] = np.log(pts["n"].astype(np.float64))
     with np.errstate(divide="ignore", invalid="ignore"):
         pts["log_R"] = np.where(pts["resolved"], np.log(pts["R"]), np.nan)

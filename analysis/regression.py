@@ -20,6 +20,7 @@ The model is ``y_i = a + b x_i + e_i`` with independent ``e_i ~ N(0, s^2 se_i^2)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -96,6 +97,7 @@ def normal_quantile(p: float) -> float:
     return NormalDist().inv_cdf(p)
 
 
+@functools.lru_cache(maxsize=4096)
 def student_t_quantile(p: float, dof: float) -> float:
     """Quantile ``t`` with ``P(T <= t) = p`` of Student's t with ``dof`` degrees of freedom.
 

@@ -1,0 +1,97 @@
+"""INAL exponent fits on synthetic INAL rows with known power laws plus Gaussian noise."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.fits import INAL_GROUP_KEYS, fit_inal_exponents, inal_points
+from analysis.load import load_inal
+from analysis.synthetic import SyntheticTarget, write_synthetic_study
+
+N_VALUES = (8, 10, 12, 16, 20, 24, 32)
+
+
+def inal_rows(c_true, *, amplitude=0.2, rel_se=0.05, floor_se=0.0, n_values=N_VALUES, replicates=1,
+              seed=0, target="parity", c_nominal=None):
+    """Rows in the store's ``inal`` schema: max layer only (is_max), estimate = truth + se * z."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for rep in range(replicates):
+        for n in n_values:
+            truth = amplitude * n ** (-c_true)
+            se = math.sqrt((rel_se * truth) ** 2 + floor_se**2)
+            rows.append(dict(target=target, c=float(c_nominal if c_nominal is not None else c_true), n=n,
+                             width=8, depth=1, init="normal", bias=True, estimator="mc", layer=1,
+                             inal=truth + se * rng.standard_normal(), inal_se=se, is_max=True,
+                             n_inits=1000, n_inputs=4096, inal_id=f"{rep}-{n}", replicate=rep))
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("c_true", [1.0, 2.0, 4.0, 2.7])
+def test_fit_recovers_exponent_within_interval(c_true):
+    # one replicate: the truth lies in the 99.9% interval (a 1-in-1000 miss); the 95% rate is
+    # tested over many replicates below
+    fits = fit_inal_exponents(inal_rows(c_true, seed=int(10 * c_true)), level=0.999)
+    assert len(fits) == 1
+    row = fits.iloc[0]
+    assert row["status"] == "fitted" and row["n_points"] == len(N_VALUES)
+    assert row["c_hat_lo"] <= c_true <= row["c_hat_hi"]
+    assert row["c_hat"] == pytest.approx(c_true, abs=0.15)
+    assert row["c_hat_hi"] - row["c_hat_lo"] < 0.6
+
+
+def test_fit_interval_coverage_over_400_replicates():
+    """The 95% interval covers the true exponent at about 95%: 400 replicates, binomial sd 1.1%."""
+    rows = inal_rows(3.0, rel_se=0.08, replicates=400, seed=7, n_values=(8, 12, 16, 24, 32))
+    fits = fit_inal_exponents(rows, group_keys=INAL_GROUP_KEYS + ("replicate",))
+    assert len(fits) == 400 and (fits["status"] == "fitted").all()
+    coverage = float(np.mean((fits["c_hat_lo"] <= 3.0) & (3.0 <= fits["c_hat_hi"])))
+    assert 0.915 <= coverage <= 0.985, coverage
+    # the exponent estimate itself is unbiased to within its Monte Carlo error
+    assert abs(fits["c_hat"].mean() - 3.0) < 4 * fits["c_hat"].std() / math.sqrt(400)
+
+
+def test_points_at_the_noise_floor_are_unresolved_and_not_fitted():
+    # truth 0.2 n^-4 falls below the estimator's floor (se 1e-6) beyond n ~ 12
+    rows = inal_rows(4.0, floor_se=1e-6, seed=3)
+    pts = inal_points(rows)
+    truth = 0.2 * pts["n"].astype(float) ** -4.0
+    assert not pts.loc[truth < 1e-6, "resolved"].any()         # at or below the floor: unresolved
+    assert pts.loc[truth > 1e-4, "resolved"].all()             # 100 floor-se above: resolved
+    assert (pts["upper"] >= pts["inal"]).all()
+    fit = fit_inal_exponents(rows).iloc[0]
+    assert fit["n_unresolved"] == int((~pts["resolved"]).sum()) > 0
+    assert fit["n_fit_max"] <= 16
+
+
+def test_too_few_resolved_points_gives_no_exponent():
+    fit = fit_inal_exponents(inal_rows(4.0, floor_se=1e-4, seed=5)).iloc[0]
+    assert fit["status"].startswith("too few") and math.isnan(fit["c_hat"])
+
+
+def test_duplicate_estimates_are_combined_by_inverse_variance():
+    rows = inal_rows(2.0, seed=11, n_values=(8, 16, 32))
+    dup = rows.copy()
+    dup["inal_se"] *= 2.0
+    dup["inal"] = dup["inal"] * 1.1
+    pts = inal_points(pd.concat([rows, dup]))
+    assert (pts["n_estimates"] == 2).all()
+    w1, w2 = 1 / rows["inal_se"].to_numpy() ** 2, 1 / dup["inal_se"].to_numpy() ** 2
+    expect = (w1 * rows["inal"].to_numpy() + w2 * dup["inal"].to_numpy()) / (w1 + w2)
+    np.testing.assert_allclose(pts["inal"], expect, rtol=1e-12)
+    np.testing.assert_allclose(pts["inal_se"], 1 / np.sqrt(w1 + w2), rtol=1e-12)
+
+
+def test_layer_selection_and_groups_from_a_written_study(tmp_path):
+    targets = [SyntheticTarget("parity", c=2, inal_exponent=2.0), SyntheticTarget("majority", c=1, inal_exponent=1.0)]
+    study = write_synthetic_study(tmp_path, "s", targets, T=0, depth=2, rng_seed=2)
+    inal = load_inal(study)
+    fits = fit_inal_exponents(inal, level=0.999)
+    assert sorted(fits["target"]) == ["majority", "parity"]
+    for _, row in fits.iterrows():
+        assert row["c_hat_lo"] <= row["c_nominal"] <= row["c_hat_hi"]
+    # the output layer (depth+1 = 3) has the same exponent in the synthetic model
+    out = fit_inal_exponents(inal, layer=3, level=0.999)
+    assert (out["c_hat_lo"] <= out["c_nominal"]).all() and (out["c_nominal"] <= out["c_hat_hi"]).all()
