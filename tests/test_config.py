@@ -1,0 +1,176 @@
+"""The config tree composes, the presets expand into the grids their headers state, and job identity is stable."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+import inal_core
+from sweeps.jobs import dedupe_jobs
+from sweeps.schema import validate_job
+
+REPO = Path(__file__).resolve().parent.parent
+CONF = REPO / "sweeps" / "conf"
+PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def composer():
+    with initialize_config_module("sweeps.conf", version_base="1.3"):
+        yield lambda overrides=(), hydra=False: compose("config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def test_top_level_axes_and_groups(composer):
+    cfg = composer()
+    for key in ("n", "c", "width", "depth", "T", "gamma", "sigma", "study", "results_dir", "device"):
+        assert key in cfg, key
+    assert cfg.results_dir == "./results" and cfg.device == "auto"
+    assert set(cfg.train) >= {"A", "precision", "loss", "batch", "N", "checkpoints", "n_eval", "seed"}
+    assert set(cfg.inal) >= {"estimator", "n_inits", "n_inputs", "memory_budget_gb"}
+    assert "bias" in cfg.network and "name" in cfg.init and "name" in cfg.target
+    for group, options in {"target": {"parity", "majority", "staircase", "full_parity", "planted"},
+                           "init": {"normal", "normal_bias1", "rademacher"},
+                           "inal": {"auto", "exact", "mc", "junta"}}.items():
+        assert {p.stem for p in (CONF / group).glob("*.yaml")} >= options
+        for option in options:
+            composer([f"{group}={option}"])
+
+
+def test_default_launcher_is_inal_ray(composer):
+    cfg = composer(hydra=True)
+    assert "inal_ray" in cfg.hydra.launcher._target_.lower() or cfg.hydra.runtime.choices["hydra/launcher"] == "inal_ray"
+
+
+def _expand(composer, preset):
+    """The job override lists Hydra's BasicSweeper makes of a preset's hydra.sweeper.params."""
+    cfg = composer([f"+experiment={preset}"], hydra=True)
+    params = cfg.hydra.sweeper.params
+    overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    batches = BasicSweeper.split_arguments(overrides, max_batch_size=None)
+    return [job for batch in batches for job in batch]
+
+
+def _fast_configs(composer, preset, configs):
+    """Compose once per config-group choice, then set the scalar overrides with OmegaConf (Hydra's
+    full composition costs ~0.1-0.4 s a job on this machine)."""
+    parser = OverridesParser.create()
+    cache, out = {}, []
+    for job in configs:
+        parsed = parser.parse_overrides(job)
+        groups = tuple(o.input_line for o in parsed if o.key_or_group in ("target", "init", "network", "train", "inal"))
+        if groups not in cache:
+            cache[groups] = composer([f"+experiment={preset}", *groups])
+        cfg = copy.deepcopy(cache[groups])
+        for o in parsed:
+            if o.input_line not in groups:
+                OmegaConf.update(cfg, o.key_or_group, o.value(), merge=False)
+        out.append(cfg)
+    return out
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_header_and_grid(composer, preset):
+    """Each preset says its command, grid size and wall time; its grid composes and validates."""
+    text = (CONF / "experiment" / f"{preset}.yaml").read_text()
+    assert text.startswith("# @package _global_")
+    assert f"+experiment={preset}" in text or (preset == "default" and "inal-sweep" in text)
+    assert re.search(r"Wall time on this 2-core machine: about \d+", text)
+    configs = _expand(composer, preset)
+    stated = re.search(r"= (\d+) (?:configs|runs)", text)
+    assert stated and int(stated.group(1)) == len(configs)
+    jobs = [validate_job(cfg) for cfg in _fast_configs(composer, preset, configs)]
+    for k in (0, len(configs) // 2, len(configs) - 1):  # the shortcut equals Hydra's own composition
+        assert validate_job(composer([f"+experiment={preset}", *configs[k]])).run_id == jobs[k].run_id
+    distinct = len(dedupe_jobs(jobs))
+    stated_distinct = re.search(r"(\d+) distinct", text)
+    if stated_distinct:
+        assert int(stated_distinct.group(1)) == distinct
+    stated_inal = re.search(r"(\d+) INAL settings", text)
+    if stated_inal:
+        assert int(stated_inal.group(1)) == len({j.inal_id for j in jobs})
+    assert all(j.study == preset for j in jobs)
+
+
+# ----------------------------------------------------------------------------- identity
+
+
+def ids(job):
+    return job.run_id, job.inal_id, job.pack_key, job.seed
+
+
+def test_same_config_same_identity(composer):
+    a = validate_job(composer(["n=6", "c=2"]))
+    b = validate_job(composer(["c=2", "n=6"]))
+    assert ids(a) == ids(b) and a.values == b.values
+
+
+def test_location_device_and_hydra_settings_are_not_identity(composer):
+    base = ids(validate_job(composer()))
+    for overrides in (["results_dir=/elsewhere"], ["results_dir=file:///x/y"], ["device=cpu"], ["device=cuda"],
+                      ["study=other"], ["inal.memory_budget_gb=8"], ["hydra.job.name=foo"]):
+        assert ids(validate_job(composer(overrides))) == base, overrides
+    assert ids(validate_job(composer(hydra=True))) == base  # with the hydra node present
+
+
+@pytest.mark.parametrize("override,run,inal,pack", [
+    ("gamma=0.07", True, False, False),
+    ("sigma=0.001", True, False, False),
+    ("train.seed=1", True, False, False),
+    ("T=300", True, False, True),
+    ("train.A=2", True, False, True),
+    ("train.loss=hinge", True, False, True),
+    ("train.N=2n", True, False, True),
+    ("width=32", True, True, True),
+    ("n=9", True, True, True),
+    ("c=2", True, True, True),
+    ("init=rademacher", True, True, True),
+    ("inal.n_inits=64", True, True, True),
+    ("inal=mc", True, True, True),
+])
+def test_what_changes_the_identity(composer, override, run, inal, pack):
+    a, b = validate_job(composer()), validate_job(composer([override]))
+    assert (a.run_id != b.run_id, a.inal_id != b.inal_id, a.pack_key != b.pack_key) == (run, inal, pack)
+    assert (a.seed != b.seed) == run
+
+
+def test_auto_resolving_to_exact_is_exact(composer):
+    a, b = validate_job(composer(["n=6"])), validate_job(composer(["n=6", "inal=exact"]))
+    assert a.values["inal_method"] == "exact" and (a.run_id, a.inal_id) == (b.run_id, b.inal_id)
+
+
+def test_fixed_exponent_families_collapse(composer):
+    jobs = [validate_job(composer([f"target={t}", f"c={c}", "n=7"])) for t in ("majority", "staircase", "full_parity")
+            for c in (1, 2, 3)]
+    assert len(dedupe_jobs(jobs)) == 3
+    assert {j.values["c"] for j in jobs} == {1.0, float("inf")}
+    parity = [validate_job(composer([f"c={c}", "n=7"])) for c in (1, 2, 3)]
+    assert len(dedupe_jobs(parity)) == 3
+
+
+def test_engine_version_is_part_of_the_identity(composer, monkeypatch):
+    a = validate_job(composer())
+    monkeypatch.setattr(inal_core, "ENGINE_VERSION", inal_core.ENGINE_VERSION + 1)
+    b = validate_job(composer())
+    assert a.run_id != b.run_id and a.inal_id != b.inal_id
+
+
+def test_identity_is_the_same_in_another_process(composer):
+    job = validate_job(composer(["n=7", "gamma=0.03"]))
+    code = ("from hydra import compose, initialize_config_module\nfrom sweeps.schema import validate_job\n"
+            "with initialize_config_module('sweeps.conf', version_base='1.3'):\n"
+            "    j = validate_job(compose('config', overrides=['gamma=0.03', 'n=7']))\n"
+            "print(j.run_id, j.inal_id, j.pack_key, j.seed)")
+    env = dict(os.environ, PYTHONHASHSEED="12345", PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [job.run_id, job.inal_id, job.pack_key, str(job.seed)]
