@@ -46,7 +46,7 @@ import torch
 from .cube import enumerate_cube
 from .losses import LOSSES, loss_derivative, loss_value
 from .networks import NetworkSpec, ReluStack, init_relu_stack
-from .streams import gaussians, rademacher_rows, stream_keys
+from .streams import StepKeys, gaussians_at, rademacher_rows, rademacher_rows_at, stream_keys
 
 __all__ = ["NGDConfig", "NGDResult", "train_noisy_gd", "stack_gradient", "ngd_flops_per_step", "PRECISIONS", "GAMMA_SCHEDULES"]
 
@@ -188,25 +188,32 @@ def _forward(stack: ReluStack, x: torch.Tensor) -> list[torch.Tensor]:
     return hs
 
 
-def _accumulate_gradient(stack: ReluStack, x, y, loss: str, weight: float, grads: list | None):
-    """Add ``weight * sum_x grad L`` over the chunk ``x`` (R,m,N) to ``grads``; also return sum of losses (R,)."""
+def _accumulate_gradient(stack: ReluStack, x, y, loss: str, weight: float, grads: list[torch.Tensor], first: bool):
+    """Write (``first``) or add ``weight * sum_x grad L`` over the chunk ``x`` (R,m,N) into ``grads``.
+
+    ``grads``: tensors in ``stack.parameters()`` order (``(R, d_in, d_out)``, ``(R, d_out)``, ...),
+    possibly views into one flat buffer. Returns the sum of the losses over the chunk, ``(R,)``.
+    """
     hs = _forward(stack, x)
     out = hs[-1].squeeze(-1)  # (R, m)
     loss_sum = loss_value(loss, out, y).sum(1)
     delta = (loss_derivative(loss, out, y) * weight).unsqueeze(-1)  # (R, m, 1): dL/d(output pre-activation)
-    new: list[torch.Tensor] = []
+    slot = len(grads)
     for l in range(len(stack.weights) - 1, -1, -1):
-        g_b = delta.sum(1) if stack.biases[l] is not None else None  # (R, d_out)
-        g_w = torch.bmm(hs[l].transpose(1, 2), delta)  # (R, d_in, d_out)
-        new.extend([g for g in (g_b, g_w) if g is not None])
+        if stack.biases[l] is not None:
+            slot -= 1
+            if first:
+                torch.sum(delta, 1, out=grads[slot])  # (R, d_out)
+            else:
+                grads[slot].add_(delta.sum(1))
+        slot -= 1
+        if first:
+            torch.bmm(hs[l].transpose(1, 2), delta, out=grads[slot])  # (R, d_in, d_out)
+        else:
+            grads[slot].baddbmm_(hs[l].transpose(1, 2), delta)
         if l > 0:  # back through layer l's weights and the ReLU of layer l-1; no input gradient for l = 0
             delta = torch.ops.aten.threshold_backward(torch.bmm(delta, stack.weights[l].transpose(1, 2)), hs[l], 0)
-    new.reverse()  # parameters() order: W_0, b_0, W_1, b_1, ...
-    if grads is None:
-        return new, loss_sum
-    for g, n in zip(grads, new):
-        g.add_(n)
-    return grads, loss_sum
+    return loss_sum
 
 
 def stack_gradient(stack: ReluStack, x: torch.Tensor, y: torch.Tensor, loss: str = "squared"):
@@ -217,7 +224,8 @@ def stack_gradient(stack: ReluStack, x: torch.Tensor, y: torch.Tensor, loss: str
     """
     x = stack._expand_input(x)
     y = y.to(stack.dtype)
-    grads, loss_sum = _accumulate_gradient(stack, x, y if y.dim() == 2 else y.unsqueeze(0), loss, 1.0 / x.shape[1], None)
+    grads = [torch.empty_like(p) for p in stack.parameters()]
+    loss_sum = _accumulate_gradient(stack, x, y if y.dim() == 2 else y.unsqueeze(0), loss, 1.0 / x.shape[1], grads, True)
     return grads, loss_sum / x.shape[1]
 
 
@@ -278,11 +286,15 @@ def train_noisy_gd(
     budget = CHUNK_BYTES["cuda" if torch.device(device).type == "cuda" else "cpu"]
     rows = max(1, min(B, budget // (R * elem * (N + 2 * spec.depth * spec.width + 4))))
 
-    flat = torch.cat([p.reshape(R, -1) for p in init_relu_stack(spec, seeds, dtype=dtype, device=device).parameters()], 1)
-    stack = _flat_stack(spec, flat)  # views into flat (R, E)
+    init = init_relu_stack(spec, seeds, dtype=dtype, device=device)
+    flat = torch.cat([p.reshape(R, -1) for p in init.parameters()], 1)  # (R, E): theta of every run
     E = flat.shape[1]
-    batch_keys, noise_keys, eval_keys = (stream_keys(seeds, s, device) for s in ("batch", "noise", "eval"))
-    evaluate = _Evaluator(target_N, eval_keys, config.n_eval, config.loss, rows, dtype)
+    flat_next = torch.empty_like(flat)  # theta_t is written here, then the two buffers swap
+    grad_flat = torch.empty_like(flat)  # (R, E): the gradient, then the whole update
+    stack, stack_next = _flat_stack(spec, flat), _flat_stack(spec, flat_next)  # views into the buffers
+    grads = _flat_stack(spec, grad_flat).parameters()
+    batch_keys, noise_keys = (StepKeys(stream_keys(seeds, s, device)) for s in ("batch", "noise"))
+    evaluate = _Evaluator(target_N, stream_keys(seeds, "eval", device), config.n_eval, config.loss, rows, dtype)
     if exact:
         x_all = enumerate_cube(N, dtype=dtype, device=device)  # (2^N, N), shared by every run
         y_all = target_N(x_all).to(dtype)  # (2^N,)
@@ -290,7 +302,9 @@ def train_noisy_gd(
     alive = torch.ones(R, dtype=torch.bool, device=device)
     diverged_step = torch.full((R,), -1, dtype=torch.int64, device=device)
     ckpt_steps = config.checkpoint_steps()
+    ckpt_set = set(ckpt_steps)
     ckpt_values: list[torch.Tensor] = []  # (5, R) per checkpoint
+    on_cpu = torch.device(device).type == "cpu"
 
     def checkpoint(step: int) -> None:
         obs = evaluate(stack, step).to(dtype=torch.float64)
@@ -304,31 +318,33 @@ def train_noisy_gd(
         checkpoint(0)
     add_noise = any(s > 0 for s in (config.sigma if isinstance(config.sigma, tuple) else (config.sigma,)))
     for t in range(1, config.T + 1):
-        grads, loss_sum = None, torch.zeros(R, dtype=dtype, device=device)
+        loss_sum = torch.zeros(R, dtype=dtype, device=device)
+        batch_key = None if exact else batch_keys(t)
         for start in range(0, B, rows):
             m = min(rows, B - start)
             if exact:
                 x = x_all[start : start + m].unsqueeze(0).expand(R, -1, -1)  # (R, m, N)
                 y = y_all[start : start + m].unsqueeze(0)  # (1, m)
             else:
-                x = rademacher_rows(batch_keys, t, start, m, N, dtype=dtype)  # (R, m, N)
+                x = rademacher_rows_at(batch_key, start, m, N, dtype=dtype)  # (R, m, N)
                 y = target_N(x).to(dtype)  # (R, m)
-            grads, chunk_loss = _accumulate_gradient(stack, x, y, config.loss, 1.0 / B, grads)
-            loss_sum += chunk_loss
-        grad = torch.cat([g.reshape(R, -1) for g in grads], 1)  # (R, E)
+            loss_sum += _accumulate_gradient(stack, x, y, config.loss, 1.0 / B, grads, start == 0)
         if config.precision == "clip":
-            grad.clamp_(-config.A, config.A)
+            grad_flat.clamp_(-config.A, config.A)
         else:
-            grad = torch.round(grad * config.A) / config.A
+            grad_flat.mul_(config.A).round_().div_(config.A)
         step_size = gamma / math.sqrt(t) if config.gamma_schedule == "inverse_sqrt" else gamma
-        new = torch.addcmul(flat, step_size.unsqueeze(1), grad, value=-1.0)  # theta - gamma_t [g]_A
+        grad_flat.mul_(-step_size.unsqueeze(1))  # -gamma_t [g]_A
         if add_noise:
-            new.addcmul_(sigma.unsqueeze(1), gaussians(noise_keys, t, E, dtype=dtype))  # + Z_t, not scaled by gamma
-        finite = torch.isfinite(new).all(1) & torch.isfinite(loss_sum)
+            grad_flat.addcmul_(sigma.unsqueeze(1), gaussians_at(noise_keys(t), E, dtype=dtype))  # + Z_t, not scaled by gamma
+        torch.add(flat, grad_flat, out=flat_next)
+        finite = torch.isfinite(flat_next).all(1) & torch.isfinite(loss_sum)
         diverged_step = torch.where(alive & ~finite, t, diverged_step)
         alive = alive & finite
-        flat.copy_(torch.where(alive.unsqueeze(1), new, flat))  # frozen runs keep their last finite parameters
-        if t in ckpt_steps:
+        if not on_cpu or not bool(alive.all()):  # frozen runs keep their last finite parameters
+            torch.where(alive.unsqueeze(1), flat_next, flat, out=flat_next)
+        flat, flat_next, stack, stack_next = flat_next, flat, stack_next, stack
+        if t in ckpt_set:
             checkpoint(t)
 
     values = torch.stack(ckpt_values, dim=2).cpu().numpy()  # (5, R, n_ckpt)

@@ -35,7 +35,18 @@ import torch
 
 from .rng import derive_seed
 
-__all__ = ["stream_keys", "step_keys", "random_words", "rademacher_rows", "gaussians", "mix64_reference"]
+__all__ = [
+    "stream_keys",
+    "step_keys",
+    "StepKeys",
+    "words_at",
+    "random_words",
+    "rademacher_rows",
+    "rademacher_rows_at",
+    "gaussians",
+    "gaussians_at",
+    "mix64_reference",
+]
 
 _U64 = (1 << 64) - 1
 
@@ -86,16 +97,51 @@ def step_keys(keys: torch.Tensor, step: int) -> torch.Tensor:
     """``key(run, step) = mix64(k_run XOR mix64(step * G + C))`` for every run: ``(R,)`` int64."""
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
-    s = _mix64(torch.tensor(_signed(step * _GOLDEN + _STEP_OFFSET), dtype=torch.int64, device=keys.device))
-    return _mix64(keys ^ s)
+    return _mix64(keys ^ _signed(mix64_reference(step * _GOLDEN + _STEP_OFFSET)))
+
+
+class StepKeys:
+    """``step_keys(keys, t)`` for many steps, computed a block of steps at a time (few tensor ops per block).
+
+    ``StepKeys(keys)(t)`` equals ``step_keys(keys, t)``; the table holds ``block`` steps, ``(R, block)``.
+    """
+
+    def __init__(self, keys: torch.Tensor, block: int = 256):
+        self.keys, self.block, self._first, self._table = keys, block, -1, None
+
+    def __call__(self, step: int) -> torch.Tensor:
+        first = step - step % self.block
+        if first != self._first:
+            salts = [_signed(mix64_reference(t * _GOLDEN + _STEP_OFFSET)) for t in range(first, first + self.block)]
+            salt = torch.tensor(salts, dtype=torch.int64).to(self.keys.device, non_blocking=True)  # (block,)
+            self._table = _mix64(self.keys.unsqueeze(1) ^ salt)  # (R, block)
+            self._first = first
+        return self._table[:, step - first]
+
+
+_OFFSETS: dict[tuple[int, int, str], torch.Tensor] = {}
+
+
+def _offsets(start: int, count: int, device: torch.device) -> torch.Tensor:
+    """``(i + 1) * G`` for ``i`` in ``start .. start+count-1`` (mod 2^64), cached: ``(count,)`` int64."""
+    key = (start, count, str(device))
+    if key not in _OFFSETS:
+        if len(_OFFSETS) > 64:
+            _OFFSETS.clear()
+        _OFFSETS[key] = torch.arange(start + 1, start + count + 1, dtype=torch.int64, device=device) * _G
+    return _OFFSETS[key]
+
+
+def words_at(step_key: torch.Tensor, start: int, count: int) -> torch.Tensor:
+    """Words ``start .. start+count-1`` for per-run step keys ``(R,)``: ``mix64(key + (i+1) G)``, ``(R, count)``."""
+    if start < 0 or count < 0:
+        raise ValueError(f"word range [{start}, {start + count}) must be non-negative")
+    return _mix64(step_key.unsqueeze(1) + _offsets(start, count, step_key.device))
 
 
 def random_words(keys: torch.Tensor, step: int, start: int, count: int) -> torch.Tensor:
     """64-bit words ``start .. start+count-1`` of every run at ``step``: ``(R, count)`` int64 bit patterns."""
-    if start < 0 or count < 0:
-        raise ValueError(f"word range [{start}, {start + count}) must be non-negative")
-    idx = torch.arange(start + 1, start + count + 1, dtype=torch.int64, device=keys.device)  # (count,)
-    return _mix64(step_keys(keys, step).unsqueeze(1) + idx * _G)
+    return words_at(step_keys(keys, step), start, count)
 
 
 def rademacher_rows(
@@ -105,20 +151,32 @@ def rademacher_rows(
 
     Returns ``(R, rows, n)`` in ``dtype``. One 64-bit word gives 64 coordinates (see module doc).
     """
+    return rademacher_rows_at(step_keys(keys, step), row_start, rows, n, dtype=dtype)
+
+
+def rademacher_rows_at(
+    step_key: torch.Tensor, row_start: int, rows: int, n: int, *, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """``rademacher_rows`` for per-run step keys ``(R,)`` (see ``StepKeys``)."""
     words_per_row = (n + 63) // 64
-    w = random_words(keys, step, row_start * words_per_row, rows * words_per_row)  # (R, rows*wpr)
+    w = words_at(step_key, row_start * words_per_row, rows * words_per_row)  # (R, rows*wpr)
     shifts = torch.arange(0, 64, 8, dtype=torch.int64, device=w.device)
     bytes_ = (w.unsqueeze(-1) >> shifts) & 255  # (R, rows*wpr, 8)
     table = _BYTE_SIGNS.to(device=w.device, dtype=dtype)
     signs = torch.nn.functional.embedding(bytes_, table)  # (R, rows*wpr, 8, 8)
-    signs = signs.view(keys.shape[0], rows, words_per_row * 64)
+    signs = signs.view(step_key.shape[0], rows, words_per_row * 64)
     return signs if words_per_row * 64 == n else signs[:, :, :n].contiguous()
 
 
 def gaussians(keys: torch.Tensor, step: int, count: int, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Standard normal variates ``0 .. count-1`` of every run at ``step``: ``(R, count)`` (Box–Muller)."""
+    return gaussians_at(step_keys(keys, step), count, dtype=dtype)
+
+
+def gaussians_at(step_key: torch.Tensor, count: int, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``gaussians`` for per-run step keys ``(R,)`` (see ``StepKeys``)."""
     pairs = (count + 1) // 2
-    w = random_words(keys, step, 0, pairs)  # (R, pairs)
+    w = words_at(step_key, 0, pairs)  # (R, pairs)
     scale = 1.0 / (1 << 24)
     u1 = (_shr(w, 40).to(dtype) + 0.5) * scale  # (R, pairs) in (0, 1)
     u2 = (((w >> 8) & 0xFFFFFF).to(dtype) + 0.5) * scale
