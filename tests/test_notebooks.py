@@ -1,7 +1,9 @@
 """Execute every notebook in analysis/notebooks/ with nbclient against a small study made here.
 
-The study is synthetic (analysis.synthetic: the store's layout and schema, known power laws), so
-the test is fast and independent of the sweep machinery.
+The study is a tiny real one: jobs composed from the project's Hydra config, validated by
+``sweeps.schema.validate_job`` and computed by ``sweeps.execute.run_training_pack`` (INAL and noisy
+GD, written by the real store), in-process without Ray: 3 n x 2 c x 3 seeds, width 8, T = 10
+(about 10 s on an idle 2-core machine). The report tests use synthetic studies with known answers.
 """
 
 import os
@@ -12,18 +14,36 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-from analysis.synthetic import SyntheticTarget, write_synthetic_study  # noqa: E402
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "analysis" / "notebooks").glob("*.ipynb"))
 
 
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory):
-    targets = [SyntheticTarget("parity", c=1, inal_exponent=1.0, r_slope=-0.5),
-               SyntheticTarget("parity", c=2, inal_exponent=2.0, r_slope=-0.3),
-               SyntheticTarget("majority", c=1, inal_exponent=1.0, r_slope=None)]
-    return write_synthetic_study(tmp_path_factory.mktemp("nb"), "nbstudy", targets, n_values=(8, 12, 16, 24),
-                                 seeds=range(4), rng_seed=3)
+    pytest.importorskip("sweeps.execute")
+    from hydra import compose, initialize_config_module
+    from omegaconf import open_dict
+
+    from sweeps.execute import plan_packs, run_training_pack
+    from sweeps.schema import validate_job
+
+    results = tmp_path_factory.mktemp("nb")
+    with initialize_config_module("sweeps.conf", version_base="1.3"):
+        base = compose("config", overrides=[
+            "width=8", "depth=1", "T=10", "gamma=0.05", "sigma=1e-3", "study=nbstudy", f"results_dir={results}",
+            "inal.n_inits=64", "train.checkpoints=3", "train.n_eval=1024", "device=cpu"])
+    jobs = []
+    for n in (4, 6, 8):
+        for c in (1, 2):
+            for seed in (0, 1, 2):
+                cfg = base.copy()
+                with open_dict(cfg):
+                    cfg.n, cfg.c, cfg.train.seed = n, c, seed
+                jobs.append(validate_job(cfg))
+    for pack in plan_packs(jobs, 8):
+        outcomes = run_training_pack(pack, device="cpu")
+        assert all(o.status == "ok" for o in outcomes), outcomes
+    return str(results / "nbstudy")
 
 
 def test_there_is_a_notebook():
