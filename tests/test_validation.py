@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.initialize import get_gh_backup, restore_gh_from_backup
 
+from sweeps.run import main
 from sweeps.schema import ConfigError, validate_job
-
-REPO = Path(__file__).resolve().parent.parent
 
 # (overrides, key named, value shown, words of the allowed set)
 BAD_INPUTS = [
@@ -98,23 +96,34 @@ def test_good_configs_pass(composer):
         validate_job(composer(overrides))
 
 
-def _cli(args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(REPO), HYDRA_FULL_ERROR="0")
-    return subprocess.run([sys.executable, "-m", "sweeps.run", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+def _cli(args, cwd, monkeypatch, capsys):
+    """``inal-sweep <args>`` in this process: (exit code, stdout + stderr)."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["inal-sweep", *args])
+    backup = get_gh_backup()  # a compose fixture may hold Hydra's global state
+    GlobalHydra.instance().clear()
+    code = 0
+    try:
+        main()
+    except SystemExit as stop:
+        code = stop.code
+    finally:
+        restore_gh_from_backup(backup)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
 
 
-def test_cli_single_run_refuses_before_writing_anything(tmp_path):
-    proc = _cli(["n=0", f"results_dir={tmp_path / 'results'}"], cwd=tmp_path)
-    assert proc.returncode != 0
-    assert "invalid n=0 (allowed: an integer >= 1)" in proc.stderr
+def test_cli_single_run_refuses_before_writing_anything(tmp_path, monkeypatch, capsys):
+    code, output = _cli(["n=0", f"results_dir={tmp_path / 'results'}"], tmp_path, monkeypatch, capsys)
+    assert code not in (0, None)
+    assert "invalid n=0 (allowed: an integer >= 1)" in output
     assert list(tmp_path.iterdir()) == []  # no results, no Hydra output directory
 
 
-def test_cli_basic_multirun_refuses_before_any_result(tmp_path):
+def test_cli_basic_multirun_refuses_before_any_result(tmp_path, monkeypatch, capsys):
     results = tmp_path / "results"
-    proc = _cli(["-m", "hydra/launcher=basic", "gamma=-1", "n=4,5", "width=8", "T=2", f"results_dir={results}"],
-                cwd=tmp_path)
-    assert proc.returncode != 0
-    assert "invalid gamma=-1.0 (allowed: a finite number > 0)" in proc.stderr + proc.stdout
+    code, output = _cli(["-m", "hydra/launcher=basic", "gamma=-1", "n=4,5", "width=8", "T=2",
+                         f"results_dir={results}"], tmp_path, monkeypatch, capsys)
+    assert code not in (0, None)
+    assert "invalid gamma=-1.0 (allowed: a finite number > 0)" in output
     assert not results.exists() or not list(results.rglob("*.parquet"))
