@@ -1,13 +1,13 @@
 """Noisy-GD engine benchmarks (``inal-bench core --only ngd``).
 
 - ``ngd_gflops_w256``: training throughput of ``train_noisy_gd`` for one run (R = 1) of width
-  256, depth 2, N = 256, fresh batches of B = 4096, squared loss, sigma > 0, in useful FLOP/s
+  256, depth 2, N = 256, fresh batches of B = 4096, T = 8 steps, squared loss, sigma > 0, in useful FLOP/s
   (``ngd_flops_per_step``: forward, weight gradients and hidden input gradients; the elementwise
   work, the random inputs, the noise, the clipping and the final evaluation are not counted as
   FLOPs but their time is). The whole call is timed (initialization and one evaluation of
   ``n_eval = 1024`` inputs included). Baseline: ``common.matmul_gflops`` (square float32 matmul,
   1024 x 1024, about the FLOPs of one step) on the same device in the same process, timed
-  alternately with the engine (best of 3 each); ratio = engine / matmul, target 0.5.
+  alternately with the engine (best of 5 each); ratio = engine / matmul, target 0.5.
 - ``ngd_stack256_cuda`` (CUDA only; otherwise a note on stderr and no line): 256 runs (N = 64,
   width 64, depth 2, B = 4096) trained as one stack vs the same 256 runs trained one at a time;
   value = stacked runs x steps per second, baseline = one-at-a-time runs x steps per second,
@@ -57,12 +57,12 @@ def _best_call_time(fn, device: str, repeats: int) -> float:
 
 def measure_gflops_w256(device: str, quick: bool) -> Measurement:
     spec = NetworkSpec(256, 256, 2)
-    B, T = 4096, (3 if quick else 20)
+    B, T = 4096, (2 if quick else 8)  # T = 8: one call lasts about as long as a baseline trial window
     config = NGDConfig(T=T, gamma=0.01, sigma=1e-3, batch=B, checkpoints=1, n_eval=1024)
     target = _LowDegreeParity(spec.input_dim)
     # engine and baseline timed alternately, best of each: a shared machine's load hits both alike
     wall, baseline = float("inf"), 0.0
-    for _ in range(1 if quick else 3):
+    for _ in range(1 if quick else 5):
         wall = min(wall, _best_call_time(lambda: train_noisy_gd(target, spec, config, [0], device=device), device, 1))
         baseline = max(baseline, matmul_gflops(device, size=1024))
     engine = ngd_flops_per_step(spec, B) * T / wall / 1e9

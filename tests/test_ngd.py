@@ -284,6 +284,18 @@ def test_checkpoints_and_T0():
     assert NGDConfig(T=0, gamma=1, sigma=0, checkpoints=5).checkpoint_steps() == [0]
     res = train_noisy_gd(SubsetParity(4, [0]), NetworkSpec(4, 3, 1), NGDConfig(T=0, gamma=1, sigma=1, n_eval=64), [0, 1])
     assert res.curves["corr"].shape == (2, 1) and res.status == ["ok", "ok"]
+    seen = []
+    cfg = NGDConfig(T=4, gamma=0.1, sigma=0.0, checkpoints=[2], n_eval=64)
+    res = train_noisy_gd(SubsetParity(4, [0]), NetworkSpec(4, 3, 1), cfg, [0], progress=lambda t, T: seen.append((t, T)))
+    assert seen == [(2, 4), (4, 4)] and res.curves["step"].tolist() == [[2, 4]]
+
+
+def test_exact_gradient_only_when_the_cube_is_small_enough():
+    spec, target = NetworkSpec(10, 3, 1), SubsetParity(10, [0])
+    small = train_noisy_gd(target, spec, NGDConfig(T=1, gamma=0.1, sigma=0, n_eval=64, exact_max_inputs=1024), [0])
+    large = train_noisy_gd(target, spec, NGDConfig(T=1, gamma=0.1, sigma=0, n_eval=64, exact_max_inputs=512), [0])
+    given = train_noisy_gd(target, spec, NGDConfig(T=1, gamma=0.1, sigma=0, n_eval=64, batch=32), [0])
+    assert small.batch_used.tolist() == [0] and large.batch_used.tolist() == [4096] and given.batch_used.tolist() == [32]
 
 
 @pytest.mark.parametrize(
