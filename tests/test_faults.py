@@ -1,0 +1,213 @@
+"""Fault injection against the ``inal_ray`` launcher with real Ray, real processes, real files.
+
+- the driver (``python -m sweeps.run``, joined to this module's Ray) SIGKILLed mid-study, then
+  the same command again: every cell exactly once, numbers equal to an uninterrupted run;
+- every task's first attempt killing its worker process (``os._exit``): Ray retries, the study
+  completes, nothing lost or doubled;
+- a truncated runs file and a garbage INAL file: detected, quarantined, recomputed;
+- a diverging run (gamma = 1e30): a ``diverged`` row, the other cells finish;
+- bad input: a ``ConfigError`` naming key, value and what is allowed, non-zero exit, nothing
+  written and no Ray started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+pd = pytest.importorskip("pandas")
+
+from hydra._internal.hydra import Hydra  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+
+from hydra_plugins.inal_ray_launcher._core import KILL_WORKER_ONCE_ENV  # noqa: E402
+
+TINY = ["width=8", "T=4", "train.N=2n", "train.n_eval=256", "train.checkpoints=2", "inal.n_inits=16"]
+NUMBERS = ["corr", "corr_se", "acc", "final_loss", "param_norm"]
+
+
+def multirun(overrides: List[str], results_dir: Path) -> List[Dict]:
+    """``inal-sweep -m <overrides>`` in this process; the jobs' return values."""
+    import sweeps.run
+
+    GlobalHydra.instance().clear()
+    hydra_ = Hydra.create_main_hydra_file_or_module(
+        calling_file=None, calling_module="sweeps.run", config_path="conf", job_name="run"
+    )
+    try:
+        returns = hydra_.multirun(
+            config_name="config", task_function=sweeps.run.task,
+            overrides=["hydra/sweeper=inal", f"results_dir={results_dir}", f"hydra.sweep.dir={results_dir}/_sweep"]
+            + overrides,
+            with_log_configuration=False,
+        )
+    finally:
+        GlobalHydra.instance().clear()
+    return [r.return_value for batch in returns for r in batch]
+
+
+def runs_table(results_dir: Path) -> "pd.DataFrame":
+    return pd.read_parquet(results_dir / "default" / "runs").set_index("run_id").sort_index()
+
+
+def assert_same_numbers(a: "pd.DataFrame", b: "pd.DataFrame") -> None:
+    assert list(a.index) == list(b.index)
+    for col in NUMBERS:
+        np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-5, atol=1e-7, err_msg=col)
+
+
+# ------------------------------------------------------------------ bad input (no Ray needed)
+
+BAD_INPUTS = [
+    (["n=4,0"], "invalid n=0"),
+    (["gamma=0.1,-1"], "invalid gamma=-1"),
+    (["c=9", "n=4"], "invalid c=9"),
+    (["train.N=3", "n=4"], "invalid train.N=3"),
+    (["n=abc"], "invalid n='abc'"),
+    (["inal=exact", "n=40", "width=64"], "invalid inal.estimator='exact'"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
+def test_bad_input_fails_before_anything_runs(overrides, message, tmp_path: Path, hydra_restore_singletons) -> None:
+    from sweeps.schema import ConfigError
+
+    ray_was_up = ray.is_initialized()
+    with pytest.raises(ConfigError) as info:
+        multirun(TINY + overrides, tmp_path / "res")
+    assert message in str(info.value) and "allowed" in str(info.value)
+    assert not (tmp_path / "res").exists()  # nothing written, not even Hydra's multirun.yaml
+    assert ray.is_initialized() == ray_was_up  # no Ray started for it
+
+
+def test_bad_input_cli_exits_nonzero_and_writes_nothing(tmp_path: Path) -> None:
+    res = tmp_path / "res"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweeps.run", "-m", "n=4,5", "target=parity,nope", f"results_dir={res}",
+         "hydra/sweeper=inal", f"hydra.sweep.dir={res}/_sweep"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "nope" in proc.stderr and "target" in proc.stderr
+    assert not res.exists()
+    assert "Ray" not in proc.stdout + proc.stderr
+
+
+# ----------------------------------------------------------------------------------- real Ray
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """A 2-CPU Ray on loopback for this module; subprocess drivers join it by address."""
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # two subprocess drivers, each starting its own Ray workers
+def test_driver_sigkill_then_rerun_completes_exactly_once(ray_address: str, tmp_path: Path,
+                                                         hydra_restore_singletons) -> None:
+    grid = ["n=4,5", "c=1", "gamma=0.05,0.1", "train.seed=0,1", "width=8", "T=200", "train.N=2n",
+            "train.n_eval=256", "train.checkpoints=2", "inal.n_inits=16"]
+    res = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "sweeps.run", "-m", *grid, f"results_dir={res}", "hydra/sweeper=inal",
+           f"hydra.sweep.dir={res}/_sweep", f"hydra.launcher.address={ray_address}", "hydra.launcher.max_pack=1"]
+    runs_dir = res / "default" / "runs"
+    driver = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and not list(runs_dir.rglob("*.parquet")):
+            time.sleep(0.05)
+        os.kill(driver.pid, signal.SIGKILL)  # mid-study: at least one cell written
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    written_at_kill = len(list(runs_dir.rglob("*.parquet")))
+    assert 1 <= written_at_kill < 8, f"kill was not mid-study: {written_at_kill} of 8 cells written"
+
+    rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "8 distinct cells" in rerun.stdout
+
+    reference = tmp_path / "reference"
+    multirun(grid, reference)  # uninterrupted, in this process
+    killed, ref = runs_table(res), runs_table(reference)
+    assert len(killed) == 8 and killed.index.is_unique and set(killed.status) == {"ok"}
+    assert_same_numbers(killed, ref)
+    curves = pd.read_parquet(res / "default" / "curves")
+    assert len(curves) == 8 * 2 and not curves.duplicated(["run_id", "step"]).any()
+
+
+@pytest.mark.ray
+def test_worker_killed_mid_task_is_retried(ray_address: str, tmp_path: Path, monkeypatch,
+                                           hydra_restore_singletons) -> None:
+    grid = ["n=4", "c=1", "gamma=0.05,0.1", "hydra.launcher.max_pack=2"] + TINY
+    reference = tmp_path / "reference"
+    multirun(grid, reference)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    monkeypatch.setenv(KILL_WORKER_ONCE_ENV, str(markers))
+    out = multirun(grid, tmp_path / "faulty")
+    # 2 cells: 1 training pack + 1 INAL task, each killed once in its first attempt
+    assert len(list(markers.iterdir())) == 2
+    assert {o["status"] for o in out} == {"ok"}
+    faulty = runs_table(tmp_path / "faulty")
+    assert len(faulty) == 2 and faulty.index.is_unique
+    assert_same_numbers(faulty, runs_table(reference))
+    assert len(pd.read_parquet(tmp_path / "faulty" / "default" / "inal")) == 2
+
+
+@pytest.mark.ray
+def test_corrupt_files_are_detected_and_recomputed(ray_address: str, tmp_path: Path,
+                                                   hydra_restore_singletons) -> None:
+    grid = ["n=4,5", "c=1", "train.seed=0,1"] + TINY
+    multirun(grid, tmp_path)
+    original = runs_table(tmp_path)
+    runs_files = sorted((tmp_path / "default" / "runs").rglob("*.parquet"))
+    inal_files = sorted((tmp_path / "default" / "inal").rglob("*.parquet"))
+    truncated, garbage = runs_files[0], inal_files[0]
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    garbage.write_bytes(b"PAR1 this is not a parquet file PAR1")
+
+    out = multirun(grid, tmp_path)
+    recomputed = {o["run_id"] for o in out if o["status"] == "ok"}
+    assert truncated.stem in recomputed  # the truncated run ran again
+    garbage_cells = {o["run_id"] for o in out if o["inal_id"] == garbage.stem}
+    assert garbage_cells <= recomputed and garbage_cells  # cells of the bad INAL file ran again
+    quarantined = list((tmp_path / "default" / "_quarantine").glob("*.parquet*"))
+    assert any(truncated.stem in q.name for q in quarantined) and any(garbage.stem in q.name for q in quarantined)
+    final = runs_table(tmp_path)
+    assert len(final) == 4 and final.index.is_unique
+    assert_same_numbers(final, original)
+    assert len(pd.read_parquet(tmp_path / "default" / "inal")) == 2 * 2
+
+
+@pytest.mark.ray
+def test_diverging_run_is_a_row_and_the_others_finish(ray_address: str, tmp_path: Path,
+                                                      hydra_restore_singletons) -> None:
+    out = multirun(["n=4", "c=1", "gamma=0.05,1e30", "train.seed=0,1"] + TINY, tmp_path)
+    runs = runs_table(tmp_path)
+    assert len(runs) == 4
+    huge = runs[runs.gamma == 1e30]
+    assert set(huge.status) == {"diverged"} and (huge.diverged_step >= 0).all()
+    assert set(runs[runs.gamma == 0.05].status) == {"ok"}
+    assert np.isfinite(runs.loc[runs.gamma == 0.05, "corr"]).all()
+    assert sorted(o["status"] for o in out) == ["diverged", "diverged", "ok", "ok"]
