@@ -40,8 +40,10 @@ points, or the bound cannot be tested: sigma = 0 (vacuous bound), no finite expo
 INAL fit rejects the theorem's hypothesis (``ĉ_hi < 1``: INAL decays more slowly than ``n^{-1}``).
 When ``c_eff < 1`` but the interval of ĉ still reaches 1 (a c = 1 target always has ``ĉ_lo``
 somewhat below 1), the test proceeds with the lenient ``s_pred = -(c_eff - 1)/8 > 0``, as the rule
-``min(c, ĉ_lo)`` says, and the reason notes it. Many groups mean many tests: at 2.5% each, about one group in 40 where the bound
-holds exactly at equality would read "violated" by chance; the report says how many groups it tested.
+``min(c, ĉ_lo)`` says, and the reason notes it.
+
+Many groups mean many tests: at 2.5% each, about one group in 40 where the bound holds exactly
+at equality reads "violated" by chance; the report says how many groups it tested.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from .regression import fit_line, normal_cdf, student_t_quantile
 __all__ = ["BOUND_GROUP_KEYS", "VERDICTS", "bound_points", "check_bound", "predicted_slope"]
 
 BOUND_GROUP_KEYS = ("target", "c", "width", "depth", "init", "bias", "T", "gamma", "sigma", "A",
-                    "precision", "loss", "batch", "N_spec")
+                    "precision", "loss", "batch", "gamma_schedule", "N_spec")
 VERDICTS = ("consistent", "violated", "unresolved")
 
 

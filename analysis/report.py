@@ -42,6 +42,7 @@ class Analysis:
     study: Study
     inal_points: pd.DataFrame
     inal_fits: pd.DataFrame
+    inal_fits_by_layer: pd.DataFrame
     bound_points: pd.DataFrame
     bound_checks: pd.DataFrame
     learnability: pd.DataFrame
@@ -61,12 +62,16 @@ def analyze(path: str, *, level: float = 0.95, resolve_z: float = 2.0, min_resol
     study = load_study(path, **filters)
     ipts = inal_points(study.inal, resolve_z=resolve_z)
     fits = fit_inal_exponents(study.inal, level=level, resolve_z=resolve_z, min_points=min_resolved)
+    layers = sorted(int(v) for v in study.inal["layer"].unique()) if len(study.inal) else []
+    by_layer = [fit_inal_exponents(study.inal, layer=k, level=level, resolve_z=resolve_z, min_points=min_resolved)
+                for k in layers]
+    by_layer = pd.concat(by_layer, ignore_index=True) if by_layer else pd.DataFrame()
     bpts = bound_points(study.runs, resolve_z=resolve_z)
     checks = check_bound(study.runs, fits, level=level, resolve_z=resolve_z, min_resolved=min_resolved)
     learn = learnability_table(study.runs, study.inal, resolve_z=resolve_z)
     curves = mean_curves(study.runs, study.curves)
     settings = {"level": level, "resolve_z": resolve_z, "min_resolved": int(min_resolved), "filters": filters}
-    return Analysis(str(path), study, ipts, fits, bpts, checks, learn, curves, settings)
+    return Analysis(str(path), study, ipts, fits, by_layer, bpts, checks, learn, curves, settings)
 
 
 def _jsonable(value):
@@ -103,11 +108,13 @@ def _counts(a: Analysis) -> dict:
 
 
 def summary_dict(a: Analysis) -> dict:
-    """The JSON summary: settings, counts, every INAL fit, every bound verdict, learnability points."""
+    """The JSON summary: settings, counts, every INAL fit (max over layers, and per layer), every
+    bound verdict with its points, learnability points."""
     return _jsonable({
         "source": a.source, "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "settings": a.settings, "counts": _counts(a),
-        "inal_fits": _records(a.inal_fits), "bound_checks": _records(a.bound_checks),
+        "inal_fits": _records(a.inal_fits), "inal_fits_by_layer": _records(a.inal_fits_by_layer),
+        "bound_checks": _records(a.bound_checks),
         "bound_points": _records(a.bound_points), "learnability": _records(a.learnability),
         "figures": list(FIGURES),
     })
