@@ -118,6 +118,11 @@ def _split_model(n: int, spec: NetworkSpec, low_bits: int, patterns: int, shared
     return (0, per_init, inp, per_row) if shared_inputs else (0, per_init, 0, per_row + inp)
 
 
+def _split_unit_bytes(n: int, low: int, patterns: int) -> int:
+    """Bytes per first-layer neuron of the exact split engine: sorted tables and one pass over the high part."""
+    return (1 << low) * patterns * 48 + (1 << low) * 24 + (1 << (n - low)) * 64
+
+
 def _plan(model, n_inits: int, total_rows: int, budget: int, quantum: int) -> tuple[int, int] | None:
     """Inits per chunk and rows per chunk fitting ``budget`` (rows a multiple of ``quantum`` when >= it)."""
     fixed, per_init, per_row_shared, per_row = model
@@ -229,20 +234,22 @@ def _plain_layer_sums(stack: ReluStack, x: torch.Tensor, fx: torch.Tensor, low_s
 
 
 class _SplitFirstLayer:
-    """The split engine for a depth-1 stack: low-bit part sorted once per init chunk (module docstring)."""
+    """The split engine for first-layer neurons (module docstring): low-bit part sorted once per neuron.
 
-    def __init__(self, stack: ReluStack, low_idx: list[int], high_idx: list[int], patterns: torch.Tensor):
-        dev = stack.device
-        W = stack.weights[0].to(torch.float64)  # (Rc, n, w)
+    ``W``: ``(Rb, n, G)`` first-layer weights of ``G`` neurons in ``Rb`` batches, ``b1``: ``(Rb, G)`` or None.
+    """
+
+    def __init__(self, W: torch.Tensor, b1: torch.Tensor | None, low_idx: list[int], high_idx: list[int],
+                 patterns: torch.Tensor):
+        dev = W.device
+        W = W.to(torch.float64)
         self.R, _, self.w = W.shape
-        self.b1 = None if stack.biases[0] is None else stack.biases[0].to(torch.float64)  # (Rc, w)
-        self.a = stack.weights[1].to(torch.float64)[:, :, 0]  # (Rc, w)
-        self.b2 = None if stack.biases[1] is None else stack.biases[1].to(torch.float64)[:, 0]  # (Rc,)
-        self.W_high = W[:, high_idx, :]  # (Rc, n_high, w)
+        self.b1 = None if b1 is None else b1.to(torch.float64)  # (Rb, G)
+        self.W_high = W[:, high_idx, :]  # (Rb, n_high, G)
         L = len(low_idx)
         self.M = 1 << L
         x_low = enumerate_cube(L, dtype=torch.float64, device=dev) if L else torch.ones(1, 0, dtype=torch.float64, device=dev)
-        p = torch.matmul(x_low, W[:, low_idx, :]).transpose(1, 2)  # (Rc, w, M)
+        p = torch.matmul(x_low, W[:, low_idx, :]).transpose(1, 2)  # (Rb, G, M)
         self.patterns = patterns.to(torch.float64)  # (D, M)
         self.pattern_mean = self.patterns.mean(dim=1)  # (D,) = fbar per pattern
         self.broadcast = self.M <= _BROADCAST_MAX_M
@@ -251,15 +258,14 @@ class _SplitFirstLayer:
             return
         D = self.patterns.shape[0]
         # sort q = -p ascending: {a : p_a > -c} = {a : q_a < c} is a prefix of the sorted order
-        q_sorted, perm = torch.sort(-p, dim=-1)  # (Rc, w, M)
-        g = self.patterns[:, perm].permute(1, 2, 0, 3)  # (Rc, w, D, M): pattern values in sorted order
-        zero = torch.zeros(self.R, self.w, D, 1, dtype=torch.float64, device=dev)
-        # exclusive prefix sums E[k] = sum_{i < k}: (Rc, w, D, M+1)
-        sg = torch.cat((zero, g.cumsum(-1)), dim=-1)
-        spg = torch.cat((zero, (g * q_sorted.unsqueeze(2)).cumsum(-1)), dim=-1)  # sums of g * (-p)
+        q_sorted, perm = torch.sort(-p, dim=-1)  # (Rb, G, M)
+        g = self.patterns.t().index_select(0, perm.reshape(-1)).reshape(*perm.shape, D)  # (Rb, G, M, D), sorted order
+        # exclusive prefix sums E[k] = sum_{i < k} over the sorted order of g and of g*(-p), (Rb, G, M+1, D, 2)
+        table = torch.zeros(self.R, self.w, self.M + 1, D, 2, dtype=torch.float64, device=dev)
+        torch.cumsum(torch.stack((g, g * q_sorted.unsqueeze(-1)), dim=-1), dim=2, out=table[:, :, 1:])
         self.q_sorted = q_sorted.contiguous()
-        self.sg = sg.reshape(self.R, self.w, D * (self.M + 1))
-        self.spg = spg.reshape(self.R, self.w, D * (self.M + 1))
+        self.D = D
+        self.table = table.reshape(self.R, self.w, (self.M + 1) * D, 2)
 
     def hidden(self, x_high: torch.Tensor, pattern_id: torch.Tensor) -> torch.Tensor:
         """``y[r, v, h] = M^-1 sum_a g_h(a) relu(p_a + c_h)``: ``(Rc, w, B)`` float64.
@@ -275,42 +281,73 @@ class _SplitFirstLayer:
             z = torch.relu(c.unsqueeze(-1) + self.p.unsqueeze(2))  # (Rc, w, B, M)
             g = self.patterns[pid]  # (1|Rc, B, M)
             return (z * g.unsqueeze(1)).sum(-1) / self.M
-        count = torch.searchsorted(self.q_sorted, c.contiguous())  # (Rc, w, B): #{a : p_a > -c}
-        idx = pid.unsqueeze(1) * (self.M + 1) + count  # (Rc, w, B)
-        return (c * torch.gather(self.sg, -1, idx) - torch.gather(self.spg, -1, idx)) / self.M
+        count = torch.searchsorted(self.q_sorted, c.contiguous())  # (Rb, G, B): #{a : p_a > -c}
+        idx = count * self.D + pid.unsqueeze(1)  # (Rb, G, B): flat index into (M+1, D)
+        sums = torch.gather(self.table, 2, idx.unsqueeze(-1).expand(-1, -1, -1, 2))  # (Rb, G, B, 2)
+        return (c * sums[..., 0] - sums[..., 1]) / self.M
 
-    def output(self, y_hidden: torch.Tensor, pattern_id: torch.Tensor) -> torch.Tensor:
-        """Output neuron's ``y``: ``sum_v a_v y_v + b2 fbar(h)``: ``(Rc, B)``."""
-        y = torch.einsum("rw,rwb->rb", self.a, y_hidden)
-        if self.b2 is not None:
-            fbar = self.pattern_mean[pattern_id]  # (B,) or (Rc, B)
-            y = y + self.b2.unsqueeze(1) * fbar
+    def output(self, a: torch.Tensor, b2: torch.Tensor | None, y_hidden: torch.Tensor, pattern_id: torch.Tensor) -> torch.Tensor:
+        """Output neuron of a depth-1 network: ``sum_v a_v y_v + b2 fbar(h)``, ``(Rb, B)``; ``a``: ``(Rb, G)``."""
+        y = torch.einsum("rw,rwb->rb", a, y_hidden)
+        if b2 is not None:
+            y = y + b2.unsqueeze(1) * self.pattern_mean[pattern_id]
         return y
 
 
-def _exact_patterns(target: Target, n: int, low: int, device) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Distinct rows ``g(a) = f(a, h)`` over the low bits and each high assignment's row id, or None if too many."""
+def _truth_table_int8(target: Target, n: int, device) -> torch.Tensor:
+    """``f`` on the whole cube in enumeration order as int8 ±1, ``(2^n,)``; built half by half in one pass."""
+    low = (n + 1) // 2
     M, H = 1 << low, 1 << (n - low)
     table = torch.empty(H, M, dtype=torch.int8, device=device)
     step = max(1, (1 << 16) // M)
+    x_low = enumerate_cube(low, device=device)  # (M, low)
     for start in range(0, H, step):
         stop = min(start + step, H)
-        x = enumerate_cube(n, start * M, stop * M, device=device)
-        table[start:stop] = target(x).reshape(stop - start, M).to(torch.int8)
+        x_high = enumerate_cube(n - low, start, stop, device=device) if n > low else x_low.new_ones(1, 0)
+        # row h*M + a of the cube is (a, h): (Hc, M, n)
+        x = torch.cat((x_low.expand(stop - start, M, low), x_high.unsqueeze(1).expand(stop - start, M, n - low)), -1)
+        table[start:stop] = target(x).to(torch.int8)
+    return table.reshape(-1)
+
+
+def _exact_patterns(table: torch.Tensor, n: int, low: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Distinct rows ``g(a) = f(a, h)`` over the low bits (``(D, 2^low)``) and each high assignment's row id.
+
+    ``None`` if there are more than ``_MAX_PATTERNS`` (then the plain engine is cheaper).
+    """
+    M, H = 1 << low, 1 << (n - low)
+    rows = table.reshape(H, M)
+    step = max(1, (1 << 16) // M)
     # fingerprint each row by a random projection, then verify exactly
-    proj = torch.randn(M, dtype=torch.float64, generator=torch.Generator().manual_seed(12345)).to(device)
-    fp = torch.cat([table[s : s + step].to(torch.float64) @ proj for s in range(0, H, step)])
+    proj = torch.randn(M, dtype=torch.float64, generator=torch.Generator().manual_seed(12345)).to(table.device)
+    fp = torch.cat([rows[s : s + step].to(torch.float64) @ proj for s in range(0, H, step)])
     uniq, inverse = torch.unique(fp, return_inverse=True)
     if uniq.numel() > _MAX_PATTERNS:
         return None
-    first = torch.full((uniq.numel(),), H, dtype=torch.int64, device=device).scatter_reduce(
-        0, inverse, torch.arange(H, device=device), reduce="amin"
+    first = torch.full((uniq.numel(),), H, dtype=torch.int64, device=table.device).scatter_reduce(
+        0, inverse, torch.arange(H, device=table.device), reduce="amin"
     )
-    patterns = table[first]  # (D, M)
+    patterns = rows[first]  # (D, M)
     for s in range(0, H, step):
-        if not torch.equal(table[s : s + step], patterns[inverse[s : s + step]]):
+        if not torch.equal(rows[s : s + step], patterns[inverse[s : s + step]]):
             return None  # fingerprint collision (never expected): use the plain engine
     return patterns, inverse
+
+
+def _split_cost(n: int, low: int, patterns: int) -> float:
+    """Relative cost per neuron of the split engine: build ``M (log M + 6 D)``, query ``H (log M + 8)``."""
+    M, H = 2.0**low, 2.0**(n - low)
+    return M * (low + 6 * patterns) + H * (low + 8)
+
+
+def _choose_split(table: torch.Tensor, n: int):
+    """The low-bit count (near n/2) with the cheapest split engine for this truth table, and its patterns."""
+    best = None
+    for low in range(max(1, n // 2 - 2), min(n, (n + 1) // 2 + 1) + 1):
+        found = _exact_patterns(table, n, low)
+        if found is not None and (best is None or _split_cost(n, low, found[0].shape[0]) < best[0]):
+            best = (_split_cost(n, low, found[0].shape[0]), low, found)
+    return None if best is None else best[1:]
 
 
 def _init_seeds(seed: int, n_inits: int) -> list[int]:
@@ -383,32 +420,42 @@ def estimate_inal(
 
     if used == "exact":
         n_used = 1 << n
-        low = (n + 1) // 2
-        found = _exact_patterns(target, n, low, device) if split else None
+        choice = _choose_split(_truth_table_int8(target, n, device), n) if split else None
         plan = None
-        if found is not None:
-            patterns, pattern_id = found
-            model = _split_model(n, spec, low, patterns.shape[0], True)
-            plan = _plan(model, n_inits, 1 << (n - low), budget - (1 << n) * 9, 1)
+        if choice is not None:
+            low, (patterns, pattern_id) = choice
+            fixed = (1 << n) * 9 + (1 << (n - low)) * (n - low + 2) * 8  # table, inverse, high enumeration
+            left = budget - fixed - 2 * _split_unit_bytes(n, low, patterns.shape[0])
+            init_bytes = 3 * 8 * spec.num_parameters + 32 * spec.width
+            plan = (min(n_inits, max(1, left // init_bytes)), 0) if left > init_bytes else None
         if plan is not None:
-            rc, rows = plan
+            rc, _ = plan
+            H = 1 << (n - low)
             low_idx, high_idx = list(range(low)), list(range(low, n))
+            x_high = enumerate_cube(n - low, dtype=torch.float64, device=device) if n > low else \
+                torch.ones(1, 0, dtype=torch.float64, device=device)  # (H, n - low)
+            f_mean = patterns.to(torch.float64).mean(1)[pattern_id].mean()  # fhat(empty)
+            # first-layer neurons of all inits share the inputs: flatten them into units, and process
+            # blocks of units whose sorted tables stay cache-sized (~16 MiB)
+            unit_bytes = _split_unit_bytes(n, low, patterns.shape[0])
+            block = max(1, min((left - rc * init_bytes) // unit_bytes, (16 << 20) // unit_bytes))
             for r0 in range(0, n_inits, rc):
                 stack = init_relu_stack(spec, seeds[r0 : r0 + rc], dtype=dtype, device=device)
-                eng = _SplitFirstLayer(stack, low_idx, high_idx, patterns)
-                s_hidden = torch.zeros(stack.R, spec.width, dtype=torch.float64, device=device)
-                s_out = torch.zeros(stack.R, dtype=torch.float64, device=device)
-                for h0 in range(0, 1 << (n - low), rows):
-                    h1 = min(h0 + rows, 1 << (n - low))
-                    x_high = enumerate_cube(n - low, h0, h1, dtype=torch.float64, device=device) if n > low else \
-                        torch.ones(1, 0, dtype=torch.float64, device=device)
-                    pid = pattern_id[h0:h1]
-                    y = eng.hidden(x_high, pid)  # (Rc, w, B)
-                    s_hidden += y.sum(-1)
-                    s_out += eng.output(y, pid).sum(-1)
-                H = float(1 << (n - low))
-                per_init[r0 : r0 + stack.R, 0] = (s_hidden / H).square().mean(1).cpu().numpy()
-                per_init[r0 : r0 + stack.R, 1] = (s_out / H).square().cpu().numpy()
+                R, w = stack.R, spec.width
+                W = stack.weights[0].to(torch.float64).permute(1, 0, 2).reshape(1, n, R * w)  # (1, n, R*w)
+                b1 = None if stack.biases[0] is None else stack.biases[0].to(torch.float64).reshape(1, R * w)
+                corr = torch.empty(R * w, dtype=torch.float64, device=device)
+                for u0 in range(0, R * w, block):
+                    u1 = min(u0 + block, R * w)
+                    eng = _SplitFirstLayer(W[..., u0:u1], None if b1 is None else b1[:, u0:u1], low_idx, high_idx, patterns)
+                    corr[u0:u1] = eng.hidden(x_high, pattern_id)[0].sum(-1) / H  # (G,)
+                corr = corr.reshape(R, w)
+                a = stack.weights[1].to(torch.float64)[:, :, 0]  # (R, w)
+                corr_out = (a * corr).sum(1)
+                if stack.biases[1] is not None:
+                    corr_out = corr_out + stack.biases[1].to(torch.float64)[:, 0] * f_mean
+                per_init[r0 : r0 + R, 0] = corr.square().mean(1).cpu().numpy()
+                per_init[r0 : r0 + R, 1] = corr_out.square().cpu().numpy()
         else:
             model = _plain_model(n, spec, dtype, 1, True)
             rc, rows = _plan(model, n_inits, 1 << n, budget, 1)
@@ -449,14 +496,16 @@ def estimate_inal(
             S = [torch.zeros(R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
             Q = [torch.zeros(R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
             if use_split:
-                eng = _SplitFirstLayer(stack, J, others, g.to(torch.float64).unsqueeze(0))
+                eng = _SplitFirstLayer(stack.weights[0], stack.biases[0], J, others, g.to(torch.float64).unsqueeze(0))
+                a = stack.weights[1].to(torch.float64)[:, :, 0]  # (Rc, w)
+                b2 = None if stack.biases[1] is None else stack.biases[1].to(torch.float64)[:, 0]
             for s0 in range(0, m, rows):
                 s1 = min(s0 + rows, m)
                 x = _sample_rows(input_seed, range(r0, r0 + R), s0, s1, n, device, dtype)  # (Rc, B, n)
                 if use_split:
                     pid = torch.zeros(s1 - s0, dtype=torch.int64, device=device)
                     y_h = eng.hidden(x[..., others], pid)  # (Rc, w, B)
-                    ys = [y_h.transpose(1, 2), eng.output(y_h, pid).unsqueeze(-1)]
+                    ys = [y_h.transpose(1, 2), eng.output(a, b2, y_h, pid).unsqueeze(-1)]
                 elif used == "junta":
                     xx = x.unsqueeze(2).repeat(1, 1, M, 1)  # (Rc, B, M, n)
                     xx[..., J] = x_j[:, J]
