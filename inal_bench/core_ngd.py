@@ -7,7 +7,11 @@
   FLOPs but their time is). The whole call is timed (initialization and one evaluation of
   ``n_eval = 1024`` inputs included). Baseline: ``common.matmul_gflops`` (square float32 matmul,
   1024 x 1024, about the FLOPs of one step) on the same device in the same process, timed
-  alternately with the engine (best of 5 each); ratio = engine / matmul, target 0.5.
+  alternately with the engine (best of 5 each); ratio = engine / matmul, target 0.5. Both use
+  torch's thread count (``OMP_NUM_THREADS=1 inal-bench core --only ngd`` measures one core, as a
+  Ray task with ``num_cpus=1`` runs). On a loaded machine the ratio drops with several threads:
+  the engine runs ~70 multi-threaded ops per step, each a barrier, the matmul one; the
+  1-minute load average is recorded in ``extra``.
 - ``ngd_stack256_cuda`` (CUDA only; otherwise a note on stderr and no line): 256 runs (N = 64,
   width 64, depth 2, B = 4096) trained as one stack vs the same 256 runs trained one at a time;
   value = stacked runs x steps per second, baseline = one-at-a-time runs x steps per second,
@@ -16,6 +20,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Iterator
@@ -75,7 +80,13 @@ def measure_gflops_w256(device: str, quick: bool) -> Measurement:
         target=0.5,
         note=f"R=1, N=256, width 256, depth 2, B={B}, T={T}, float32 on {device}; whole call timed; "
         "baseline: 1024^2 float32 matmul in the same process; ratio = engine / matmul",
-        extra={"flops_per_step": ngd_flops_per_step(spec, B), "wall_s": wall, "steps": T},
+        extra={
+            "flops_per_step": ngd_flops_per_step(spec, B),
+            "wall_s": wall,
+            "steps": T,
+            "torch_threads": torch.get_num_threads(),
+            "loadavg_1min": os.getloadavg()[0],  # other processes on the cores slow the many-op engine most
+        },
     )
 
 
