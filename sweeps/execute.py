@@ -16,6 +16,7 @@ and ``sweeps.run.task`` calls them in-process.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import socket
@@ -69,6 +70,12 @@ def plan_packs(jobs: Sequence[JobSpec], max_pack: int) -> list[list[JobSpec]]:
     return packs
 
 
+@functools.lru_cache(maxsize=64)
+def open_store(results_dir: str, study: str) -> ResultsStore:
+    """One ``ResultsStore`` per study and process (it remembers the partition directories it made)."""
+    return ResultsStore(results_dir, study)
+
+
 def resolve_device(requested: str | None) -> str:
     """``auto`` -> ``cuda`` when this process sees a GPU, else ``cpu``; other values pass through."""
     if requested in (None, "auto"):
@@ -101,7 +108,7 @@ def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
     Returns ``{"inal_id", "status": "ok"|"skipped"|"failed", "wall_s", "error"}``. A failure
     writes nothing (INAL is retried on the next invocation) and is reported in the dict.
     """
-    store = ResultsStore(job.results_dir, job.study)
+    store = open_store(job.results_dir, job.study)
     if store.has_inal(job.inal_id, job.target):
         return {"inal_id": job.inal_id, "status": "skipped", "wall_s": 0.0, "error": ""}
     v = job.values
@@ -174,7 +181,7 @@ def write_failed(jobs: Sequence[JobSpec], error: BaseException | str, device: st
         if job.train:
             E = _network_spec(job, job.values["N"]).num_parameters
             row = _run_row(job, device or job.device, E, 0.0, status="failed", error=text)
-            ResultsStore(job.results_dir, job.study).write_run(job.target, row, None)
+            open_store(job.results_dir, job.study).write_run(job.target, row, None)
         outcomes.append(JobOutcome(job.run_id, "failed", 0.0, text))
     return outcomes
 
@@ -239,6 +246,6 @@ def run_training_pack(jobs: Sequence[JobSpec], device: str | None = None, *,
                for k in ("corr", "corr_se", "acc", "loss", "param_norm")},
         }
         row = _run_row(job, device, E, wall_per_run, **measured)
-        ResultsStore(job.results_dir, job.study).write_run(job.target, row, curves)
+        open_store(job.results_dir, job.study).write_run(job.target, row, curves)
         outcomes.append(JobOutcome(job.run_id, status, wall_per_run))
     return outcomes

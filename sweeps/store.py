@@ -83,6 +83,7 @@ class ResultsStore:
         self.root = posixpath.join(base, study)
         # a put is atomic on object stores; rename is what is atomic on a local/POSIX filesystem
         self._rename_writes = self.fs.type_name in ("local", "hdfs")
+        self._made_dirs: set[str] = set()
 
     # ------------------------------------------------------------------ paths
 
@@ -121,13 +122,12 @@ class ResultsStore:
         table = table.replace_schema_metadata({k.encode(): v.encode() for k, v in meta.items()})
         final = self.file_path(kind, target, file_id)
         directory = posixpath.dirname(final)
-        self.fs.create_dir(directory, recursive=True)
         if not self._rename_writes:
-            pq.write_table(table, final, filesystem=self.fs)
+            self._write_table(table, final, directory)
             return final
         tmp = posixpath.join(directory, f".{file_id}.parquet{_TMP_MARK}{uuid.uuid4().hex}")
         try:
-            pq.write_table(table, tmp, filesystem=self.fs)
+            self._write_table(table, tmp, directory)
             self.fs.move(tmp, final)  # os.replace on a local filesystem: atomic
         except BaseException:
             try:
@@ -136,6 +136,17 @@ class ResultsStore:
                 pass
             raise
         return final
+
+    def _write_table(self, table: pa.Table, path: str, directory: str) -> None:
+        """``pq.write_table``, creating ``directory`` once per store (again if it vanished meanwhile)."""
+        if directory not in self._made_dirs:
+            self.fs.create_dir(directory, recursive=True)
+            self._made_dirs.add(directory)
+        try:
+            pq.write_table(table, path, filesystem=self.fs)
+        except FileNotFoundError:  # the study was deleted while this process kept its store
+            self.fs.create_dir(directory, recursive=True)
+            pq.write_table(table, path, filesystem=self.fs)
 
     def write_run(self, target: str, run_row: Mapping[str, Any],
                   curves: Mapping[str, Iterable[Any]] | None = None) -> str:

@@ -190,3 +190,12 @@ def test_file_uri(tmp_path):
     assert (tmp_path / "r" / "s" / "runs" / "target=parity" / "r1.parquet").is_file()
     assert store.completed_run_ids() == {"r1", "r2", "r3"}
     assert sorted(store.read("runs").column("run_id").to_pylist()) == ["r1", "r2", "r3"]
+
+
+def test_study_deleted_while_the_store_lives(store, tmp_path):
+    import shutil
+
+    fill(store)
+    shutil.rmtree(tmp_path / "results")
+    store.write_run("parity", run_row("r9"), curves("r9"))  # directories are made again
+    assert store.completed_run_ids() == {"r9"}
