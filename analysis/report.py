@@ -162,7 +162,8 @@ def summary_table(a: Analysis) -> str:
     """A short plain-text table for the console."""
     out = []
     c = _counts(a)
-    out.append(f"{a.source}: {c['runs']} runs {c['runs_by_status']}, {c['inal_settings']} INAL settings")
+    status = ", ".join(f"{v} {k}" for k, v in c["runs_by_status"].items())
+    out.append(f"{a.source}: {c['runs']} runs{f' ({status})' if status else ''}, {c['inal_settings']} INAL settings")
     for _, r in a.inal_fits.iterrows():
         out.append(f"  INAL  {group_label(r, ['target', 'width', 'depth', 'init']):<32} c={_fmt(r['c_nominal']):<5}"
                    f" ĉ={_fmt(r['c_hat'])} [{_fmt(r['c_hat_lo'])}, {_fmt(r['c_hat_hi'])}]")
@@ -175,13 +176,33 @@ def summary_table(a: Analysis) -> str:
     return "\n".join(out)
 
 
+def _headline(a: Analysis) -> str:
+    """One paragraph: how many exponents match their nominal c, and the verdict counts."""
+    parts = []
+    fitted = a.inal_fits[a.inal_fits["status"] == "fitted"] if len(a.inal_fits) else a.inal_fits
+    if len(fitted):
+        inside = ((fitted["c_hat_lo"] <= fitted["c_nominal"]) & (fitted["c_nominal"] <= fitted["c_hat_hi"]))
+        off = [f"{group_label(r, ['target', 'c'])} (ĉ = {r['c_hat']:.2f})" for _, r in fitted[~inside].iterrows()]
+        parts.append(f"{len(fitted)} INAL exponents fitted; the nominal c lies inside the {a.settings['level']:.0%} "
+                     f"interval of ĉ for {int(inside.sum())}" + (f"; not for {', '.join(off)}." if off else "."))
+    elif len(a.study.inal):
+        parts.append("No INAL exponent could be fitted (too few resolved n values).")
+    if len(a.bound_checks):
+        v = _counts(a)["verdicts"]
+        parts.append(f"Bound check over {len(a.bound_checks)} groups: {v['consistent']} consistent, "
+                     f"{v['violated']} violated, {v['unresolved']} unresolved.")
+    return " ".join(parts) or "Nothing to analyze: the study holds no INAL estimates and no runs."
+
+
 def _report_markdown(a: Analysis) -> str:
     c = _counts(a)
     lvl = f"{a.settings['level']:.0%}"
-    md = [f"# INAL study report", "",
-          f"Source: `{a.source}` — studies {', '.join(c['studies']) or '(none)'}; {c['runs']} training runs "
-          f"{c['runs_by_status'] or ''}; {c['inal_settings']} INAL settings. Generated "
+    status = ", ".join(f"{v} {k}" for k, v in c["runs_by_status"].items())
+    md = ["# INAL study report", "",
+          f"Source: `{a.source}` — studies {', '.join(c['studies']) or '(none)'}; {c['runs']} training runs"
+          f"{f' ({status})' if status else ''}; {c['inal_settings']} INAL settings. Generated "
           f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by `inal-report`.", "",
+          "**At a glance.** " + _headline(a), "",
           "Statistics: exponents are weighted least-squares slopes in log-log coordinates with "
           f"{lvl} Student-t intervals scaled by the residual scatter (`analysis/regression.py`). "
           f"Points within {a.settings['resolve_z']:g} standard errors of zero are unresolved: shown as ▽ "
