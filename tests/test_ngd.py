@@ -222,7 +222,7 @@ def test_divergent_run_is_frozen_and_others_go_on():
 
 
 def test_batch_gradients_average_to_the_exact_gradient():
-    N, B, K = 6, 128, 200
+    N, B, K = 6, 256, 100
     spec = NetworkSpec(N, 6, 1)
     stack = init_relu_stack(spec, [9], dtype=F64)
     target = SubsetParity(N, [0, 1])
