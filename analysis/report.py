@@ -278,6 +278,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _default_out(results_dir: str) -> str:
+    """``<results_dir>/report`` for a local path (or ``file://`` URI); ``./report-<name>`` for a remote
+    URI (figures are written with the local filesystem)."""
+    path = results_dir.rstrip("/")
+    if path.startswith("file://"):
+        path = path[len("file://"):]
+    elif "://" in path:
+        return os.path.join(os.getcwd(), f"report-{path.rsplit('/', 1)[-1]}")
+    return os.path.join(path, "report")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status (2 on bad input)."""
     import matplotlib
@@ -291,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"inal-report: {err}", file=sys.stderr)
         return 2
-    out = args.out or os.path.join(str(args.results_dir).rstrip("/"), "report")
+    out = args.out or _default_out(str(args.results_dir))
     paths = write_report(a, out, dpi=args.dpi)
     print(summary_table(a))
     print(f"report: {paths['report.md']}")

@@ -46,6 +46,11 @@ def test_filters_scalars_and_lists(results):
     assert len(load_inal(results, c=2)) == 3 * 3 + 4 * 3  # 3 layers per setting, both studies
 
 
+def test_file_uri_paths(results):
+    uri = f"file://{results}"
+    assert len(load_runs(uri)) == len(load_runs(results)) and len(load_inal(uri, n=8)) > 0
+
+
 def test_unknown_filter_column_names_it(results):
     with pytest.raises(ValueError, match="widht"):
         load_runs(results / "train", widht=8)
