@@ -230,12 +230,13 @@ def run_training_pack(jobs: Sequence[JobSpec], device: str | None = None, *,
         return write_failed(jobs, err, device)
     wall_per_run = (time.perf_counter() - t0) / len(jobs)
     E = spec.num_parameters
+    batch_used = np.broadcast_to(np.asarray(result.batch_used, dtype=np.int64).reshape(-1), (len(jobs),))  # (R,)
     for r, job in enumerate(jobs):
         status = str(result.status[r])
         measured = {
             "corr": float(result.corr[r]), "corr_se": float(result.corr_se[r]), "acc": float(result.acc[r]),
             "final_loss": float(result.loss[r]), "param_norm": float(result.param_norm[r]),
-            "batch_used": int(np.asarray(result.batch_used).reshape(-1)[r if np.size(result.batch_used) > 1 else 0]),
+            "batch_used": int(batch_used[r]),
             "status": status, "diverged_step": int(result.diverged_step[r]),
             "error": "" if status == "ok" else f"non-finite values at step {int(result.diverged_step[r])}",
         }
