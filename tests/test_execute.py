@@ -152,3 +152,16 @@ def test_write_failed_for_a_lost_pack(make_job, tmp_path):
     assert [o.status for o in outcomes] == ["failed", "failed"]
     df = rows(tmp_path)
     assert list(df.run_id) == [jobs[0].run_id] and df.error.iloc[0] == "worker died: node lost"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_pack_matches_cpu(make_job, tmp_path):
+    jobs = [make_job(tmp_path / "cpu", *v) for v in VARIANTS]
+    run_training_pack(jobs, device="cpu")
+    run_training_pack([j.with_location(results_dir=str(tmp_path / "gpu")) for j in jobs], device="cuda")
+    a, b = rows(tmp_path / "cpu"), rows(tmp_path / "gpu")
+    assert list(a.run_id) == list(b.run_id) and set(b.device) == {"cuda"}
+    np.testing.assert_allclose(a[MEASURED].to_numpy(), b[MEASURED].to_numpy(), rtol=1e-3, atol=1e-4)
+    ia, ib = rows(tmp_path / "cpu", "inal"), rows(tmp_path / "gpu", "inal")
+    np.testing.assert_allclose(ia.inal.to_numpy(), ib.inal.to_numpy(), rtol=1e-4)
