@@ -88,7 +88,8 @@ def bound_points(runs: pd.DataFrame, *, group_keys=BOUND_GROUP_KEYS, resolve_z: 
     # Imported here: ``inal_core`` imports torch (seconds), which INAL-only reports do not need.
     from inal_core.bound import bound_prefactor
 
-    frame = runs.copy()
+    # the same run_id in two studies of one results root is the same computation: count it once
+    frame = runs.drop_duplicates("run_id") if "run_id" in runs.columns else runs.copy()
     status = frame["status"].astype(str)
     corr = frame["corr"].astype(np.float64)
     ok = (status == "ok") & np.isfinite(corr)
@@ -168,22 +169,24 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
     records = []
     if len(pts) == 0:
         return pd.DataFrame(records)
-    for key, g in pts.groupby(keys, dropna=False, sort=True):
+    for key, g_all in pts.groupby(keys, dropna=False, sort=True):
         rec = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        g = g_all
         c_nom = float(rec.get("c", math.nan))
         c_hat_lo, c_hat_hi = lookup.get(tuple(_norm(rec.get(k)) for k in fit_keys), (math.nan, math.nan))
         if math.isfinite(c_hat_lo):
             c_eff, src = min(c_nom, c_hat_lo), ("inal_fit" if c_hat_lo < c_nom else "nominal")
         else:
             c_eff, src = c_nom, "nominal"
+        g = g[g["n_ok"] > 0]  # an n whose runs all failed or diverged is no point at all
         res, unres = g[g["resolved"]], g[~g["resolved"]]
         rec.update(c_nominal=c_nom, c_hat_lo=c_hat_lo, c_hat_hi=c_hat_hi, c_eff=c_eff, c_source=src,
                    predicted_slope=predicted_slope(c_eff) if math.isfinite(c_eff) else math.nan,
                    n_resolved=int(len(res)), n_unresolved=int(len(unres)),
                    n_resolved_values=sorted(int(v) for v in res["n"]),
                    n_unresolved_values=sorted(int(v) for v in unres["n"]),
-                   runs_ok=int(g["n_ok"].sum()), runs_diverged=int(g["n_diverged"].sum()),
-                   runs_failed=int(g["n_failed"].sum()), level=level,
+                   runs_ok=int(g_all["n_ok"].sum()), runs_diverged=int(g_all["n_diverged"].sum()),
+                   runs_failed=int(g_all["n_failed"].sum()), level=level,
                    slope=math.nan, slope_lo=math.nan, slope_hi=math.nan, slope_se=math.nan,
                    intercept=math.nan, compensated_slope=math.nan, chi2_per_dof=math.nan, dof=0,
                    decay_established=False)

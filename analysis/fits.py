@@ -94,6 +94,8 @@ def inal_points(inal: pd.DataFrame, *, layer="max", group_keys=INAL_GROUP_KEYS,
     else:
         rows = inal[inal["layer"] == int(layer)]
     rows = rows[np.isfinite(rows["inal"]) & np.isfinite(rows["inal_se"])]
+    if "inal_id" in rows.columns:  # one setting stored in two studies of a root: the same numbers, once
+        rows = rows.drop_duplicates(["inal_id", "layer"])
 
     def combine(g: pd.DataFrame) -> pd.Series:
         se = g["inal_se"].to_numpy(dtype=np.float64)

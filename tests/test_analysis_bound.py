@@ -132,6 +132,23 @@ def test_diverged_and_failed_runs_are_counted_not_used():
     assert chk["verdict"] == "consistent"
 
 
+def test_an_n_without_ok_runs_is_no_point():
+    frame = runs_frame(-0.8, c=3.0, seed=10, n_values=(8, 12, 16, 24), status=lambda n, s: "failed" if n == 24 else "ok")
+    frame.loc[frame["status"] == "failed", "corr"] = np.nan
+    chk = check_bound(frame).iloc[0]
+    assert chk["n_resolved"] == 3 and chk["n_unresolved"] == 0 and chk["runs_failed"] == 8
+    assert chk["verdict"] == "consistent"
+
+
+def test_the_same_run_in_two_studies_counts_once():
+    frame = runs_frame(-0.8, c=3.0, seed=11)
+    frame["run_id"] = [f"r{i}" for i in range(len(frame))]
+    once = bound_points(frame)
+    twice = bound_points(pd.concat([frame.assign(study="a"), frame.assign(study="b")]))
+    assert (twice["n_ok"] == once["n_ok"]).all()
+    np.testing.assert_allclose(twice["corr_se"], once["corr_se"], rtol=1e-12)
+
+
 def test_one_sided_rule_false_violation_rate_at_equality():
     """True slope exactly at the prediction: 'violated' about 2.5% of the time (one-sided test)."""
     frame = runs_frame(-0.25, c=3.0, replicates=400, seed=9, scatter=0.1)

@@ -76,12 +76,20 @@ def test_duplicate_estimates_are_combined_by_inverse_variance():
     dup = rows.copy()
     dup["inal_se"] *= 2.0
     dup["inal"] = dup["inal"] * 1.1
+    dup["inal_id"] = dup["inal_id"] + "-second-estimate"
     pts = inal_points(pd.concat([rows, dup]))
     assert (pts["n_estimates"] == 2).all()
     w1, w2 = 1 / rows["inal_se"].to_numpy() ** 2, 1 / dup["inal_se"].to_numpy() ** 2
     expect = (w1 * rows["inal"].to_numpy() + w2 * dup["inal"].to_numpy()) / (w1 + w2)
     np.testing.assert_allclose(pts["inal"], expect, rtol=1e-12)
     np.testing.assert_allclose(pts["inal_se"], 1 / np.sqrt(w1 + w2), rtol=1e-12)
+
+
+def test_the_same_setting_in_two_studies_counts_once():
+    rows = inal_rows(2.0, seed=12, n_values=(8, 16, 32))
+    pts = inal_points(pd.concat([rows.assign(study="a"), rows.assign(study="b")]))
+    assert (pts["n_estimates"] == 1).all()
+    np.testing.assert_allclose(pts["inal_se"], rows["inal_se"], rtol=1e-12)
 
 
 def test_layer_selection_and_groups_from_a_written_study(tmp_path):
