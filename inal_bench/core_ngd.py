@@ -90,21 +90,21 @@ def measure_gflops_w256(device: str, quick: bool) -> Measurement:
     )
 
 
-def measure_stack256_cuda(quick: bool) -> Measurement:
+def measure_stack256_cuda(quick: bool, device: str = "cuda", R: int = 256, B: int = 4096) -> Measurement:
     spec = NetworkSpec(64, 64, 2)
-    R, B, T = 256, 4096, (3 if quick else 10)
+    T = 3 if quick else 10
     target = _LowDegreeParity(spec.input_dim)
     seeds = list(range(R))
     gammas = [0.01 * (1 + r % 4) for r in range(R)]
     stacked_cfg = NGDConfig(T=T, gamma=gammas, sigma=1e-3, batch=B, checkpoints=1, n_eval=1024)
-    stacked = _best_call_time(lambda: train_noisy_gd(target, spec, stacked_cfg, seeds, device="cuda"), "cuda", 2)
+    stacked = _best_call_time(lambda: train_noisy_gd(target, spec, stacked_cfg, seeds, device=device), device, 2)
 
     def one_at_a_time() -> None:
         for r in range(R):
             cfg = NGDConfig(T=T, gamma=gammas[r], sigma=1e-3, batch=B, checkpoints=1, n_eval=1024)
-            train_noisy_gd(target, spec, cfg, [seeds[r]], device="cuda")
+            train_noisy_gd(target, spec, cfg, [seeds[r]], device=device)
 
-    single = _best_call_time(one_at_a_time, "cuda", 1)
+    single = _best_call_time(one_at_a_time, device, 1)
     value, baseline = R * T / stacked, R * T / single
     return Measurement(
         name="ngd_stack256_cuda",
@@ -114,7 +114,7 @@ def measure_stack256_cuda(quick: bool) -> Measurement:
         ratio=value / baseline,
         target=10.0,
         note=f"R={R} stacked vs one at a time, N=64, width 64, depth 2, B={B}, T={T}, float32, "
-        f"{torch.cuda.get_device_name()}; whole calls timed",
+        f"{torch.cuda.get_device_name() if device.startswith('cuda') else device}; whole calls timed",
         extra={"stacked_wall_s": stacked, "one_at_a_time_wall_s": single},
     )
 
