@@ -228,7 +228,9 @@ def _plain_layer_sums(stack: ReluStack, x: torch.Tensor, fx: torch.Tensor, low_s
     ys = []
     for out in outs:
         w = out.shape[-1]
-        y = (out * f.unsqueeze(-1)).reshape(R, -1, low_size, w).mean(dim=2)  # (Rc, B, w)
+        y = out * f.unsqueeze(-1)  # (Rc, B*M, w)
+        if low_size > 1:
+            y = y.reshape(R, -1, low_size, w).mean(dim=2)  # (Rc, B, w)
         ys.append(y.to(torch.float64))
     return ys
 
@@ -278,8 +280,10 @@ class _SplitFirstLayer:
         c = c.transpose(1, 2)  # (Rc, w, B)
         pid = pattern_id if pattern_id.dim() == 2 else pattern_id.unsqueeze(0)  # (1|Rc, B)
         if self.broadcast:
-            z = torch.relu(c.unsqueeze(-1) + self.p.unsqueeze(2))  # (Rc, w, B, M)
-            g = self.patterns[pid]  # (1|Rc, B, M)
+            z = torch.relu_(c.unsqueeze(-1) + self.p.unsqueeze(2))  # (Rb, G, B, M)
+            if self.patterns.shape[0] == 1:  # one pattern (a junta inside L): a matrix-vector product
+                return torch.matmul(z, self.patterns[0]) / self.M
+            g = self.patterns[pid]  # (1|Rb, B, M)
             return (z * g.unsqueeze(1)).sum(-1) / self.M
         count = torch.searchsorted(self.q_sorted, c.contiguous())  # (Rb, G, B): #{a : p_a > -c}
         idx = count * self.D + pid.unsqueeze(1)  # (Rb, G, B): flat index into (M+1, D)
