@@ -161,7 +161,9 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
     (``"nominal"`` or ``"inal_fit"``), ``predicted_slope, slope, slope_lo, slope_hi, slope_se,
     compensated_slope`` (``slope + (c_eff - 1)/8``: ``<= 0`` is the bound's shape),
     ``chi2_per_dof, dof, n_resolved, n_unresolved, n_resolved_values`` (list of n),
-    ``n_unresolved_values, runs_ok, runs_diverged, runs_failed, decay_established, verdict, reason``.
+    ``n_unresolved_values, runs_ok, runs_diverged, runs_failed, decay_established``,
+    ``n_upper_below_fit`` (unresolved points whose upper bound lies below the fitted line: noted in
+    the reason of a *violated* verdict), ``verdict, reason``.
     """
     pts = bound_points(runs, group_keys=group_keys, resolve_z=resolve_z)
     keys = _present(runs, group_keys)
@@ -189,7 +191,7 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
                    runs_failed=int(g_all["n_failed"].sum()), level=level,
                    slope=math.nan, slope_lo=math.nan, slope_hi=math.nan, slope_se=math.nan,
                    intercept=math.nan, compensated_slope=math.nan, chi2_per_dof=math.nan, dof=0,
-                   decay_established=False)
+                   decay_established=False, n_upper_below_fit=0)
         sigma = float(rec["sigma"]) if "sigma" in rec else math.nan
         reason = None
         if not np.all(np.isfinite(g["prefactor"])) or sigma == 0:
@@ -206,6 +208,10 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
             fit = fit_line(res["log_n"], res["log_R"], se if np.all(se > 0) else None, level=level)
             s_pred = rec["predicted_slope"]
             lo, hi = fit.slope_ci
+            # upper bounds that contradict the fitted line (the line extrapolated above them)
+            below = unres[np.isfinite(unres["R_upper"])]
+            n_below = int((np.log(below["R_upper"]) < fit.predict(below["log_n"])).sum())
+            rec["n_upper_below_fit"] = n_below
             rec.update(slope=fit.slope, slope_lo=lo, slope_hi=hi, slope_se=fit.slope_se,
                        intercept=fit.intercept, compensated_slope=fit.slope - s_pred,
                        chi2_per_dof=(fit.chi2 / fit.dof) if fit.dof > 0 else math.nan, dof=fit.dof,
@@ -216,6 +222,9 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
                 verdict = "violated"
                 reason = (f"slope {fit.slope:.3f}, {level:.0%} CI [{lo:.3f}, {hi:.3f}] lies above the "
                           f"predicted {s_pred:.3f}{lenient}")
+                if n_below:
+                    reason += (f"; {n_below} unresolved point(s) have upper bounds below the fitted line, "
+                               "so the rise does not continue there")
             else:
                 verdict = "consistent"
                 reason = (f"slope {fit.slope:.3f}, {level:.0%} CI [{lo:.3f}, {hi:.3f}] reaches "

@@ -37,6 +37,26 @@ def _grid(k: int, panel=(4.6, 3.6)) -> tuple[Figure, list]:
     return fig, axes[:k]
 
 
+def _n_axis(ax, ns) -> None:
+    """Log x axis labelled with the n values themselves (plain integers, no 4x10^0)."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    ax.set_xscale("log")
+    ns = sorted({int(v) for v in ns})
+    if 0 < len(ns) <= 12:
+        ax.xaxis.set_major_locator(FixedLocator(ns))
+        ax.xaxis.set_major_formatter(_plain_formatter())
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("n")
+
+
+def _plain_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: f"{v:g}")
+
+
 def _varying(frame: pd.DataFrame, keys) -> list[str]:
     return [k for k in keys if k in frame.columns and frame[k].astype(str).nunique() > 1]
 
@@ -92,9 +112,8 @@ def plot_inal_scaling(points: pd.DataFrame, fits: pd.DataFrame) -> Figure:
                     nominal_drawn = True
             else:
                 ax.plot([], [], "o", color=color, label=f"{label}: not fitted")
-        ax.set_xscale("log")
+        _n_axis(ax, pts_t["n"])
         ax.set_yscale("log")
-        ax.set_xlabel("n")
         ax.set_ylabel("INAL (max over layers)")
         ax.set_title(f"{target}: INAL vs n", fontsize=10)
         ax.legend(fontsize=7, loc="best")
@@ -134,9 +153,8 @@ def plot_bound_check(points: pd.DataFrame, checks: pd.DataFrame) -> Figure:
                 ax.plot(ns, np.full_like(ns, y0), ":", color=color, lw=1.0)
             else:
                 ax.plot([], [], "o", color=color, label=label)
-        ax.set_xscale("log")
+        _n_axis(ax, points.loc[points["c"] == c, "n"] if "c" in points.columns else points["n"])
         ax.set_yscale("log")
-        ax.set_xlabel("n")
         ax.set_ylabel("R(n) · n^((c_eff-1)/8)")
         ax.set_title(f"c = {c:g}: flat (dotted) or falling is consistent", fontsize=10)
         ax.legend(fontsize=6.5, loc="best")

@@ -60,6 +60,14 @@ def test_flat_ratio_with_high_c_is_violated():
     assert "lies above" in chk["reason"]
 
 
+def test_upper_bounds_below_a_rising_fit_are_reported():
+    rising = runs_frame(0.3, c=3.0, seed=12, n_values=(8, 12, 16, 24), corr_at_nmax=0.05)
+    floor = runs_frame(None, c=3.0, seed=13, n_values=(64,), eval_se=1e-7)   # collapses to the noise floor
+    chk = check_bound(pd.concat([rising, floor], ignore_index=True)).iloc[0]
+    assert chk["verdict"] == "violated" and chk["n_unresolved_values"] == [64]
+    assert chk["n_upper_below_fit"] == 1 and "upper bounds below the fitted line" in chk["reason"]
+
+
 def test_no_signal_is_unresolved_with_upper_bounds():
     pts = bound_points(runs_frame(None, seed=2))
     chk = check_bound(runs_frame(None, seed=2)).iloc[0]
