@@ -266,7 +266,9 @@ def write_report(a: Analysis, out_dir: str, *, dpi: int = 110) -> dict[str, str]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="inal-report", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="inal-report",
+                                description="Fits, the bound check, figures, report.md and summary.json "
+                                            "of an INAL study (or of every study under a results root).",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results_dir", help="a study directory or a results root holding studies")
     p.add_argument("--out", default=None, help="output directory (default: <results_dir>/report)")
