@@ -26,11 +26,14 @@ per step on ``B`` inputs, with ``d_0 = N, d_1..d_depth = width, d_{depth+1} = 1`
     forward  2 B sum_l d_l d_{l+1};  weight gradients  the same;
     input gradients  2 B sum_{l >= 1} d_l d_{l+1}     =>  6 B sum_l d_l d_{l+1} - 2 B N width.
 
-A run whose parameters or loss become non-finite is frozen at its last finite parameters and
-marked ``"diverged"`` with the step; its later correlation, accuracy and loss are NaN. The other
+A run whose parameters ``theta_t`` or training loss (at ``theta_{t-1}``) become non-finite at step
+``t`` is frozen at its last finite parameters and marked ``"diverged"`` with ``diverged_step = t``;
+its later correlation, accuracy and loss are NaN. The other
 runs go on. Observables at each checkpoint (on ``n_eval`` fresh inputs of the eval stream):
 correlation ``E_x[fbar(x) NN(x)]`` with its standard error, accuracy ``P[sign NN(x) = fbar(x)]``
 (an output of exactly 0 counts as wrong), mean loss, and the L2 norm of all parameters.
+Inputs are processed in chunks of rows so that one chunk's activations stay under
+``CHUNK_BYTES`` whatever R and B; the chunks only change the float summation order.
 """
 
 from __future__ import annotations
