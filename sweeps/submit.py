@@ -41,7 +41,7 @@ from typing import Any, Sequence
 from .jobs import JobSpec, dedupe_jobs
 from .schema import ConfigError, validate_job
 
-__all__ = ["StudyPlan", "expand_study", "submission_id", "RayJobsApi", "main"]
+__all__ = ["StudyPlan", "expand_study", "submission_id", "RayJobsApi", "ray_auth_token", "main"]
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
@@ -163,19 +163,39 @@ def attempt_number(job_id: str, base: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-class RayJobsApi:
-    """The Ray Jobs REST API of a cluster's dashboard (``http://<head>:8265``), stdlib only."""
+def ray_auth_token() -> str | None:
+    """Ray's token (token authentication, Ray >= 2.52): where the ``ray`` CLI looks for it,
+    in its order: ``$RAY_AUTH_TOKEN``, the file ``$RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``."""
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return os.environ["RAY_AUTH_TOKEN"].strip()
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    try:
+        with open(path) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
 
-    def __init__(self, address: str, timeout_s: float = 30.0) -> None:
+
+class RayJobsApi:
+    """The Ray Jobs REST API of a cluster's dashboard (``http://<head>:8265``), stdlib only.
+
+    Sends ``Authorization: Bearer <token>`` when a Ray token is found (ignored by clusters
+    without token authentication).
+    """
+
+    def __init__(self, address: str, timeout_s: float = 30.0, token: str | None = None) -> None:
         if "://" not in address:
             address = "http://" + address
         self.address = address.rstrip("/")
         self.timeout_s = timeout_s
+        self.token = token if token is not None else ray_auth_token()
 
     def _request(self, method: str, path: str, payload: dict | None = None) -> tuple[int, str]:
         data = None if payload is None else json.dumps(payload).encode()
-        req = urllib.request.Request(self.address + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        req = urllib.request.Request(self.address + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 return resp.status, resp.read().decode()
@@ -186,19 +206,23 @@ class RayJobsApi:
                                   "(start the cluster; for `ray up` clusters run `ray dashboard "
                                   "<cluster.yaml>` to forward port 8265)") from err
 
+    def _ok(self, status: int, body: str, what: str) -> str:
+        if status in (401, 403):
+            raise PermissionError(f"the Ray Jobs API at {self.address} refused the token "
+                                  f"(HTTP {status}): set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH")
+        if status != 200:
+            raise RuntimeError(f"{what}: HTTP {status}: {body[-500:]}")
+        return body
+
     def info(self, job_id: str) -> dict | None:
         status, body = self._request("GET", f"/api/jobs/{job_id}")
         if status == 404:
             return None
-        if status != 200:
-            raise RuntimeError(f"GET /api/jobs/{job_id}: HTTP {status}: {body[-500:]}")
-        return json.loads(body)
+        return json.loads(self._ok(status, body, f"GET /api/jobs/{job_id}"))
 
     def list(self) -> list[dict]:
         status, body = self._request("GET", "/api/jobs/")
-        if status != 200:
-            raise RuntimeError(f"GET /api/jobs/: HTTP {status}: {body[-500:]}")
-        return [j for j in json.loads(body) if j.get("submission_id")]
+        return [j for j in json.loads(self._ok(status, body, "GET /api/jobs/")) if j.get("submission_id")]
 
     def submit(self, payload: dict) -> tuple[bool, str]:
         """(True, submission id) or (False, Ray's reason), e.g. an id that already exists."""
@@ -261,11 +285,12 @@ def _is_remote_or_absolute(results_dir: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console script ``inal-submit``; returns the exit status (0 done, 1 failed, 2 bad input,
-    3 refused: the study is already running or Ray rejected the id)."""
+    """Console script ``inal-submit``; returns the exit status: 0 done (or already complete),
+    1 the job failed, 2 bad input, 3 refused (the study is running, or Ray rejected the id),
+    4 the Jobs API cannot be reached or refused the token."""
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     overrides = [o for o in args.overrides if o not in ("-m", "--multirun")]
-    from hydra.errors import HydraException
+    from hydra.errors import HydraException  # hydra is imported lazily: --help stays fast
 
     try:
         plan = expand_study(overrides)
@@ -273,8 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"inal-submit: {err}", file=sys.stderr)
         return 2
     if not (args.allow_relative_results or _is_remote_or_absolute(plan.results_dir)):
-        print(f"inal-submit: {ConfigError('results_dir', plan.results_dir, 'an absolute path on a file system shared by all nodes, or a pyarrow.fs URI (s3://..., gs://...)', 'a relative path resolves separately on every node')}",
-              file=sys.stderr)
+        err = ConfigError("results_dir", plan.results_dir,
+                          "an absolute path on a file system shared by all nodes, or a pyarrow.fs "
+                          "URI (s3://..., gs://...)", "a relative path resolves on every node apart")
+        print(f"inal-submit: {err}", file=sys.stderr)
         return 2
     base = submission_id(plan)
     if args.print_id:
@@ -282,6 +309,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     api = RayJobsApi(args.address or _default_address())
+    try:
+        return _submit_or_refuse(api, plan, base, overrides, args)
+    except (ConnectionError, PermissionError) as err:
+        print(f"inal-submit: {err}", file=sys.stderr)
+        return 4
+
+
+def _submit_or_refuse(api: RayJobsApi, plan: StudyPlan, base: str, overrides: list[str],
+                      args: argparse.Namespace) -> int:
+    """The lock protocol of the module docstring; returns ``main``'s exit status."""
     attempts = sorted((attempt_number(j["submission_id"], base), j) for j in api.list()
                       if attempt_number(j["submission_id"], base) is not None)
     if any(j["status"] not in TERMINAL for _, j in attempts):

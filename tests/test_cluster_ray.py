@@ -1,0 +1,329 @@
+"""A study on a real two-node Ray cluster on loopback, submitted as a Ray Job.
+
+The cluster is started the way a user starts one (``ray start --head`` and ``ray start --address``,
+each node with its own temp dir and ports, ``--block`` so that SIGTERM to the ``ray start``
+process stops exactly that node). Shown here:
+
+- a small study submitted with ``ray job submit --submission-id <inal-submit --print-id>``
+  completes and its Parquet results read back hold exactly the study's cells;
+- a second submission with the same id is rejected by Ray, and ``inal-submit`` does not run a
+  completed study again;
+- the worker node killed (SIGKILL to its raylet) while a study submitted by ``inal-submit`` is
+  running: the study completes, every cell exactly once.
+
+Only processes started here are signalled (the two ``ray start`` processes and their
+descendants); ``ray stop`` is never called.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(900)]
+
+psutil = pytest.importorskip("psutil")
+pd = pytest.importorskip("pandas")
+
+BIN = Path(sys.executable).parent
+RAY = str(BIN / "ray")
+
+# A tiny study: 2 INAL settings (n = 4, 5), 2 x 3 = 6 training cells of 8-wide networks.
+STUDY_OVERRIDES = ["n=4,5", "c=1", "width=8", "depth=1", "T=20", "train.seed=0,1,2",
+                   "train.N=2n", "train.n_eval=256", "inal.n_inits=16",
+                   "hydra.launcher.max_pack=1", "hydra.launcher.progress=false"]
+# Longer, for the node-loss test: 12 cells of a few seconds each, one task per cell.
+LOSS_OVERRIDES = ["n=4,5", "c=1", "width=8", "depth=1", "T=1500", "train.seed=0,1,2,3,4,5",
+                  "train.N=2n", "train.n_eval=256", "inal.n_inits=16",
+                  "hydra.launcher.max_pack=1", "hydra.launcher.progress=false"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _free_port_range(width: int) -> int:
+    """First port of ``width`` consecutive ports that are free now (for Ray's worker processes)."""
+    for _ in range(200):
+        base = int.from_bytes(os.urandom(2), "big") % 20000 + 30000
+        try:
+            sockets = []
+            for port in range(base, base + width):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+def _node_options(temp_dir: Path) -> list[str]:
+    worker_base = _free_port_range(40)
+    return ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0",
+            "--temp-dir", str(temp_dir), "--object-store-memory", str(200 * 2**20),
+            "--node-manager-port", str(_free_port()), "--object-manager-port", str(_free_port()),
+            "--dashboard-agent-listen-port", str(_free_port()),
+            "--dashboard-agent-grpc-port", str(_free_port()),
+            "--runtime-env-agent-port", str(_free_port()),
+            "--metrics-export-port", str(_free_port()),
+            "--min-worker-port", str(worker_base), "--max-worker-port", str(worker_base + 39),
+            "--disable-usage-stats", "--block"]
+
+
+# Titles of a node's processes that are not executing a task.
+_RAY_SYSTEM_TITLES = {"ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent"}
+
+
+class LoopbackCluster:
+    """Head + one worker node on 127.0.0.1, each its own ``ray start --block`` process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.gcs_port = _free_port()
+        self.dashboard_port = _free_port()
+        self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
+        # Token authentication (Ray's default since 2.52) with this cluster's own token, handed
+        # to every process here the way a user hands it to theirs: RAY_AUTH_TOKEN.
+        self.env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                        RAY_API_SERVER_ADDRESS=self.dashboard, PYTHONUNBUFFERED="1",
+                        RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+        for var in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
+            self.env.pop(var, None)
+        self.nodes: dict[str, subprocess.Popen] = {}
+        self.known: dict[int, psutil.Process] = {}  # every descendant seen: ours to clean up
+
+    def _start(self, name: str, args: list[str]) -> None:
+        temp_dir = self.root / name
+        temp_dir.mkdir()
+        log = open(self.root / f"{name}.log", "w")
+        self.nodes[name] = subprocess.Popen([RAY, "start", *args, *_node_options(temp_dir)],
+                                            cwd=self.root, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start(self) -> None:
+        self._start("head", ["--head", "--port", str(self.gcs_port), "--include-dashboard", "true",
+                             "--dashboard-host", "127.0.0.1",
+                             "--dashboard-port", str(self.dashboard_port),
+                             "--ray-client-server-port", str(_free_port())])
+        self.wait_nodes(1, timeout_s=180)
+        self._start("worker", ["--address", f"127.0.0.1:{self.gcs_port}"])
+        self.wait_nodes(2, timeout_s=180)
+
+    def _get(self, path: str):
+        req = urllib.request.Request(self.dashboard + path)
+        req.add_header("Authorization", "Bearer " + self.env["RAY_AUTH_TOKEN"])
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def alive_nodes(self) -> int:
+        nodes = self._get("/api/v0/nodes?limit=100")["data"]["result"]["result"]
+        return sum(1 for n in nodes if n["state"] == "ALIVE")
+
+    def wait_nodes(self, count: int, timeout_s: float, running=("head", "worker")) -> None:
+        """Wait until the head reports ``count`` alive nodes; the ``running`` nodes' ``ray start``
+        processes must stay up meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self._remember()
+            for name, proc in self.nodes.items():
+                if name in running and proc.poll() is not None:
+                    raise RuntimeError(f"ray start ({name}) exited {proc.returncode}: "
+                                       + (self.root / f"{name}.log").read_text()[-3000:])
+            try:
+                if self.alive_nodes() == count:
+                    return
+            except OSError:
+                pass
+            time.sleep(1.0)
+        raise TimeoutError(f"{count} alive Ray nodes not reached in {timeout_s} s")
+
+    def _remember(self) -> None:
+        for proc in self.nodes.values():
+            try:
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    self.known.setdefault(child.pid, child)
+            except psutil.NoSuchProcess:
+                pass
+
+    def busy_workers(self, node: str) -> list[str]:
+        """Process titles of the node's Ray workers that are executing a task (``ray::<task>``)."""
+        titles = []
+        for proc in psutil.Process(self.nodes[node].pid).children(recursive=True):
+            try:
+                title = " ".join(proc.cmdline())
+            except psutil.Error:
+                continue
+            name = title.split()[0] if title else ""
+            if name.startswith("ray::") and name not in _RAY_SYSTEM_TITLES:
+                titles.append(name)
+        return titles
+
+    def kill_worker_node(self) -> None:
+        """SIGKILL the worker's raylet: the node is lost (``ray start --block`` then stops the
+        rest of that node)."""
+        self._remember()
+        worker = psutil.Process(self.nodes["worker"].pid)
+        raylets = [p for p in worker.children(recursive=True) if p.name() == "raylet"]
+        assert len(raylets) == 1, raylets
+        raylets[0].kill()
+
+    def stop(self) -> None:
+        """SIGTERM to each node's process group (``ray start --block`` stops its node), then
+        SIGKILL whatever of ours is left after 10 s."""
+        self._remember()
+        for proc in self.nodes.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs([psutil.Process(p.pid) for p in self.nodes.values()
+                                      if p.poll() is None], timeout=10)
+        for proc in alive:
+            os.killpg(proc.pid, signal.SIGKILL)
+        leftovers = []
+        for child in self.known.values():
+            try:
+                if child.is_running():
+                    child.kill()
+                    leftovers.append(child)
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(leftovers, timeout=10)
+        for proc in self.nodes.values():
+            proc.wait(timeout=10)
+
+    def run(self, args: list[str], timeout_s: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True,
+                              timeout=timeout_s)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # short root: Ray's socket paths live under it and must stay under 107 characters
+    root = Path(tempfile.mkdtemp(prefix="inalrc", dir="/tmp"))
+    cluster = LoopbackCluster(root)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _expected(overrides: list[str]):
+    from sweeps.submit import expand_study
+
+    return expand_study(overrides)
+
+
+def submission_id(plan):
+    from sweeps.submit import submission_id as study_submission_id
+
+    return study_submission_id(plan)
+
+
+def _runs(results: Path, study: str):
+    runs = pd.read_parquet(results / study / "runs")
+    files = sorted((results / study / "runs").rglob("*.parquet"))
+    return runs, files
+
+
+def test_study_submitted_with_ray_job_submit_completes_and_is_not_run_twice(cluster, tmp_path):
+    results = tmp_path / "results"
+    overrides = [*STUDY_OVERRIDES, f"results_dir={results}", "study=loopback"]
+    plan = _expected(overrides)
+    job_id = submission_id(plan)  # what `inal-submit --print-id -- <overrides>` prints
+    assert job_id.startswith("inal-loopback-")
+
+    command = [RAY, "job", "submit", "--address", cluster.dashboard, "--submission-id", job_id,
+               "--", "inal-sweep", "--multirun", *overrides, "hydra.launcher.address=auto"]
+    first = cluster.run(command)
+    output = first.stdout + first.stderr
+    assert first.returncode == 0 and "succeeded" in output.lower(), output[-6000:]
+
+    runs, files = _runs(results, "loopback")
+    assert len(plan.run_ids) == 6
+    assert sorted(runs["run_id"]) == plan.run_ids, output[-6000:]  # every cell, once
+    assert len(files) == 6 and set(runs["status"]) == {"ok"}, output[-6000:]
+    assert set(runs["target"]) == {"parity"} and sorted(set(runs["n"])) == [4, 5]
+    assert (results / "loopback" / "inal").is_dir(), output[-6000:]
+    inal = pd.read_parquet(results / "loopback" / "inal")
+    assert sorted(set(inal["inal_id"])) == plan.inal_ids and len(inal) == 2 * 2  # 2 layers each
+
+    # the same id again: Ray refuses it, nothing is run
+    again = cluster.run(command)
+    assert again.returncode != 0
+    assert "already exists" in again.stdout + again.stderr
+    # inal-submit sees the completed study and does not submit it
+    resubmit = cluster.run([str(BIN / "inal-submit"), "--", *overrides])
+    assert resubmit.returncode == 0, resubmit.stderr
+    assert "already completed" in resubmit.stdout
+    jobs = cluster._get("/api/jobs/")
+    assert [j["submission_id"] for j in jobs if j["submission_id"].startswith(job_id)] == [job_id]
+    assert _runs(results, "loopback")[1] == files  # no file added or rewritten under another name
+
+
+def test_worker_node_lost_mid_study_every_cell_exactly_once(cluster, tmp_path):
+    results = tmp_path / "results"
+    overrides = [*LOSS_OVERRIDES, f"results_dir={results}", "study=nodeloss"]
+    plan = _expected(overrides)
+    total = len(plan.run_ids)
+    assert total == 12
+    log = open(tmp_path / "inal-submit.log", "w")
+    submitter = subprocess.Popen([str(BIN / "inal-submit"), "--", *overrides], cwd=cluster.root,
+                                 env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        runs_dir = results / "nodeloss" / "runs"
+        deadline = time.monotonic() + 240
+        done_at_kill = 0
+        busy: list[str] = []
+        while time.monotonic() < deadline and submitter.poll() is None:
+            # mid-study: some cells stored, and the worker node executing one right now
+            done_at_kill = len(list(runs_dir.rglob("*.parquet"))) if runs_dir.exists() else 0
+            busy = cluster.busy_workers("worker")
+            if done_at_kill >= 1 and busy:
+                break
+            time.sleep(0.1)
+        assert submitter.poll() is None, "the study ended before the node could be killed"
+        assert 1 <= done_at_kill < total and busy
+        cluster.kill_worker_node()
+        cluster.wait_nodes(1, timeout_s=120, running=("head",))  # the head sees it dead
+        status = first_status = submitter.wait(timeout=400)
+        if status != 0:  # the driver gave up: the same command again resumes through the store
+            status = subprocess.run([str(BIN / "inal-submit"), "--", *overrides], cwd=cluster.root,
+                                    env=cluster.env, stdout=log, stderr=subprocess.STDOUT,
+                                    timeout=400).returncode
+    finally:
+        if submitter.poll() is None:
+            submitter.kill()
+        log.close()
+    output = (tmp_path / "inal-submit.log").read_text()
+    assert status == 0, output[-6000:]
+    # the loss hit running work: Ray reported a task lost with the node and retried it (or the
+    # first driver failed and the rerun finished the study)
+    assert first_status != 0 or re.search(r"node it was running on is dead", output), output[-6000:]
+
+    runs, files = _runs(results, "nodeloss")
+    assert len(files) == total
+    assert sorted(runs["run_id"]) == plan.run_ids  # every cell exactly once
+    assert set(runs["status"]) == {"ok"}, runs[["run_id", "status", "error"]]
+    print(f"worker node killed running {busy} with {done_at_kill}/{total} cells stored; "
+          f"first submission exit status {first_status}; study complete, each cell once")
+    print(output[-3000:])
