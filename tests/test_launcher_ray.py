@@ -78,22 +78,28 @@ def test_groupwise_composition_equals_hydra_full_composition(hydra_restore_singl
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path("pkg://sweeps.conf"))
     master = loader.load_configuration("config", overrides=["+experiment=default"], run_mode=RunMode.MULTIRUN)
     composer = GroupwiseComposer(loader, master)
-    jobs = [
-        [f"target={t}", f"c={c}", f"n={n}", f"train.seed={s}", "gamma=0.1", "+experiment=default"]
+    shared = ["+experiment=default", "gamma=0.1", "train.A=2.0"]  # in every job of the first batch
+    grid = [
+        [f"target={t}", f"c={c}", shared[0], f"n={n}", shared[1], f"train.seed={s}", shared[2]]
         for t in ("parity", "majority") for c in (1, 2) for n in (6, 8) for s in (0, 1)
-    ] + [
+    ]
+    overlapping = shared + ["train.A=3.0", "train={A: 4.0}"]  # same keys as shared ones: no hoisting
+    misc = [
         ["n=9", "network=no_bias", "inal=mc", "inal.n_inputs=128", "train.A=2.5", "sigma=0"],
         ["init=rademacher", "train.checkpoints=[0,2,4]", "T=4", "++extra_key=3"],
-        ["n=9", "network=no_bias", "inal=mc", "inal.n_inputs=64"],
+        ["n=9", "network=no_bias", "inal=mc", "inal.n_inputs=64", "~train.n_eval"],
     ]
-    for overrides in jobs[::3] + jobs[-3:]:  # a sample: Hydra's full composition is the slow part
-        reference = loader.load_sweep_config(master, overrides)  # Hydra's full composition
-        assert configs_equal(composer.compose(overrides), reference), overrides
-        assert configs_equal(composer.compose_task(overrides), task_view(reference)), overrides
-    for overrides in jobs:
-        composer.compose_task(overrides)
-    # 16 grid jobs share 2 group tuples (target=parity / majority); the 3 others make 2 more
-    assert composer.full_compositions == 4
+    for batch, sample in ((grid + [overlapping], grid[::4] + [overlapping]), (misc, misc)):
+        composer.set_batch(batch)
+        for overrides in sample:  # a sample: Hydra's full composition is the slow part
+            reference = loader.load_sweep_config(master, overrides)
+            assert configs_equal(composer.compose(overrides), reference), overrides
+            assert configs_equal(composer.compose_task(overrides), task_view(reference)), overrides
+        for overrides in batch:
+            composer.compose_task(overrides)
+    # group tuples: the grid's (target=parity|majority, +experiment=default) 2, the overlapping
+    # job's (+experiment=default) 1, the misc jobs' (network=no_bias, inal=mc) and (init=rademacher) 2
+    assert composer.full_compositions == 5
 
 
 def test_groupwise_composition_rejects_what_hydra_rejects(hydra_restore_singletons) -> None:

@@ -83,6 +83,7 @@ def prepare_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]]) -> List[
     """Compose and validate every job (cached); raise ``ConfigError`` on the first bad one."""
     state = _state(launcher)
     t0 = time.perf_counter()
+    state.composer.set_batch(job_overrides)
     jobs = []
     for overrides in job_overrides:
         key = tuple(overrides)
