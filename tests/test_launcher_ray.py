@@ -127,6 +127,34 @@ def test_progress_bar_plain_lines_when_not_a_tty() -> None:
     assert format_duration(3725) == "1:02:05" and format_duration(float("nan")) == "--:--"
 
 
+@pytest.mark.parametrize("setting, value, allowed", [
+    ("max_pack", 0, "an integer >= 1"),
+    ("max_retries", -1, "an integer >= 0"),
+    ("num_gpus", -0.5, "a finite number >= 0"),
+    ("num_cpus", "two", "a finite number >= 0"),
+    ("local_cpus", 0, "an integer >= 1"),
+])
+def test_bad_launcher_settings_are_named(setting, value, allowed) -> None:
+    from hydra_plugins.inal_ray_launcher.ray_launcher import InalRayLauncher
+
+    with pytest.raises(ValueError) as info:
+        InalRayLauncher(**{setting: value})
+    assert f"hydra.launcher.{setting}={value!r}" in str(info.value) and allowed in str(info.value)
+
+
+def test_report_subprocess_failure_and_absence_are_reported_not_raised(tmp_path: Path, monkeypatch, capsys) -> None:
+    from hydra_plugins.inal_ray_launcher import _summary
+
+    empty = tmp_path / "no_such_study"
+    code = _summary.run_report(str(empty))  # the real `python -m analysis.report` on a missing study
+    assert code != 0 and "report failed" in capsys.readouterr().out
+    real_find_spec = _summary.importlib.util.find_spec
+    monkeypatch.setattr(_summary.importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("analysis") else real_find_spec(name, *a))
+    assert _summary.run_report(str(empty)) == 127
+    assert "analysis.report is not installed" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------------------------- real Ray
 
 

@@ -20,6 +20,25 @@ from hydra_plugins.inal_ray_launcher.config import InalRayLauncherConf  # noqa: 
 log = logging.getLogger(__name__)
 
 
+def _bad(key: str, value: Any, allowed: str) -> ValueError:
+    return ValueError(f"invalid hydra.launcher.{key}={value!r} (allowed: {allowed})")
+
+
+def check_settings(**settings: Any) -> None:
+    """Reject launcher settings Ray would choke on later, naming the key, the value and what is allowed."""
+    for key in ("num_cpus", "num_gpus"):
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise _bad(key, value, "a finite number >= 0 (fractions allowed)")
+    for key, minimum in (("max_pack", 1), ("max_retries", 0), ("local_cpus", 1), ("local_gpus", 0)):
+        value = settings[key]
+        if value is None and key.startswith("local_"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            extra = " or null (what Ray detects)" if key.startswith("local_") else ""
+            raise _bad(key, value, f"an integer >= {minimum}{extra}")
+
+
 class InalRayLauncher(Launcher):
     """Hydra launcher running each job (or each pack of jobs) as a Ray task.
 
@@ -40,6 +59,8 @@ class InalRayLauncher(Launcher):
         report: bool = False,
         progress: bool = True,
     ) -> None:
+        check_settings(num_cpus=num_cpus, num_gpus=num_gpus, max_pack=max_pack, max_retries=max_retries,
+                       local_cpus=local_cpus, local_gpus=local_gpus)
         self.address = address
         self.local_cpus = local_cpus
         self.local_gpus = local_gpus
