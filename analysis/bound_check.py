@@ -154,8 +154,10 @@ def _norm(v):
 
 
 def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, level: float = 0.95,
-                group_keys=BOUND_GROUP_KEYS, resolve_z: float = 2.0, min_resolved: int = 3) -> pd.DataFrame:
-    """The verdict per group (see the module docstring for every rule).
+                group_keys=BOUND_GROUP_KEYS, resolve_z: float = 2.0, min_resolved: int = 3,
+                ci: str = "residual") -> pd.DataFrame:
+    """The verdict per group (see the module docstring for every rule; ``ci`` as in
+    :func:`analysis.fits.fit_inal_exponents`).
 
     Returns one row per group: the group keys, ``c_nominal, c_hat_lo, c_eff, c_source``
     (``"nominal"`` or ``"inal_fit"``), ``predicted_slope, slope, slope_lo, slope_hi, slope_se,
@@ -205,7 +207,10 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
             reason = f"{res['n'].nunique()} resolved n values < {max(min_resolved, 3)}"
         if reason is None:
             se = res["log_R_se"].to_numpy(dtype=np.float64)
-            fit = fit_line(res["log_n"], res["log_R"], se if np.all(se > 0) else None, level=level)
+            if np.all(se > 0):
+                fit = fit_line(res["log_n"], res["log_R"], se, level=level, scale=ci)
+            else:
+                fit = fit_line(res["log_n"], res["log_R"], None, level=level)
             s_pred = rec["predicted_slope"]
             lo, hi = fit.slope_ci
             # upper bounds that contradict the fitted line (the line extrapolated above them)

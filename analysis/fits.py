@@ -122,7 +122,7 @@ def inal_points(inal: pd.DataFrame, *, layer="max", group_keys=INAL_GROUP_KEYS,
 
 def fit_inal_exponents(inal: pd.DataFrame, *, layer="max", level: float = 0.95,
                        group_keys=INAL_GROUP_KEYS, resolve_z: float = 2.0,
-                       min_points: int = 3) -> pd.DataFrame:
+                       min_points: int = 3, ci: str = "residual") -> pd.DataFrame:
     """Fit ``log INAL = a - ĉ log n`` per group; one row per group.
 
     Columns: the group keys, ``c_nominal``, ``c_hat``, ``c_hat_lo``, ``c_hat_hi`` (interval at
@@ -130,7 +130,9 @@ def fit_inal_exponents(inal: pd.DataFrame, *, layer="max", level: float = 0.95,
     (``[lo, hi]`` trusting the errors), ``intercept``, ``chi2_per_dof``, ``dof``, ``n_points``
     (resolved, fitted), ``n_unresolved``, ``n_fit_min``, ``n_fit_max``, ``status`` (``"fitted"``,
     or why not: fewer than ``min_points`` resolved distinct n), ``method``, ``level``, ``layer``.
-    A group with fewer than ``min_points`` resolved points gets NaN exponents.
+    A group with fewer than ``min_points`` resolved points gets NaN exponents. ``ci`` is the
+    interval's treatment of the error scale (:data:`analysis.regression.SCALES`; default
+    ``"residual"``); exact estimates (zero standard errors) always use the residual scatter.
     """
     pts = inal_points(inal, layer=layer, group_keys=group_keys, resolve_z=resolve_z)
     keys = _present(pts, group_keys)
@@ -158,7 +160,7 @@ def fit_inal_exponents(inal: pd.DataFrame, *, layer="max", level: float = 0.95,
             fit = fit_line(res["log_n"], res["log_inal"], None, level=level)
             known = None
         else:
-            fit = fit_line(res["log_n"], res["log_inal"], se, level=level)
+            fit = fit_line(res["log_n"], res["log_inal"], se, level=level, scale=ci)
             known = fit_line(res["log_n"], res["log_inal"], se, level=level, scale="known")
         rec.update(c_hat=-fit.slope, c_hat_lo=-fit.slope_ci[1], c_hat_hi=-fit.slope_ci[0],
                    c_hat_se=fit.slope_se,

@@ -28,9 +28,15 @@ from .bound_check import VERDICTS, bound_points, check_bound
 from .fits import fit_inal_exponents, group_label, inal_points
 from .learnability import learnability_table, mean_curves
 from .load import Study, find_study_dirs, load_study
+from .regression import SCALES
 
 __all__ = ["Analysis", "analyze", "write_report", "summary_dict", "summary_table", "main"]
 
+_CI_TEXT = {
+    "residual": "Student-t with m−2 degrees of freedom, scaled by the residual scatter: wide when few n are fitted",
+    "birge": "normal quantile, scaled by max(1, χ²/dof)",
+    "known": "normal quantile, the standard errors taken as exact",
+}
 FIGURES = ("inal_scaling.png", "bound_check.png", "corr_vs_inal.png", "learning_curves.png")
 
 
@@ -51,7 +57,7 @@ class Analysis:
 
 
 def analyze(path: str, *, level: float = 0.95, resolve_z: float = 2.0, min_resolved: int = 3,
-            **filters) -> Analysis:
+            ci: str = "residual", **filters) -> Analysis:
     """Load the studies under ``path`` (with optional column filters) and compute every view."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
@@ -59,18 +65,21 @@ def analyze(path: str, *, level: float = 0.95, resolve_z: float = 2.0, min_resol
         raise ValueError(f"resolve_z must be > 0, got {resolve_z!r}")
     if int(min_resolved) < 3:
         raise ValueError(f"min_resolved must be >= 3 (a slope with an interval needs 3 points), got {min_resolved!r}")
+    if ci not in SCALES:
+        raise ValueError(f"ci must be one of {SCALES}, got {ci!r}")
     study = load_study(path, **filters)
     ipts = inal_points(study.inal, resolve_z=resolve_z)
-    fits = fit_inal_exponents(study.inal, level=level, resolve_z=resolve_z, min_points=min_resolved)
+    fits = fit_inal_exponents(study.inal, level=level, resolve_z=resolve_z, min_points=min_resolved, ci=ci)
     layers = sorted(int(v) for v in study.inal["layer"].unique()) if len(study.inal) else []
-    by_layer = [fit_inal_exponents(study.inal, layer=k, level=level, resolve_z=resolve_z, min_points=min_resolved)
-                for k in layers]
+    by_layer = [fit_inal_exponents(study.inal, layer=k, level=level, resolve_z=resolve_z,
+                                   min_points=min_resolved, ci=ci) for k in layers]
     by_layer = pd.concat(by_layer, ignore_index=True) if by_layer else pd.DataFrame()
     bpts = bound_points(study.runs, resolve_z=resolve_z)
-    checks = check_bound(study.runs, fits, level=level, resolve_z=resolve_z, min_resolved=min_resolved)
+    checks = check_bound(study.runs, fits, level=level, resolve_z=resolve_z, min_resolved=min_resolved, ci=ci)
     learn = learnability_table(study.runs, study.inal, resolve_z=resolve_z)
     curves = mean_curves(study.runs, study.curves)
-    settings = {"level": level, "resolve_z": resolve_z, "min_resolved": int(min_resolved), "filters": filters}
+    settings = {"level": level, "resolve_z": resolve_z, "min_resolved": int(min_resolved), "ci": ci,
+                "filters": filters}
     return Analysis(str(path), study, ipts, fits, by_layer, bpts, checks, learn, curves, settings)
 
 
@@ -204,7 +213,7 @@ def _report_markdown(a: Analysis) -> str:
           f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by `inal-report`.", "",
           "**At a glance.** " + _headline(a), "",
           "Statistics: exponents are weighted least-squares slopes in log-log coordinates with "
-          f"{lvl} Student-t intervals scaled by the residual scatter (`analysis/regression.py`). "
+          f"{lvl} intervals ({_CI_TEXT[a.settings['ci']]}; `analysis/regression.py`). "
           f"Points within {a.settings['resolve_z']:g} standard errors of zero are unresolved: shown as ▽ "
           "upper bounds and never fitted.", ""]
     md += ["## INAL against n", ""]
@@ -276,6 +285,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resolve-z", type=float, default=2.0,
                    help="a point is resolved when |value| > z * se (default 2)")
     p.add_argument("--min-resolved", type=int, default=3, help="resolved n values needed for a verdict (>= 3)")
+    p.add_argument("--ci", choices=SCALES, default="residual",
+                   help="error scale of the intervals: residual (t, scaled by the scatter; default), "
+                        "birge (normal, scaled up only when chi2/dof > 1), known (normal, errors as given)")
     p.add_argument("--dpi", type=int, default=110, help="figure resolution (default 110)")
     return p
 
@@ -300,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         find_study_dirs(args.results_dir)
         a = analyze(args.results_dir, level=args.level, resolve_z=args.resolve_z,
-                    min_resolved=args.min_resolved)
+                    min_resolved=args.min_resolved, ci=args.ci)
     except (FileNotFoundError, ValueError) as err:
         print(f"inal-report: {err}", file=sys.stderr)
         return 2

@@ -88,3 +88,20 @@ def test_fit_line_interval_coverage(scale, m):
         lo, hi = fit_line(x, y, se, scale=scale).slope_ci
         covered += lo <= -1.7 <= hi
     assert 0.915 <= covered / 400 <= 0.985
+
+
+def test_birge_scale_never_narrower_than_known_and_conservative():
+    rng = np.random.default_rng(5)
+    x = np.log(np.array([8.0, 12, 16, 24, 32]))
+    se = np.full(x.size, 0.1)
+    covered = 0
+    for _ in range(400):
+        y = 1.0 - 2.0 * x + se * rng.standard_normal(x.size)
+        known, birge = fit_line(x, y, se, scale="known"), fit_line(x, y, se, scale="birge")
+        assert birge.slope_se >= known.slope_se * (1 - 1e-12)
+        if known.chi2 <= known.dof:
+            assert birge.slope_se == pytest.approx(known.slope_se)
+        lo, hi = birge.slope_ci
+        covered += lo <= -2.0 <= hi
+    # errors right: coverage at or above 95% (binomial sd 1.1%), below the certainty of a t(1) interval
+    assert 0.93 <= covered / 400 <= 0.995

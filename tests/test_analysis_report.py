@@ -81,6 +81,13 @@ def test_training_only_study_uses_nominal_c(tmp_path):
     assert_png(tmp_path / "o" / "learning_curves.png")
 
 
+def test_ci_option_is_recorded(study, tmp_path):
+    assert main([study, "--out", str(tmp_path / "b"), "--ci", "birge"]) == 0
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["settings"]["ci"] == "birge"
+    assert {f["method"] for f in summary["inal_fits"]} == {"wls-birge-normal"}
+
+
 def test_bad_input_is_a_clear_error(tmp_path, capsys):
     assert main([str(tmp_path / "nope")]) == 2
     assert "nope" in capsys.readouterr().err
