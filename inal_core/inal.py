@@ -13,24 +13,30 @@ Estimators of the squared correlation ``corr_v^2`` with ``corr_v = E_x[f v]``, a
 - ``mc``: per init ``m`` i.i.d. inputs, ``y_i = f(x_i) v(x_i)``, ``S = sum y_i``, ``Q = sum y_i^2``;
   the U-statistic ``(S^2 - Q) / (m (m-1))`` (the plain ``(S/m)^2`` is biased up by ``Var(y)/m``).
 - ``junta``: the target depends only on the bits J. For ``m`` sampled assignments ``h_s`` of the other
-  bits, ``y_s = 2^{-|J|} sum_{a in {±1}^J} f(a) v(a, h_s)`` is an unbiased estimate of ``corr_v`` with
-  variance ``sum_{A not subset of J} vhat(J + A)^2``-small (only Fourier mass of ``v`` on supersets
-  of J remains), and the same U-statistic of the ``y_s`` is unbiased for ``corr_v^2``.
+  bits O, ``y_s = 2^{-|J|} sum_{a in {±1}^J} f(a) v(a, h_s)`` is an unbiased estimate of ``corr_v`` with
+  variance ``sum_{A subset of O, A nonempty} vhat(J + A)^2`` (only the Fourier mass of ``v`` on strict
+  supersets of J is left), and the same U-statistic of the ``y_s`` is unbiased for ``corr_v^2``.
 
-Engines (FLOPs per neuron and input, ``n`` bits, first layer of a depth-1 network):
+Engines, with their costs per neuron (``n`` bits):
 
-- *plain* (the reference; every depth): one ``(B, n) @ (n, width)`` product per layer, ReLU and a
-  reduction: ``2n + 3`` FLOPs and ``~3 x 4`` bytes of activation traffic per neuron-input.
-- *split* (depth 1, exact and junta): split the bits into a low part L (``M = 2^|L|`` assignments,
-  enumerated) and a high part H. ``w.x + b = p_a + c_h`` with ``p_a = w_L.a`` and ``c_h = w_H.h + b``.
-  Group the high assignments by the pattern ``g = f(., h)`` on L (``D`` distinct patterns:
-  1 for a junta inside L, 2 for parities, ``|L|+... `` for majority). Sort ``p`` per neuron; then
-  ``sum_a g(a) relu(p_a + c_h) = c_h G(h) + PG(h)`` with suffix sums ``G = sum_{p_a > -c_h} g(a)`` and
-  ``PG = sum_{p_a > -c_h} g(a) p_a`` found by binary search. Cost per neuron:
-  ``O(M log M + D M)`` to build and ``O(log M)`` per high assignment, i.e. ``O(2^{n/2} (n/2 + D))``
-  instead of ``O(n 2^n)``. The output neuron of a depth-1 network is linear in the hidden neurons:
-  ``E[f out] = sum_v a_v E[f v] + b fhat(empty)``, so it costs nothing extra. For ``M <= 16`` (small
-  juntas) the engine broadcasts ``relu(p_a + c_h)`` instead (``3 M`` FLOPs per neuron and sample).
+- *plain* (the reference, every depth; ``engine="plain"``): one ``(B, d) @ (d, width)`` product per
+  layer, ReLU and a reduction: ``2 d + 3`` FLOPs and about 16 bytes of float32 activation traffic per
+  neuron and input, i.e. ``2^n (2n + 3)`` FLOPs per first-layer neuron for exact INAL.
+- *split* (first layer and output of depth-1 networks; exact and junta): split the bits into a low
+  part L (``M = 2^|L|`` assignments, enumerated) and a high part H. Then ``w.x + b = p_a + c_h`` with
+  ``p_a = w_L.a`` and ``c_h = w_H.h + b``. Group the high assignments by the pattern ``g = f(., h)``
+  on L (``D`` distinct patterns: 1 for a junta inside L, 2 for parities, ``|H|+1`` for majority).
+  Sort ``q = -p`` once per neuron; ``{a : p_a > -c_h}`` is a prefix of that order, so
+  ``sum_a g(a) relu(p_a + c_h) = c_h G_g(k) - QG_g(k)`` with prefix sums ``G_g(k)`` of ``g`` and
+  ``QG_g(k)`` of ``g q`` at ``k = #{q < c_h}`` (binary search). Per neuron: build
+  ``M log M + 3 D M`` operations (``~48 D M`` bytes, kept cache-sized by processing blocks of
+  neurons), query ``2 |H| + log2 M + 5`` operations and two gathers per high assignment. For exact
+  INAL ``|L|`` is chosen near ``n/2`` by that cost model: at ``n = 20`` about ``1e5`` operations per
+  neuron for majority instead of ``4.5e7`` FLOPs (the measured speed-up is smaller, ~10x, because
+  gathers and binary searches are slower per operation than a matrix product). The output neuron of
+  a depth-1 network is linear in the hidden neurons, ``E[f out] = sum_v a_v E[f v] + b fhat(empty)``,
+  so it costs nothing extra. For ``M <= 16`` (small juntas) the engine broadcasts
+  ``relu(p_a + c_h)`` instead (``3 M`` FLOPs per neuron and sample, a matrix-vector product).
 
 Accumulation is in float64. Memory stays under ``memory_budget_bytes`` by chunking over inits and
 inputs; ``exact_memory_bytes`` gives the smallest footprint of the exact method and ``check_inal_request``
@@ -47,6 +53,7 @@ import numpy as np
 import torch
 
 from .cube import enumerate_cube, sample_cube
+from .inal_split import BROADCAST_MAX_M, SplitFirstLayer, choose_split, split_unit_bytes, truth_table_int8
 from .networks import NetworkSpec, ReluStack, init_relu_stack
 from .rng import derive_seed, make_generator
 from .targets import Target
@@ -63,11 +70,10 @@ __all__ = [
 
 METHODS = ("auto", "exact", "mc", "junta")
 DEFAULT_N_INPUTS = 1 << 16
+SPLIT_BLOCK_BYTES = 16 << 20  # neurons of the exact split engine are processed in blocks of about this size
 MAX_EXACT_BITS = 32
 SAMPLE_BLOCK = 256  # inputs are drawn in blocks of this many rows, each block from its own seed stream
 _MAX_CHUNK_ROWS = 1 << 13
-_BROADCAST_MAX_M = 16
-_MAX_PATTERNS = 64
 
 
 @dataclass
@@ -109,18 +115,13 @@ def _plain_model(n: int, spec: NetworkSpec, dtype: torch.dtype, inputs_per_row: 
 def _split_model(n: int, spec: NetworkSpec, low_bits: int, patterns: int, shared_inputs: bool):
     M, w = 1 << low_bits, spec.width
     per_init = 3 * 8 * spec.num_parameters + w * M * 32
-    if M <= _BROADCAST_MAX_M:
+    if M <= BROADCAST_MAX_M:
         per_row = w * (8 * 6 + 3 * 8 * M)
     else:
         per_init += patterns * w * (M + 1) * 32
         per_row = w * 8 * 8
     inp = (n - low_bits) * 16 + 16
     return (0, per_init, inp, per_row) if shared_inputs else (0, per_init, 0, per_row + inp)
-
-
-def _split_unit_bytes(n: int, low: int, patterns: int) -> int:
-    """Bytes per first-layer neuron of the exact split engine: sorted tables and one pass over the high part."""
-    return (1 << low) * patterns * 48 + (1 << low) * 24 + (1 << (n - low)) * 64
 
 
 def _plan(model, n_inits: int, total_rows: int, budget: int, quantum: int) -> tuple[int, int] | None:
@@ -235,125 +236,6 @@ def _plain_layer_sums(stack: ReluStack, x: torch.Tensor, fx: torch.Tensor, low_s
     return ys
 
 
-class _SplitFirstLayer:
-    """The split engine for first-layer neurons (module docstring): low-bit part sorted once per neuron.
-
-    ``W``: ``(Rb, n, G)`` first-layer weights of ``G`` neurons in ``Rb`` batches, ``b1``: ``(Rb, G)`` or None.
-    """
-
-    def __init__(self, W: torch.Tensor, b1: torch.Tensor | None, low_idx: list[int], high_idx: list[int],
-                 patterns: torch.Tensor):
-        dev = W.device
-        W = W.to(torch.float64)
-        self.R, _, self.w = W.shape
-        self.b1 = None if b1 is None else b1.to(torch.float64)  # (Rb, G)
-        self.W_high = W[:, high_idx, :]  # (Rb, n_high, G)
-        L = len(low_idx)
-        self.M = 1 << L
-        x_low = enumerate_cube(L, dtype=torch.float64, device=dev) if L else torch.ones(1, 0, dtype=torch.float64, device=dev)
-        p = torch.matmul(x_low, W[:, low_idx, :]).transpose(1, 2)  # (Rb, G, M)
-        self.patterns = patterns.to(torch.float64)  # (D, M)
-        self.pattern_mean = self.patterns.mean(dim=1)  # (D,) = fbar per pattern
-        self.broadcast = self.M <= _BROADCAST_MAX_M
-        if self.broadcast:
-            self.p = p
-            return
-        D = self.patterns.shape[0]
-        # sort q = -p ascending: {a : p_a > -c} = {a : q_a < c} is a prefix of the sorted order
-        q_sorted, perm = torch.sort(-p, dim=-1)  # (Rb, G, M)
-        g = self.patterns.t().index_select(0, perm.reshape(-1)).reshape(*perm.shape, D)  # (Rb, G, M, D), sorted order
-        # exclusive prefix sums E[k] = sum_{i < k} over the sorted order of g and of g*(-p), (Rb, G, M+1, D, 2)
-        table = torch.zeros(self.R, self.w, self.M + 1, D, 2, dtype=torch.float64, device=dev)
-        torch.cumsum(torch.stack((g, g * q_sorted.unsqueeze(-1)), dim=-1), dim=2, out=table[:, :, 1:])
-        self.q_sorted = q_sorted.contiguous()
-        self.D = D
-        self.table = table.reshape(self.R, self.w, (self.M + 1) * D, 2)
-
-    def hidden(self, x_high: torch.Tensor, pattern_id: torch.Tensor) -> torch.Tensor:
-        """``y[r, v, h] = M^-1 sum_a g_h(a) relu(p_a + c_h)``: ``(Rc, w, B)`` float64.
-
-        ``x_high``: ``(B, n_high)`` shared or ``(Rc, B, n_high)``; ``pattern_id``: ``(B,)`` or ``(Rc, B)``.
-        """
-        c = torch.matmul(x_high.to(torch.float64), self.W_high)  # (Rc, B, w)
-        if self.b1 is not None:
-            c = c + self.b1.unsqueeze(1)
-        c = c.transpose(1, 2)  # (Rc, w, B)
-        pid = pattern_id if pattern_id.dim() == 2 else pattern_id.unsqueeze(0)  # (1|Rc, B)
-        if self.broadcast:
-            z = torch.relu_(c.unsqueeze(-1) + self.p.unsqueeze(2))  # (Rb, G, B, M)
-            if self.patterns.shape[0] == 1:  # one pattern (a junta inside L): a matrix-vector product
-                return torch.matmul(z, self.patterns[0]) / self.M
-            g = self.patterns[pid]  # (1|Rb, B, M)
-            return (z * g.unsqueeze(1)).sum(-1) / self.M
-        count = torch.searchsorted(self.q_sorted, c.contiguous())  # (Rb, G, B): #{a : p_a > -c}
-        idx = count * self.D + pid.unsqueeze(1)  # (Rb, G, B): flat index into (M+1, D)
-        sums = torch.gather(self.table, 2, idx.unsqueeze(-1).expand(-1, -1, -1, 2))  # (Rb, G, B, 2)
-        return (c * sums[..., 0] - sums[..., 1]) / self.M
-
-    def output(self, a: torch.Tensor, b2: torch.Tensor | None, y_hidden: torch.Tensor, pattern_id: torch.Tensor) -> torch.Tensor:
-        """Output neuron of a depth-1 network: ``sum_v a_v y_v + b2 fbar(h)``, ``(Rb, B)``; ``a``: ``(Rb, G)``."""
-        y = torch.einsum("rw,rwb->rb", a, y_hidden)
-        if b2 is not None:
-            y = y + b2.unsqueeze(1) * self.pattern_mean[pattern_id]
-        return y
-
-
-def _truth_table_int8(target: Target, n: int, device) -> torch.Tensor:
-    """``f`` on the whole cube in enumeration order as int8 ±1, ``(2^n,)``; built half by half in one pass."""
-    low = (n + 1) // 2
-    M, H = 1 << low, 1 << (n - low)
-    table = torch.empty(H, M, dtype=torch.int8, device=device)
-    step = max(1, (1 << 16) // M)
-    x_low = enumerate_cube(low, device=device)  # (M, low)
-    for start in range(0, H, step):
-        stop = min(start + step, H)
-        x_high = enumerate_cube(n - low, start, stop, device=device) if n > low else x_low.new_ones(1, 0)
-        # row h*M + a of the cube is (a, h): (Hc, M, n)
-        x = torch.cat((x_low.expand(stop - start, M, low), x_high.unsqueeze(1).expand(stop - start, M, n - low)), -1)
-        table[start:stop] = target(x).to(torch.int8)
-    return table.reshape(-1)
-
-
-def _exact_patterns(table: torch.Tensor, n: int, low: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Distinct rows ``g(a) = f(a, h)`` over the low bits (``(D, 2^low)``) and each high assignment's row id.
-
-    ``None`` if there are more than ``_MAX_PATTERNS`` (then the plain engine is cheaper).
-    """
-    M, H = 1 << low, 1 << (n - low)
-    rows = table.reshape(H, M)
-    step = max(1, (1 << 16) // M)
-    # fingerprint each row by a random projection, then verify exactly
-    proj = torch.randn(M, dtype=torch.float64, generator=torch.Generator().manual_seed(12345)).to(table.device)
-    fp = torch.cat([rows[s : s + step].to(torch.float64) @ proj for s in range(0, H, step)])
-    uniq, inverse = torch.unique(fp, return_inverse=True)
-    if uniq.numel() > _MAX_PATTERNS:
-        return None
-    first = torch.full((uniq.numel(),), H, dtype=torch.int64, device=table.device).scatter_reduce(
-        0, inverse, torch.arange(H, device=table.device), reduce="amin"
-    )
-    patterns = rows[first]  # (D, M)
-    for s in range(0, H, step):
-        if not torch.equal(rows[s : s + step], patterns[inverse[s : s + step]]):
-            return None  # fingerprint collision (never expected): use the plain engine
-    return patterns, inverse
-
-
-def _split_cost(n: int, low: int, patterns: int) -> float:
-    """Relative cost per neuron of the split engine: build ``M (log M + 6 D)``, query ``H (log M + 8)``."""
-    M, H = 2.0**low, 2.0**(n - low)
-    return M * (low + 6 * patterns) + H * (low + 8)
-
-
-def _choose_split(table: torch.Tensor, n: int):
-    """The low-bit count (near n/2) with the cheapest split engine for this truth table, and its patterns."""
-    best = None
-    for low in range(max(1, n // 2 - 2), min(n, (n + 1) // 2 + 1) + 1):
-        found = _exact_patterns(table, n, low)
-        if found is not None and (best is None or _split_cost(n, low, found[0].shape[0]) < best[0]):
-            best = (_split_cost(n, low, found[0].shape[0]), low, found)
-    return None if best is None else best[1:]
-
-
 def _init_seeds(seed: int, n_inits: int) -> list[int]:
     return [derive_seed(seed, "inal_init", r) for r in range(n_inits)]
 
@@ -424,12 +306,12 @@ def estimate_inal(
 
     if used == "exact":
         n_used = 1 << n
-        choice = _choose_split(_truth_table_int8(target, n, device), n) if split else None
+        choice = choose_split(truth_table_int8(target, n, device), n) if split else None
         plan = None
         if choice is not None:
             low, (patterns, pattern_id) = choice
             fixed = (1 << n) * 9 + (1 << (n - low)) * (n - low + 2) * 8  # table, inverse, high enumeration
-            left = budget - fixed - 2 * _split_unit_bytes(n, low, patterns.shape[0])
+            left = budget - fixed - 2 * split_unit_bytes(n, low, patterns.shape[0])
             init_bytes = 3 * 8 * spec.num_parameters + 32 * spec.width
             plan = (min(n_inits, max(1, left // init_bytes)), 0) if left > init_bytes else None
         if plan is not None:
@@ -441,8 +323,8 @@ def estimate_inal(
             f_mean = patterns.to(torch.float64).mean(1)[pattern_id].mean()  # fhat(empty)
             # first-layer neurons of all inits share the inputs: flatten them into units, and process
             # blocks of units whose sorted tables stay cache-sized (~16 MiB)
-            unit_bytes = _split_unit_bytes(n, low, patterns.shape[0])
-            block = max(1, min((left - rc * init_bytes) // unit_bytes, (16 << 20) // unit_bytes))
+            unit_bytes = split_unit_bytes(n, low, patterns.shape[0])
+            block = max(1, min((left - rc * init_bytes) // unit_bytes, SPLIT_BLOCK_BYTES // unit_bytes))
             for r0 in range(0, n_inits, rc):
                 stack = init_relu_stack(spec, seeds[r0 : r0 + rc], dtype=dtype, device=device)
                 R, w = stack.R, spec.width
@@ -451,7 +333,7 @@ def estimate_inal(
                 corr = torch.empty(R * w, dtype=torch.float64, device=device)
                 for u0 in range(0, R * w, block):
                     u1 = min(u0 + block, R * w)
-                    eng = _SplitFirstLayer(W[..., u0:u1], None if b1 is None else b1[:, u0:u1], low_idx, high_idx, patterns)
+                    eng = SplitFirstLayer(W[..., u0:u1], None if b1 is None else b1[:, u0:u1], low_idx, high_idx, patterns)
                     corr[u0:u1] = eng.hidden(x_high, pattern_id)[0].sum(-1) / H  # (G,)
                 corr = corr.reshape(R, w)
                 a = stack.weights[1].to(torch.float64)[:, :, 0]  # (R, w)
@@ -500,7 +382,7 @@ def estimate_inal(
             S = [torch.zeros(R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
             Q = [torch.zeros(R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
             if use_split:
-                eng = _SplitFirstLayer(stack.weights[0], stack.biases[0], J, others, g.to(torch.float64).unsqueeze(0))
+                eng = SplitFirstLayer(stack.weights[0], stack.biases[0], J, others, g.to(torch.float64).unsqueeze(0))
                 a = stack.weights[1].to(torch.float64)[:, :, 0]  # (Rc, w)
                 b2 = None if stack.biases[1] is None else stack.biases[1].to(torch.float64)[:, 0]
             for s0 in range(0, m, rows):
