@@ -327,3 +327,120 @@ def test_worker_node_lost_mid_study_every_cell_exactly_once(cluster, tmp_path):
     print(f"worker node killed running {busy} with {done_at_kill}/{total} cells stored; "
           f"first submission exit status {first_status}; study complete, each cell once")
     print(output[-3000:])
+
+
+# ----------------------------------------------------------------------------------------------
+# cluster/slurm/ray_head_worker.sbatch, run for real on this machine as a one-node allocation
+
+FAKE_SRUN = """#!/bin/bash
+# Stand-in for srun on a one-node allocation: drop srun's own options, run the step's command
+# in place (exec: signals reach it directly, as srun forwards them to its tasks).
+while (( $# )); do
+    case "$1" in
+        -w|-N|-n|-c) shift 2 ;;
+        -*) shift ;;
+        *) break ;;
+    esac
+done
+exec "$@"
+"""
+
+
+def _free_job_id() -> int:
+    """A SLURM job id whose port block (20000 + 100 * (id % 400), as the script derives it; an
+    independent transcription) is free on this machine now."""
+    for _ in range(100):
+        job_id = 700000 + int.from_bytes(os.urandom(2), "big")
+        base = 20000 + 100 * (job_id % 400)
+        if all(_bindable(p) for p in range(base, base + 100)):
+            return job_id
+    raise RuntimeError("no job id with a free port block")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))
+            return True
+        except OSError:
+            return False
+
+
+def test_slurm_head_worker_script_runs_a_study_and_a_requeue_resumes(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "cluster" / "slurm" / "ray_head_worker.sbatch"
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "srun").write_text(FAKE_SRUN)
+    (fake_bin / "srun").chmod(0o755)
+    ray_tmp_root = Path(tempfile.mkdtemp(prefix="inalsl", dir="/tmp"))  # short socket paths
+    job_id = _free_job_id()
+    port_base = 20000 + 100 * (job_id % 400)
+    results = tmp_path / "results"
+    env = dict(os.environ, PATH=f"{fake_bin}{os.pathsep}{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+               SLURM_JOB_ID=str(job_id), SLURM_JOB_NUM_NODES="1", SLURM_CPUS_PER_TASK="1",
+               SLURM_GPUS_ON_NODE="0", SLURMD_NODENAME=socket.gethostname(),
+               SLURM_SUBMIT_DIR=str(tmp_path), INAL_RESULTS_DIR=str(results),
+               RAY_TMP_ROOT=str(ray_tmp_root), RAY_AUTH_MODE="token",
+               RAY_AUTH_TOKEN=secrets.token_hex(32), PYTHONUNBUFFERED="1")
+    for var in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH", "SLURM_RESTART_COUNT"):
+        env.pop(var, None)
+    overrides = ["n=4", "c=1", "width=8", "T=10", "train.seed=0,1", "train.N=2n",
+                 "train.n_eval=256", "inal.n_inits=16", "study=slurm", "hydra.launcher.progress=false"]
+
+    def run_allocation(restart: int) -> str:
+        proc = subprocess.Popen(["bash", str(script), *overrides], cwd=tmp_path,
+                                env=dict(env, SLURM_RESTART_COUNT=str(restart)),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        try:
+            out, _ = proc.communicate(timeout=400)
+            # the script stopped its own Ray (no `ray stop`): nothing of it is left
+            _, leftover = psutil.wait_procs(_processes_under(ray_tmp_root), timeout=15)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            _kill_processes_under(ray_tmp_root)
+        assert proc.returncode == 0, out[-6000:]
+        assert leftover == [], [p.cmdline()[:2] for p in leftover]
+        return out
+
+    try:
+        first = run_allocation(0)
+        assert f"ports {port_base}-{port_base + 99}" in first
+        assert f"temp {ray_tmp_root}/ray-{job_id}" in first
+        assert list((ray_tmp_root / f"ray-{job_id}").glob("session_*")), "Ray did not use the job's temp dir"
+        runs = pd.read_parquet(results / "slurm" / "runs")
+        assert len(runs) == 2 and set(runs["status"]) == {"ok"}
+        files = sorted((results / "slurm").rglob("*.parquet"))
+        stamps = {f: f.stat().st_mtime_ns for f in files}
+        # the allocation requeued (same job id): every cell is found complete, nothing recomputed
+        second = run_allocation(1)
+        assert "restart 1" in second
+        assert re.search(r"2 already complete", second), second[-3000:]
+        assert {f: f.stat().st_mtime_ns for f in sorted((results / "slurm").rglob("*.parquet"))} == stamps
+    finally:
+        _kill_processes_under(ray_tmp_root)
+        shutil.rmtree(ray_tmp_root, ignore_errors=True)
+
+
+def _processes_under(root: Path) -> list:
+    """Processes whose command line names ``root`` (Ray's processes of a temp dir there)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(str(root) in arg for arg in proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+def _kill_processes_under(root: Path) -> None:
+    procs = _processes_under(root)
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(procs, timeout=10)
