@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -278,6 +279,7 @@ def estimate_inal(
     dtype: torch.dtype = torch.float32,
     input_seed: int | None = None,
     engine: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
 ) -> InalResult:
     """Estimate ``INAL(target, NN)`` for networks of ``spec`` (SCIENCE.md §4); see the module docstring.
 
@@ -286,6 +288,7 @@ def estimate_inal(
     init for ``mc`` and ``junta`` (``junta`` uses ``n_inputs // 2^|J|`` samples of the other bits, at
     least 2), ignored by ``exact``. ``engine``: ``"auto"`` or ``"plain"`` (the reference path: forward
     pass of explicit inputs). The result's ``n_inputs`` is the number of network inputs per init used.
+    ``progress(done_inits, n_inits)``, if given, is called after every chunk of inits.
     """
     t0 = time.perf_counter()
     used = check_inal_request(target, spec, n_inits=n_inits, method=method, n_inputs=n_inputs,
@@ -300,7 +303,8 @@ def estimate_inal(
         used = "exact"  # nothing left to sample
     seeds = _init_seeds(seed, n_inits)
     input_seed = seed if input_seed is None else input_seed
-    split = engine == "auto" and spec.depth == 1
+    # the split engine needs the int8 truth table (plus its row ids): only when that is a small part of the budget
+    split = engine == "auto" and spec.depth == 1 and (1 << n) * 12 * 4 <= budget
     L = spec.num_layers
     per_init = np.empty((n_inits, L))
 
@@ -342,6 +346,8 @@ def estimate_inal(
                     corr_out = corr_out + stack.biases[1].to(torch.float64)[:, 0] * f_mean
                 per_init[r0 : r0 + R, 0] = corr.square().mean(1).cpu().numpy()
                 per_init[r0 : r0 + R, 1] = corr_out.square().cpu().numpy()
+                if progress is not None:
+                    progress(r0 + R, n_inits)
         else:
             model = _plain_model(n, spec, dtype, 1, True)
             rc, rows = _plan(model, n_inits, 1 << n, budget, 1)
@@ -356,6 +362,8 @@ def estimate_inal(
                         s += torch.matmul(fx, out).to(torch.float64)  # (Rc, w_l): one reduction per chunk
                 for l, s in enumerate(sums):
                     per_init[r0 : r0 + stack.R, l] = (s / float(1 << n)).square().mean(1).cpu().numpy()
+                if progress is not None:
+                    progress(r0 + stack.R, n_inits)
     else:
         m_total = DEFAULT_N_INPUTS if n_inputs is None else n_inputs
         J = relevant if used == "junta" else []
@@ -405,6 +413,8 @@ def estimate_inal(
             for l, (s, q) in enumerate(zip(S, Q)):
                 u = (s.square() - q) / (m * (m - 1))  # unbiased for corr^2, per neuron
                 per_init[r0 : r0 + R, l] = u.mean(1).cpu().numpy()
+            if progress is not None:
+                progress(r0 + R, n_inits)
 
     mean, se = _summarize(per_init)
     best = int(np.argmax(mean))

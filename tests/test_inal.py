@@ -156,6 +156,10 @@ def test_inits_prefix_and_seed_dependence():
     other = estimate_inal(target, spec, n_inits=2, seed=1, method="exact", dtype=torch.float64)
     np.testing.assert_allclose(four.per_init[:2], two.per_init)
     assert not np.allclose(other.per_init, two.per_init)
+    calls = []
+    estimate_inal(target, spec, n_inits=3, method="mc", n_inputs=300, memory_budget_bytes=60_000,
+                  progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (3, 3) and len(calls) >= 2 and all(a < b for (a, _), (b, _) in zip(calls, calls[1:]))
 
 
 def test_validation_errors_and_memory_helpers():
