@@ -184,6 +184,8 @@ def plot_corr_vs_inal(table: pd.DataFrame) -> Figure:
             ax.annotate(f"{ni}", (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
     ax.axhline(0.0, color="k", lw=0.7)
     ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+    ax.xaxis.set_minor_formatter(NullFormatter())   # minor labels (3x10^-3, 4x10^-3) collide
     ax.set_xlabel("INAL at n (max over layers; ◁ = upper bound)")
     ax.set_ylabel("final correlation E[f̄ · NN_T] (mean over seeds)")
     ax.set_title("Does low INAL mean no learning? (labels: n)", fontsize=10)
