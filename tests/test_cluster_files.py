@@ -112,6 +112,8 @@ def test_sbatch_script_is_requeueable_and_sized_by_slurm(path):
     for variable in ("SLURM_JOB_NUM_NODES", "SLURM_CPUS_PER_TASK", "SLURM_GPUS_ON_NODE"):
         assert f"${{{variable}" in text, f"{path.name} does not read {variable}"
     assert re.search(r"inal-sweep --multirun \"\$@\"", text)
+    # one authentication mode on every node (a head alone would enable tokens from a file)
+    assert "export RAY_AUTH_MODE=token" in text and "export RAY_AUTH_TOKEN" in text
 
 
 def _long_options(text: str, after: str) -> set[str]:

@@ -380,9 +380,10 @@ def test_slurm_head_worker_script_runs_a_study_and_a_requeue_resumes(tmp_path):
                SLURM_JOB_ID=str(job_id), SLURM_JOB_NUM_NODES="1", SLURM_CPUS_PER_TASK="1",
                SLURM_GPUS_ON_NODE="0", SLURMD_NODENAME=socket.gethostname(),
                SLURM_SUBMIT_DIR=str(tmp_path), INAL_RESULTS_DIR=str(results),
-               RAY_TMP_ROOT=str(ray_tmp_root), RAY_AUTH_MODE="token",
-               RAY_AUTH_TOKEN=secrets.token_hex(32), PYTHONUNBUFFERED="1")
-    for var in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH", "SLURM_RESTART_COUNT"):
+               RAY_TMP_ROOT=str(ray_tmp_root), PYTHONUNBUFFERED="1")
+    # the script chooses the authentication itself (its own token for the job)
+    for var in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH",
+                "SLURM_RESTART_COUNT"):
         env.pop(var, None)
     overrides = ["n=4", "c=1", "width=8", "T=10", "train.seed=0,1", "train.N=2n",
                  "train.n_eval=256", "inal.n_inits=16", "study=slurm", "hydra.launcher.progress=false"]
