@@ -236,3 +236,14 @@ def test_generic_task_function_still_runs_on_the_generic_path(ray_session, tmp_p
     assert [r.return_value for r in returns[0]] == [30, 40]
     assert (tmp_path / "0" / ".hydra" / "config.yaml").exists() and (tmp_path / "1" / ".hydra").exists()
     assert not (tmp_path / "default").exists()  # the fast path (and the store) were not involved
+
+
+@pytest.mark.ray
+def test_inal_only_study_T0(ray_session, tmp_path: Path, hydra_restore_singletons) -> None:
+    grid = TINY + ["T=0", "n=4,5", "c=1,2", "gamma=0.05,0.1"]  # gamma is irrelevant without training
+    out = multirun(grid, tmp_path)
+    assert len(out) == 8 and {o["status"] for o in out} == {"ok"}
+    assert not list((tmp_path / "default").glob("runs/**/*.parquet"))  # T=0: no training rows
+    inal = pd.read_parquet(tmp_path / "default" / "inal")
+    assert inal.inal_id.nunique() == 4 and len(inal) == 4 * 2  # (n, c) settings x 2 layers
+    assert {o["status"] for o in multirun(grid, tmp_path)} == {"skipped"}
