@@ -46,6 +46,7 @@ raises a ``ValueError`` naming the setting before any work.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -182,9 +183,9 @@ def check_inal_request(
         raise ValueError(f"spec.input_dim={spec.input_dim} must equal the target's n={target.n}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if isinstance(n_inits, bool) or not isinstance(n_inits, int) or n_inits < 1:
+    if isinstance(n_inits, bool) or not isinstance(n_inits, numbers.Integral) or n_inits < 1:
         raise ValueError(f"n_inits must be a positive integer, got {n_inits!r}")
-    if n_inputs is not None and (isinstance(n_inputs, bool) or not isinstance(n_inputs, int) or n_inputs < 2):
+    if n_inputs is not None and (isinstance(n_inputs, bool) or not isinstance(n_inputs, numbers.Integral) or n_inputs < 2):
         raise ValueError(f"n_inputs must be None or an integer >= 2, got {n_inputs!r}")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
@@ -293,6 +294,8 @@ def estimate_inal(
     t0 = time.perf_counter()
     used = check_inal_request(target, spec, n_inits=n_inits, method=method, n_inputs=n_inputs,
                               memory_budget_bytes=memory_budget_bytes, device=device, dtype=dtype)
+    n_inits = int(n_inits)
+    n_inputs = None if n_inputs is None else int(n_inputs)
     if engine not in ("auto", "plain"):
         raise ValueError(f"engine must be 'auto' or 'plain', got {engine!r}")
     device = torch.device(device)

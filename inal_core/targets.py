@@ -37,6 +37,7 @@ counts.
 from __future__ import annotations
 
 import math
+import numbers
 import random
 from typing import Any
 
@@ -59,7 +60,7 @@ __all__ = [
 
 
 def _check_int(name: str, value: Any, low: int, high: int | None, family: str) -> int:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer()
     if ok:
         value = int(value)
         ok = value >= low and (high is None or value <= high)
@@ -172,7 +173,7 @@ class PlantedTarget(Target):
     name = "planted"
 
     def __init__(self, n: int, c: float, parity_degree: int | None = None, resolution_bits: int = 2):
-        if not isinstance(c, (int, float)) or isinstance(c, bool) or not math.isfinite(c) or c < 1:
+        if not isinstance(c, numbers.Real) or isinstance(c, bool) or not math.isfinite(c) or c < 1:
             raise ValueError(f"planted: c must be a finite real >= 1, got {c!r}")
         if n < 3:
             raise ValueError(f"planted: n must be >= 3 (x_1, event bits, parity bits), got {n}")
@@ -254,8 +255,9 @@ def make_target(name: str, n: int, c: float | None = None, **params: Any) -> Tar
     """
     if name not in TARGETS:
         raise ValueError(f"unknown target {name!r}; valid targets: {available_targets()}")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
         raise ValueError(f"{name}: n must be a positive integer, got {n!r}")
+    n = int(n)
     unknown = sorted(set(params) - set(_FAMILY_PARAMS[name]))
     if unknown:
         raise ValueError(f"{name}: unknown parameter(s) {unknown}; allowed: {list(_FAMILY_PARAMS[name])}")
@@ -265,13 +267,13 @@ def make_target(name: str, n: int, c: float | None = None, **params: Any) -> Tar
         k = params.pop("k", c)
         if k is None:
             raise ValueError("parity: give c (k = c) or k, an integer in [1, n]")
-        if isinstance(k, float) and not k.is_integer():
+        if isinstance(k, numbers.Real) and not float(k).is_integer():
             raise ValueError(f"parity: c must be an integer (k = c) in [1, {n}], got {k!r}")
         return ParityTarget(n, k, **params)
     if name == "planted":
         if c is None:
             raise ValueError("planted: c (a real >= 1) is required")
-        return PlantedTarget(n, c, **params)
+        return PlantedTarget(n, float(c) if isinstance(c, numbers.Real) and not isinstance(c, bool) else c, **params)
     return TARGETS[name](n, **params)
 
 
@@ -287,15 +289,16 @@ def resolve_extension(spec: str | int, n: int) -> int:
             spec = int(key)
         else:
             raise ValueError(f"extension N must be 'n^2', '2n' or an integer >= n={n}, got {spec!r}")
-    if isinstance(spec, bool) or not isinstance(spec, int) or spec < n:
+    if isinstance(spec, bool) or not isinstance(spec, numbers.Integral) or spec < n:
         raise ValueError(f"extension N must be 'n^2', '2n' or an integer >= n={n}, got {spec!r}")
-    return spec
+    return int(spec)
 
 
 def extend(target: Target, N: int) -> Target:
     """``fbar`` on ``N >= n`` bits: ``fbar(x_1..x_N) = f(x_1..x_n)``, same relevant bits and nominal c."""
-    if isinstance(N, bool) or not isinstance(N, int) or N < target.n:
+    if isinstance(N, bool) or not isinstance(N, numbers.Integral) or N < target.n:
         raise ValueError(f"extend: N must be an integer >= n={target.n}, got {N!r}")
+    N = int(N)
     if N == target.n:
         return target
     return ExtendedTarget(target, N)
