@@ -29,8 +29,8 @@ Engines, with their costs per neuron (``n`` bits):
   Sort ``q = -p`` once per neuron; ``{a : p_a > -c_h}`` is a prefix of that order, so
   ``sum_a g(a) relu(p_a + c_h) = c_h G_g(k) - QG_g(k)`` with prefix sums ``G_g(k)`` of ``g`` and
   ``QG_g(k)`` of ``g q`` at ``k = #{q < c_h}`` (binary search). Per neuron: build
-  ``M log M + 3 D M`` operations (``~48 D M`` bytes, kept cache-sized by processing blocks of
-  neurons), query ``2 |H| + log2 M + 5`` operations and two gathers per high assignment. For exact
+  ``M log M + 3 D M`` operations (``~48 D M`` bytes; neurons go in blocks of ~128 MiB), query
+  ``2 |H| + log2 M + 5`` operations and two gathers per high assignment. For exact
   INAL ``|L|`` is chosen near ``n/2`` by that cost model: at ``n = 20`` about ``1e5`` operations per
   neuron for majority instead of ``4.5e7`` FLOPs (the measured speed-up is smaller, ~10x, because
   gathers and binary searches are slower per operation than a matrix product). The output neuron of
@@ -72,7 +72,7 @@ __all__ = [
 
 METHODS = ("auto", "exact", "mc", "junta")
 DEFAULT_N_INPUTS = 1 << 16
-SPLIT_BLOCK_BYTES = 16 << 20  # neurons of the exact split engine are processed in blocks of about this size
+SPLIT_BLOCK_BYTES = 128 << 20  # exact split engine: neurons processed in blocks of about this many bytes
 MAX_EXACT_BITS = 32
 SAMPLE_BLOCK = 256  # inputs are drawn in blocks of this many rows, each block from its own seed stream
 _MAX_CHUNK_ROWS = 1 << 13
@@ -329,7 +329,7 @@ def estimate_inal(
                 torch.ones(1, 0, dtype=torch.float64, device=device)  # (H, n - low)
             f_mean = patterns.to(torch.float64).mean(1)[pattern_id].mean()  # fhat(empty)
             # first-layer neurons of all inits share the inputs: flatten them into units, and process
-            # blocks of units whose sorted tables stay cache-sized (~16 MiB)
+            # blocks of units (SPLIT_BLOCK_BYTES: few large ops; within the memory budget)
             unit_bytes = split_unit_bytes(n, low, patterns.shape[0])
             block = max(1, min((left - rc * init_bytes) // unit_bytes, SPLIT_BLOCK_BYTES // unit_bytes))
             for r0 in range(0, n_inits, rc):
