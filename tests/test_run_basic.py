@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 
 import pyarrow.dataset as ds
-import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
@@ -79,12 +78,3 @@ def test_task_in_process(tmp_path, capsys):
     assert "[inal-sweep] ok" in capsys.readouterr().out
     assert ResultsStore(str(tmp_path), "one").completed_inal_ids() == {result["inal_id"]}
     assert task(cfg)["status"] == "skipped"
-
-
-@pytest.mark.slow
-def test_inal_sweep_without_arguments_runs_the_default_study_basic(tmp_path, monkeypatch, capsys):
-    """The default preset end to end, in-process one job at a time (the Ray path: the launcher's tests)."""
-    out = cli(["-m", "+experiment=default", "hydra/launcher=basic", f"results_dir={tmp_path / 'results'}"], cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
-    assert out.count("[inal-sweep] ok") == 18 and out.count("[inal-sweep] skipped") == 6  # majority ignores c
-    runs = ds.dataset(tmp_path / "results" / "default" / "runs", format="parquet", partitioning="hive").to_table()
-    assert runs.num_rows == 18

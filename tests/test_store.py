@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sweeps.store import CURVES_SCHEMA, INAL_SCHEMA, RUNS_SCHEMA, SCHEMA_VERSION, ResultsStore
+from sweeps.store import INAL_SCHEMA, RUNS_SCHEMA, SCHEMA_VERSION, ResultsStore
 
 _DUMMY = {pa.string(): "x", pa.int64(): 3, pa.float64(): 0.25, pa.bool_(): True}
 
