@@ -185,7 +185,7 @@ def test_a_write_that_dies_leaves_no_result(store, monkeypatch):
 
 def test_file_uri(tmp_path):
     store = ResultsStore((tmp_path / "r").as_uri(), "s")  # file:///...
-    assert store.fs.type_name == "local"
+    assert store.fs.type_name == "local" and store.dataset_uri("runs") == str(tmp_path / "r" / "s" / "runs")
     fill(store)
     assert (tmp_path / "r" / "s" / "runs" / "target=parity" / "r1.parquet").is_file()
     assert store.completed_run_ids() == {"r1", "r2", "r3"}
