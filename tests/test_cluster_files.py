@@ -402,3 +402,14 @@ def test_inal_submit_refuses_bad_input_before_contacting_ray(overrides, named, c
     # an address where nothing listens: a refusal must come before any connection
     assert main(["--address", "http://127.0.0.1:9", "--", *overrides]) == 2
     assert named in capsys.readouterr().err
+
+
+def test_inal_submit_accepts_uris_and_reports_an_unreachable_cluster(capsys):
+    from sweeps.submit import main
+
+    for results_dir in ("s3://bucket/inal", "file:///shared/inal"):
+        assert main(["--print-id", "--", "+experiment=default", f"results_dir={results_dir}"]) == 0
+        assert re.fullmatch(r"inal-default-[0-9a-f]{12}\n", capsys.readouterr().out)
+    assert main(["--address", "http://127.0.0.1:9", "--", "+experiment=default",
+                 "results_dir=/shared/inal"]) == 4
+    assert "cannot reach the Ray Jobs API at http://127.0.0.1:9" in capsys.readouterr().err

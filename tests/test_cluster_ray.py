@@ -280,16 +280,37 @@ def test_study_submitted_with_ray_job_submit_completes_and_is_not_run_twice(clus
     assert _runs(results, "loopback")[1] == files  # no file added or rewritten under another name
 
 
-def test_worker_node_lost_mid_study_every_cell_exactly_once(cluster, tmp_path):
+def _job_status(cluster: LoopbackCluster, job_id: str) -> str | None:
+    jobs = {j["submission_id"]: j["status"] for j in cluster._get("/api/jobs/")}
+    return jobs.get(job_id)
+
+
+def test_worker_node_lost_mid_study_every_cell_exactly_once(cluster, tmp_path, monkeypatch):
+    from sweeps.submit import main as inal_submit
+
     results = tmp_path / "results"
     overrides = [*LOSS_OVERRIDES, f"results_dir={results}", "study=nodeloss"]
     plan = _expected(overrides)
+    base = submission_id(plan)
     total = len(plan.run_ids)
     assert total == 12
+    # an earlier attempt of this study whose driver failed (FAILED under the study's id)
+    failed = cluster.run([RAY, "job", "submit", "--address", cluster.dashboard,
+                          "--submission-id", base, "--", "false"])
+    assert failed.returncode != 0 and _job_status(cluster, base) == "FAILED"
+
     log = open(tmp_path / "inal-submit.log", "w")
     submitter = subprocess.Popen([str(BIN / "inal-submit"), "--", *overrides], cwd=cluster.root,
                                  env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
     try:
+        # inal-submit resumed it as attempt r1; while that runs, the same study is refused
+        deadline = time.monotonic() + 120
+        while _job_status(cluster, f"{base}-r1") not in ("PENDING", "RUNNING"):
+            assert time.monotonic() < deadline and submitter.poll() is None, "attempt r1 not started"
+            time.sleep(0.2)
+        monkeypatch.setenv("RAY_AUTH_TOKEN", cluster.env["RAY_AUTH_TOKEN"])
+        assert inal_submit(["--address", cluster.dashboard, "--", *overrides]) == 3
+
         runs_dir = results / "nodeloss" / "runs"
         deadline = time.monotonic() + 240
         done_at_kill = 0
@@ -319,6 +340,11 @@ def test_worker_node_lost_mid_study_every_cell_exactly_once(cluster, tmp_path):
     # the loss hit running work: Ray reported a task lost with the node and retried it (or the
     # first driver failed and the rerun finished the study)
     assert first_status != 0 or re.search(r"node it was running on is dead", output), output[-6000:]
+
+    attempts = {j["submission_id"]: j["status"] for j in cluster._get("/api/jobs/")
+                if j["submission_id"].startswith(base)}
+    assert attempts[base] == "FAILED" and attempts[f"{base}-r1"] in ("SUCCEEDED", "FAILED")
+    assert list(attempts.values()).count("SUCCEEDED") == 1
 
     runs, files = _runs(results, "nodeloss")
     assert len(files) == total
