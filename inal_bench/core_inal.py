@@ -13,7 +13,9 @@
   longer Monte Carlo needs for the same standard error. Target 1000. ``extra`` also has the literal
   ``SE x time`` ratio at equal inputs.
 
-``--quick`` uses n = 16 and smaller samples.
+``--quick`` uses n = 16 and smaller samples. Timings on a shared, oversubscribed machine favour
+fewer threads for the split engine (many medium-sized ops); ``OMP_NUM_THREADS=1 inal-bench core``
+gives a load-robust comparison, and ``extra.torch_threads`` records what was used.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from typing import Iterator
 
 import numpy as np
+import torch
 
 from inal_core.inal import estimate_inal
 from inal_core.networks import NetworkSpec
@@ -58,7 +61,8 @@ def _exact_measurement(name: str, target_name: str, c, n: int, width: int, n_ini
         note=f"exact INAL, {target_name} n={n}, depth 1, width {width}, {n_inits} inits; baseline: plain "
         "matmul+ReLU+reduce over all 2^n inputs; larger is better",
         extra={"n": n, "width": width, "n_inits": n_inits, "t_split_s": t_fast, "t_plain_s": t_plain,
-               "inal": fast.value, "max_rel_diff_vs_plain": rel_diff, "device": device},
+               "inal": fast.value, "max_rel_diff_vs_plain": rel_diff, "device": device,
+               "torch_threads": torch.get_num_threads()},
     )
 
 
@@ -91,7 +95,8 @@ def _junta_measurement(n: int, width: int, n_inits: int, n_inputs: int, reps: in
         f"{reps} input seeds (inits fixed) of the first-layer estimate; ratio = (SE^2 t)_mc / (SE^2 t)_junta; "
         "larger is better",
         extra={"se_mc": se_mc, "se_junta": se_j, "t_mc_s": t_mc, "t_junta_s": t_j, "mean_mc": mean_mc,
-               "mean_junta": mean_j, "se_times_time_ratio": (se_mc * t_mc) / (se_j * t_j), "device": device},
+               "mean_junta": mean_j, "se_times_time_ratio": (se_mc * t_mc) / (se_j * t_j), "device": device,
+               "torch_threads": torch.get_num_threads()},
     )
 
 
