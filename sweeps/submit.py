@@ -26,6 +26,7 @@ library: this module does not import ray. The results location must be visible f
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -102,7 +103,7 @@ def expand_study(overrides: Sequence[str]) -> StudyPlan:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf, open_dict
 
-    GlobalHydra.instance().clear()
+    GlobalHydra.instance().clear()  # a CLI: no Hydra app of ours is running in this process
     with initialize_config_module(config_module="sweeps.conf", version_base="1.3"):
         loader, master, cells = _sweep_cells(overrides)
         parser = OverridesParser.create(config_loader=loader)
@@ -119,13 +120,13 @@ def expand_study(overrides: Sequence[str]) -> StudyPlan:
             base_key = tuple(t for t in cell if t not in plain)
             if base_key not in composed:
                 composed[base_key] = loader.load_sweep_config(master, list(base_key))
-            cfg = composed[base_key].copy()
+            cfg = copy.deepcopy(composed[base_key])
             with open_dict(cfg):
                 for text in plain:
                     key = parsed[text].get_key_element()
                     if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
                         raise ConfigError(key, parsed[text].value(), "an existing config key")
-                    OmegaConf.update(cfg, key, parsed[text].value(), merge=False)
+                    OmegaConf.update(cfg, key, parsed[text].value(), merge=True)
             jobs.append(validate_job(cfg))
     GlobalHydra.instance().clear()
     unique = dedupe_jobs(jobs)

@@ -369,15 +369,15 @@ def test_expand_study_matches_hydra_composing_every_cell():
     from sweeps.schema import validate_job
     from sweeps.submit import _sweep_cells, expand_study
 
-    overrides = ["+experiment=default", "results_dir=/shared/inal", "n=6,8", "width=8,16", "c=2",
-                 "train.seed=0"]
+    overrides = ["+experiment=default", "results_dir=/shared/inal", "n=6,8", "c=2",
+                 "train.seed=0,1"]  # a top-level and a nested value axis
     plan = expand_study(overrides)
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="sweeps.conf", version_base="1.3"):
         loader, master, cells = _sweep_cells(overrides)
         reference = [validate_job(loader.load_sweep_config(master, cell)) for cell in cells]
     GlobalHydra.instance().clear()
-    assert plan.n_configs == len(cells) == 2 * 2 * 2  # target (a group), n, width
+    assert plan.n_configs == len(cells) == 2 * 2 * 2  # target (a group), n, train.seed
     assert sorted(j.run_id for j in plan.jobs) == sorted({j.run_id for j in reference})
     assert plan.inal_ids == sorted({j.inal_id for j in reference})
 
