@@ -17,6 +17,9 @@ Three hashes per job:
 - ``pack_key`` = H(all values but ``train_seed``, ``gamma``, ``sigma``): jobs with one pack key
   train as one stacked tensor (``sweeps.execute.run_training_pack``).
 
+A ``T = 0`` job (INAL only) is identified by its INAL values alone: grids over gamma, sigma or
+``train.*`` with ``T = 0`` collapse to one job per INAL setting.
+
 Every random stream derives from the identity: ``seed`` = the first 63 bits of ``run_id``,
 ``inal_seed`` = the first 63 bits of ``inal_id``. So a job gives the same numbers alone or
 packed, here or on any worker, and families with a fixed nominal ``c`` (majority ...) asked for
@@ -142,6 +145,8 @@ def make_job(values: Mapping[str, Any], *, study: str, results_dir: str, device:
     inal_values = {k: values[k] for k in INAL_KEYS}
     inal_values.update({k: v for k, v in values.items() if k.startswith("target.")})
     hashed = {k: v for k, v in values.items() if k not in NOT_HASHED}
+    if values["T"] == 0:  # INAL only: training settings decide nothing, so they do not split cells
+        hashed = {**inal_values, "T": 0}
     run_id = identity_hash("run", hashed)
     inal_id = identity_hash("inal", inal_values)
     pack_key = identity_hash("pack", {k: v for k, v in hashed.items() if k not in VECTORIZED_KEYS})

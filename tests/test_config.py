@@ -157,6 +157,13 @@ def test_fixed_exponent_families_collapse(composer):
     assert len(dedupe_jobs(parity)) == 3
 
 
+def test_inal_only_jobs_ignore_training_settings(composer):
+    jobs = [validate_job(composer(["T=0", *o])) for o in ([], ["gamma=0.5"], ["sigma=0"], ["train.seed=3"],
+                                                          ["train.loss=hinge", "train.N=2n"])]
+    assert len(dedupe_jobs(jobs)) == 1 and not jobs[0].train
+    assert validate_job(composer(["T=0", "width=32"])).run_id != jobs[0].run_id
+
+
 def test_engine_version_is_part_of_the_identity(composer, monkeypatch):
     a = validate_job(composer())
     monkeypatch.setattr(inal_core, "ENGINE_VERSION", inal_core.ENGINE_VERSION + 1)
