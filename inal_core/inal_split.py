@@ -69,11 +69,17 @@ class SplitFirstLayer:
         c = c.transpose(1, 2)  # (Rc, w, B)
         pid = pattern_id if pattern_id.dim() == 2 else pattern_id.unsqueeze(0)  # (1|Rc, B)
         if self.broadcast:
-            z = torch.relu_(c.unsqueeze(-1) + self.p.unsqueeze(2))  # (Rb, G, B, M)
-            if self.patterns.shape[0] == 1:  # one pattern (a junta inside L): a matrix-vector product
-                return torch.matmul(z, self.patterns[0]) / self.M
-            g = self.patterns[pid]  # (1|Rb, B, M)
-            return (z * g.unsqueeze(1)).sum(-1) / self.M
+            # loop over the few low assignments: 3 elementwise passes over (Rb, G, B) each
+            y = torch.zeros_like(c)
+            one_pattern = self.patterns.shape[0] == 1  # a junta inside L
+            g = self.patterns[0].tolist() if one_pattern else self.patterns[pid].unsqueeze(1)  # (1|Rb, 1, B, M)
+            for a in range(self.M):
+                z = torch.relu_(c + self.p[..., a : a + 1])  # (Rb, G, B)
+                if one_pattern:
+                    y.add_(z, alpha=g[a])
+                else:
+                    y.addcmul_(z, g[..., a])
+            return y / self.M
         count = torch.searchsorted(self.q_sorted, c.contiguous())  # (Rb, G, B): #{a : p_a > -c}
         idx = count * self.D + pid.unsqueeze(1)  # (Rb, G, B): flat index into (M+1, D)
         sums = torch.gather(self.table, 2, idx.unsqueeze(-1).expand(-1, -1, -1, 2))  # (Rb, G, B, 2)
