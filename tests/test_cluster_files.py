@@ -30,6 +30,21 @@ SBATCH = sorted((CLUSTER / "slurm").glob("*.sbatch"))
 RAYJOB = CLUSTER / "k8s" / "rayjob.yaml"
 
 
+def _project_packages() -> list[str]:
+    """Top-level packages of the distribution (pyproject's setuptools ``include`` patterns)."""
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return [p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
+
+
+def test_dockerfile_copies_every_package_of_the_project():
+    text = (CLUSTER / "k8s" / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY\s+(?:--\S+\s+)*(\S+)\s+\./", text, flags=re.M))
+    assert set(_project_packages()) <= copied, set(_project_packages()) - copied
+    assert "pyproject.toml" in text and re.search(r"^RUN pip install .*\.", text, flags=re.M)
+
+
 def _image_ray_version(image: str) -> str:
     """'rayproject/ray:2.60.0-py311-gpu' -> '2.60.0'."""
     match = re.search(r"rayproject/ray:(\d+\.\d+\.\d+)", image)
@@ -63,9 +78,11 @@ def test_ray_cluster_yaml_has_gpu_workers_and_installs_the_project(path):
     gpu_types = [name for name, t in workers.items() if t["resources"].get("GPU", 0) >= 1]
     assert gpu_types, f"{path.name}: no worker node type with GPU resources"
     assert all(workers[name].get("max_workers", 0) >= 1 for name in gpu_types)
-    # the checkout is copied to every node and installed there
+    # what `pip install` needs is copied to every node and installed there
     mounts = config["file_mounts"]
-    assert mounts.get("~/inal-sweeps") == "."
+    needed = {"pyproject.toml", "README.md", *_project_packages()}
+    assert {f"~/inal-sweeps/{name}": f"./{name}" for name in needed}.items() <= mounts.items()
+    assert all((ROOT / local).exists() for local in mounts.values())
     assert any("pip install -e ~/inal-sweeps" in cmd for cmd in config["setup_commands"])
     # the head does no compute; the driver is a light process on it
     assert types[config["head_node_type"]]["resources"].get("CPU") == 0
