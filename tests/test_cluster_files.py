@@ -18,6 +18,7 @@ import copy
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -434,11 +435,9 @@ def test_inal_submit_accepts_uris_and_reports_an_unreachable_cluster(capsys):
 
 def test_inal_submit_does_not_import_ray():
     """sweeps may not import ray: the id and the submission go through Hydra and HTTP only."""
-    import sys as _sys
-
     code = ("import sys; from sweeps.submit import main; "
             "rc = main(['--print-id', '--', '+experiment=default', 'results_dir=/shared/inal']); "
             "assert rc == 0 and 'ray' not in sys.modules, sorted(m for m in sys.modules if 'ray' in m)")
-    result = subprocess.run([_sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.fullmatch(r"inal-default-[0-9a-f]{12}\n", result.stdout)
