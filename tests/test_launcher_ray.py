@@ -9,7 +9,6 @@ composition of the same overrides.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Dict, List
 
