@@ -171,12 +171,18 @@ def plot_corr_vs_inal(table: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(7.5, 5), layout="constrained")
     ax = fig.subplots()
     tab = table[np.isfinite(table["inal"])]
-    groups = list(tab.groupby(["target", "c"], dropna=False, sort=True))
-    for color, ((target, c), g) in zip(_colors(len(groups)), groups):
+    # training settings that vary (T=300 vs T=1200, ...) get their own series: never one colour for both
+    cfg = _varying(tab, [k for k in BOUND_GROUP_KEYS if k not in ("target", "c")])
+    keys = ["target", "c", *cfg]
+    groups = list(tab.groupby(keys, dropna=False, sort=True))
+    for color, (key, g) in zip(_colors(len(groups)), groups):
+        rec = dict(zip(keys, key))
+        target, c = rec["target"], rec["c"]
+        label = f"{target} c={c:g}" + (" " + group_label(rec, cfg) if cfg else "")
         x = np.where(g["inal_resolved"].astype(bool), g["inal"], g["inal"].clip(lower=0) + 2 * g["inal_se"])
         filled = g["inal_resolved"].astype(bool).to_numpy()
         ax.errorbar(x[filled], g["corr_mean"][filled], yerr=g["corr_se"][filled], fmt="o", ms=4,
-                    color=color, capsize=2, label=f"{target} c={c:g}")
+                    color=color, capsize=2, label=label)
         if (~filled).any():
             ax.errorbar(x[~filled], g["corr_mean"][~filled], yerr=g["corr_se"][~filled], fmt="<", ms=5,
                         mfc="none", color=color, capsize=2)
@@ -195,13 +201,21 @@ def plot_corr_vs_inal(table: pd.DataFrame) -> Figure:
 
 
 def plot_learning_curves(curves: pd.DataFrame) -> Figure:
-    """Mean correlation against step: a panel per (target, c), a line per n (most common setting)."""
+    """Mean correlation against step: a panel per (target, c) and training setting, a line per n.
+
+    Training settings that vary within a (target, c) (T, gamma, ...) get a panel each while the
+    panels fit (``MAX_PANELS``); beyond that, each (target, c) panel shows its most common setting.
+    """
     if len(curves) == 0:
         return _empty_figure("no learning curves in this study")
     cfg = [k for k in BOUND_GROUP_KEYS if k in curves.columns and k not in ("target", "c")]
-    panels = list(curves.groupby(["target", "c"], dropna=False, sort=True))
+    keys = ["target", "c"] + _varying(curves, cfg)
+    panels = list(curves.groupby(keys, dropna=False, sort=True))
+    if len(panels) > MAX_PANELS:
+        panels = list(curves.groupby(["target", "c"], dropna=False, sort=True))
     fig, axes = _grid(len(panels))
-    for ax, ((target, c), g) in zip(axes, panels):
+    for ax, (key, g) in zip(axes, panels):
+        target, c = key[0], key[1]
         if cfg:  # several training settings in one panel would mix: show the one with most data
             setting = g.groupby(cfg, dropna=False).size().idxmax()
             setting = setting if isinstance(setting, tuple) else (setting,)
