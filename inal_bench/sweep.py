@@ -45,9 +45,9 @@ GRID_128 = ["gamma=0.01,0.02,0.05,0.1", "sigma=0,0.001,0.01,0.1", "train.seed=ra
 GRID_1 = ["gamma=0.05", "sigma=0", "train.seed=0"]
 VARIANTS: Dict[str, List[str]] = {
     "packing": ["hydra/sweeper=inal", "hydra/launcher=inal_ray", "hydra.launcher.max_pack=64",
-                "hydra.launcher.progress=false"],
+                "hydra.launcher.progress=false", "hydra.launcher.report=false"],
     "packing_off": ["hydra/sweeper=inal", "hydra/launcher=inal_ray", "hydra.launcher.max_pack=1",
-                    "hydra.launcher.progress=false"],
+                    "hydra.launcher.progress=false", "hydra.launcher.report=false"],
     "hydra_ray_launcher": ["hydra/sweeper=basic", "hydra/launcher=ray"],
 }
 

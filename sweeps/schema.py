@@ -17,6 +17,7 @@ import math
 import re
 from typing import Any, Mapping, Sequence
 
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import inal_core
@@ -46,8 +47,12 @@ _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")
 _GIB = 1 << 30
 
 
-class ConfigError(ValueError):
-    """A config value that is not allowed; the message names the key, the value and what is allowed."""
+class ConfigError(ValueError, CompactHydraException):
+    """A config value that is not allowed; the message names the key, the value and what is allowed.
+
+    A ``CompactHydraException``, so that Hydra's command line prints the message alone (no
+    traceback) and exits non-zero.
+    """
 
     def __init__(self, key: str, value: Any, allowed: str, detail: str = "") -> None:
         self.key, self.value, self.allowed = key, value, allowed

@@ -44,11 +44,11 @@ RAY = str(BIN / "ray")
 # A tiny study: 2 INAL settings (n = 4, 5), 2 x 3 = 6 training cells of 8-wide networks.
 STUDY_OVERRIDES = ["n=4,5", "c=1", "width=8", "depth=1", "T=20", "train.seed=0,1,2",
                    "train.N=2n", "train.n_eval=256", "inal.n_inits=16",
-                   "hydra.launcher.max_pack=1", "hydra.launcher.progress=false"]
+                   "hydra.launcher.max_pack=1", "hydra.launcher.progress=false", "hydra.launcher.report=false"]
 # Longer, for the node-loss test: 12 cells of a few seconds each, one task per cell.
 LOSS_OVERRIDES = ["n=4,5", "c=1", "width=8", "depth=1", "T=1500", "train.seed=0,1,2,3,4,5",
                   "train.N=2n", "train.n_eval=256", "inal.n_inits=16",
-                  "hydra.launcher.max_pack=1", "hydra.launcher.progress=false"]
+                  "hydra.launcher.max_pack=1", "hydra.launcher.progress=false", "hydra.launcher.report=false"]
 
 
 def _free_port() -> int:
@@ -412,7 +412,7 @@ def test_slurm_head_worker_script_runs_a_study_and_a_requeue_resumes(tmp_path):
                 "SLURM_RESTART_COUNT"):
         env.pop(var, None)
     overrides = ["n=4", "c=1", "width=8", "T=10", "train.seed=0,1", "train.N=2n",
-                 "train.n_eval=256", "inal.n_inits=16", "study=slurm", "hydra.launcher.progress=false"]
+                 "train.n_eval=256", "inal.n_inits=16", "study=slurm", "hydra.launcher.progress=false", "hydra.launcher.report=false"]
 
     def run_allocation(restart: int) -> str:
         proc = subprocess.Popen(["bash", str(script), *overrides], cwd=tmp_path,

@@ -46,7 +46,7 @@ def multirun(overrides: List[str], results_dir: Path) -> List[Dict]:
     try:
         returns = hydra_.multirun(
             config_name="config", task_function=sweeps.run.task,
-            overrides=["hydra/sweeper=inal", f"results_dir={results_dir}", f"hydra.sweep.dir={results_dir}/_sweep"]
+            overrides=["hydra/sweeper=inal", "hydra.launcher.report=false", f"results_dir={results_dir}", f"hydra.sweep.dir={results_dir}/_sweep"]
             + overrides,
             with_log_configuration=False,
         )
@@ -125,7 +125,7 @@ def test_driver_sigkill_then_rerun_completes_exactly_once(ray_address: str, tmp_
             "train.n_eval=256", "train.checkpoints=2", "inal.n_inits=16"]
     res = tmp_path / "killed"
     cmd = [sys.executable, "-m", "sweeps.run", "-m", *grid, f"results_dir={res}", "hydra/sweeper=inal",
-           f"hydra.sweep.dir={res}/_sweep", f"hydra.launcher.address={ray_address}", "hydra.launcher.max_pack=1"]
+           f"hydra.sweep.dir={res}/_sweep", f"hydra.launcher.address={ray_address}", "hydra.launcher.max_pack=1", "hydra.launcher.report=false"]
     runs_dir = res / "default" / "runs"
     driver = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)

@@ -45,7 +45,7 @@ def multirun(overrides: List[str], results_dir: Path) -> List[Dict]:
         returns = hydra_.multirun(
             config_name="config",
             task_function=sweeps.run.task,
-            overrides=["hydra/sweeper=inal", f"results_dir={results_dir}",
+            overrides=["hydra/sweeper=inal", "hydra.launcher.report=false", f"results_dir={results_dir}",
                        f"hydra.sweep.dir={results_dir}/_sweep"] + overrides,
             with_log_configuration=False,
         )
@@ -208,7 +208,8 @@ def test_packed_and_unpacked_give_the_same_numbers(ray_session, tmp_path: Path, 
 
 @pytest.mark.ray
 def test_default_study_end_to_end(ray_session, tmp_path: Path, hydra_restore_singletons) -> None:
-    out = multirun(["+experiment=default", "width=8", "T=4", "train.n_eval=256", "inal.n_inits=16"], tmp_path)
+    out = multirun(["+experiment=default", "width=8", "T=4", "train.n_eval=256", "inal.n_inits=16",
+                    "hydra.launcher.report=true"], tmp_path)
     # default grid: target {parity, majority} x c {1, 2} x n {6, 8, 10} x seed {0, 1} = 24 configs,
     # majority ignores c -> 12 + 6 = 18 cells, INAL settings: parity 2*3 + majority 3 = 9
     assert len(out) == 24 and len({o["run_id"] for o in out}) == 18
@@ -218,6 +219,10 @@ def test_default_study_end_to_end(ray_session, tmp_path: Path, hydra_restore_sin
     assert len(runs) == 18 and set(runs.target) == {"parity", "majority"}
     assert sorted(runs.n.unique()) == [6, 8, 10] and set(runs.N) == {36, 64, 100}
     assert inal.inal_id.nunique() == 9 and (inal.groupby("inal_id").is_max.sum() == 1).all()
+    # the study ends with its report (analysis/, in a subprocess): Markdown, figures, summary.json
+    report = tmp_path / "default" / "report"
+    assert (report / "report.md").stat().st_size > 0 and (report / "summary.json").stat().st_size > 0
+    assert any(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in report.glob("*.png"))
 
 
 @pytest.mark.ray

@@ -31,6 +31,22 @@ def ray_cluster():
         ray.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def unset_hydra_version_base():
+    """Hydra's version base is process-global: tests that use the compose API elsewhere set it to
+    1.3, which changes the default of ``hydra.job.chdir`` that Hydra's suites assume. Run each
+    suite test with the base unset (as in a fresh process), then restore the previous state."""
+    from hydra.core.singleton import Singleton
+    from hydra.version import VersionBase
+
+    state = Singleton.get_state()
+    Singleton._instances.pop(VersionBase, None)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        Singleton.set_state(state)
+
+
 @pytest.mark.usefixtures("ray_cluster")
 @pytest.mark.parametrize("launcher_name, overrides", [("inal_ray", ["hydra.launcher.progress=false"])])
 class TestInalRayLauncher(LauncherTestSuite):

@@ -55,7 +55,7 @@ class InalRayLauncherConf:
     max_retries: int = 3
     ray_init: Dict[str, Any] = field(default_factory=dict)
     dashboard: bool = False
-    report: bool = False
+    report: bool = True
     progress: bool = True
 
 
