@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 import pytest
@@ -26,33 +25,10 @@ import pytest
 ray = pytest.importorskip("ray")
 pd = pytest.importorskip("pandas")
 
-from hydra._internal.hydra import Hydra  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 
 from hydra_plugins.inal_ray_launcher._core import KILL_WORKER_ONCE_ENV  # noqa: E402
 
-TINY = ["width=8", "T=4", "train.N=2n", "train.n_eval=256", "train.checkpoints=2", "inal.n_inits=16"]
-NUMBERS = ["corr", "corr_se", "acc", "final_loss", "param_norm"]
-
-
-def multirun(overrides: List[str], results_dir: Path) -> List[Dict]:
-    """``inal-sweep -m <overrides>`` in this process; the jobs' return values."""
-    import sweeps.run
-
-    GlobalHydra.instance().clear()
-    hydra_ = Hydra.create_main_hydra_file_or_module(
-        calling_file=None, calling_module="sweeps.run", config_path="conf", job_name="run"
-    )
-    try:
-        returns = hydra_.multirun(
-            config_name="config", task_function=sweeps.run.task,
-            overrides=["hydra/sweeper=inal", "hydra.launcher.report=false", f"results_dir={results_dir}", f"hydra.sweep.dir={results_dir}/_sweep"]
-            + overrides,
-            with_log_configuration=False,
-        )
-    finally:
-        GlobalHydra.instance().clear()
-    return [r.return_value for batch in returns for r in batch]
+from conftest import NUMBERS, TINY, multirun  # noqa: E402
 
 
 def runs_table(results_dir: Path) -> "pd.DataFrame":
@@ -103,18 +79,6 @@ def test_bad_input_cli_exits_nonzero_and_writes_nothing(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------- real Ray
-
-
-@pytest.fixture(scope="module")
-def ray_address():
-    """A 2-CPU Ray on loopback for this module; subprocess drivers join it by address."""
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
 
 
 @pytest.mark.ray

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 import pytest
@@ -27,47 +27,11 @@ from hydra.types import RunMode  # noqa: E402
 from hydra_plugins.inal_ray_launcher._compose import GroupwiseComposer, configs_equal, task_view  # noqa: E402
 from hydra_plugins.inal_ray_launcher.progress import ProgressBar, format_duration  # noqa: E402
 
-# Tiny cells: 8-wide network, N = 2n input bits (exact gradient), a few steps, few inits.
-TINY = ["width=8", "T=4", "train.N=2n", "train.n_eval=256", "train.checkpoints=2", "inal.n_inits=16"]
-NUMBERS = ["corr", "corr_se", "acc", "final_loss", "param_norm"]
-
-
-def multirun(overrides: List[str], results_dir: Path) -> List[Dict]:
-    """Run ``inal-sweep -m <overrides>`` in this process (the launcher reuses this process's Ray);
-    return the jobs' return values."""
-    import sweeps.run
-
-    GlobalHydra.instance().clear()
-    hydra_ = Hydra.create_main_hydra_file_or_module(
-        calling_file=None, calling_module="sweeps.run", config_path="conf", job_name="run"
-    )
-    try:
-        returns = hydra_.multirun(
-            config_name="config",
-            task_function=sweeps.run.task,
-            overrides=["hydra/sweeper=inal", "hydra.launcher.report=false", f"results_dir={results_dir}",
-                       f"hydra.sweep.dir={results_dir}/_sweep"] + overrides,
-            with_log_configuration=False,
-        )
-    finally:
-        GlobalHydra.instance().clear()
-    return [r.return_value for batch in returns for r in batch]
+from conftest import NUMBERS, TINY, multirun  # noqa: E402
 
 
 def files_with_mtimes(root: Path) -> Dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*.parquet")}
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    """A 2-CPU Ray on loopback shared by this module's tests; always shut down."""
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 # ------------------------------------------------------------------------------ no Ray needed
@@ -158,7 +122,7 @@ def test_report_subprocess_failure_and_absence_are_reported_not_raised(tmp_path:
 
 
 @pytest.mark.ray
-def test_grid_end_to_end_rerun_and_extend(ray_session, tmp_path: Path, hydra_restore_singletons) -> None:
+def test_grid_end_to_end_rerun_and_extend(ray_address, tmp_path: Path, hydra_restore_singletons) -> None:
     grid = ["target=parity,majority", "c=1,2", "n=4,5", "train.seed=0,1"] + TINY
     out = multirun(grid, tmp_path)
     # 16 configs; majority ignores c -> parity 2*2*2 + majority 2*2 = 12 distinct cells
@@ -190,7 +154,7 @@ def test_grid_end_to_end_rerun_and_extend(ray_session, tmp_path: Path, hydra_res
 
 
 @pytest.mark.ray
-def test_packed_and_unpacked_give_the_same_numbers(ray_session, tmp_path: Path, hydra_restore_singletons) -> None:
+def test_packed_and_unpacked_give_the_same_numbers(ray_address, tmp_path: Path, hydra_restore_singletons) -> None:
     grid = ["n=4", "c=1", "gamma=0.05,0.2", "sigma=0,0.01", "train.seed=0,1,2"] + TINY
     packed = multirun(grid + ["hydra.launcher.max_pack=64"], tmp_path / "packed")
     unpacked = multirun(grid + ["hydra.launcher.max_pack=1"], tmp_path / "unpacked")
@@ -207,7 +171,7 @@ def test_packed_and_unpacked_give_the_same_numbers(ray_session, tmp_path: Path, 
 
 
 @pytest.mark.ray
-def test_default_study_end_to_end(ray_session, tmp_path: Path, hydra_restore_singletons) -> None:
+def test_default_study_end_to_end(ray_address, tmp_path: Path, hydra_restore_singletons) -> None:
     out = multirun(["+experiment=default", "width=8", "T=4", "train.n_eval=256", "inal.n_inits=16",
                     "hydra.launcher.report=true"], tmp_path)
     # default grid: target {parity, majority} x c {1, 2} x n {6, 8, 10} x seed {0, 1} = 24 configs,
@@ -226,7 +190,7 @@ def test_default_study_end_to_end(ray_session, tmp_path: Path, hydra_restore_sin
 
 
 @pytest.mark.ray
-def test_generic_task_function_still_runs_on_the_generic_path(ray_session, tmp_path: Path,
+def test_generic_task_function_still_runs_on_the_generic_path(ray_address, tmp_path: Path,
                                                                hydra_restore_singletons) -> None:
     """A task function without ``__inal_sweep__`` gets Hydra's run_job per job (output dirs, return values)."""
     GlobalHydra.instance().clear()
@@ -243,7 +207,7 @@ def test_generic_task_function_still_runs_on_the_generic_path(ray_session, tmp_p
 
 
 @pytest.mark.ray
-def test_inal_only_study_T0(ray_session, tmp_path: Path, hydra_restore_singletons) -> None:
+def test_inal_only_study_T0(ray_address, tmp_path: Path, hydra_restore_singletons) -> None:
     grid = TINY + ["T=0", "n=4,5", "c=1,2", "gamma=0.05,0.1"]  # gamma is irrelevant without training
     out = multirun(grid, tmp_path)
     assert len(out) == 8 and {o["status"] for o in out} == {"ok"}

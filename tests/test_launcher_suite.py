@@ -19,18 +19,6 @@ from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, Launche
 pytestmark = pytest.mark.ray
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A 2-CPU Ray on loopback for this module; always shut down."""
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
-
-
 @pytest.fixture(autouse=True)
 def unset_hydra_version_base():
     """Hydra's version base is process-global: tests that use the compose API elsewhere set it to
@@ -47,21 +35,21 @@ def unset_hydra_version_base():
         Singleton.set_state(state)
 
 
-@pytest.mark.usefixtures("ray_cluster")
+@pytest.mark.usefixtures("ray_address")
 @pytest.mark.parametrize("launcher_name, overrides", [("inal_ray", ["hydra.launcher.progress=false"])])
 class TestInalRayLauncher(LauncherTestSuite):
     pass
 
 
 @pytest.fixture
-def task_launcher_cfg(ray_cluster: str) -> Dict[str, Any]:
+def task_launcher_cfg(ray_address: str) -> Dict[str, Any]:
     return {
         "defaults": [
             {"override hydra/launcher": "inal_ray"},
             {"override hydra/hydra_logging": "hydra_debug"},
             {"override hydra/job_logging": "disabled"},
         ],
-        "hydra": {"launcher": {"address": ray_cluster, "progress": False}},
+        "hydra": {"launcher": {"address": ray_address, "progress": False}},
     }
 
 

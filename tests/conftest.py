@@ -1,0 +1,52 @@
+"""Fixtures and helpers shared by the Ray tests: one real local Ray for the session, in-process multiruns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+# Tiny cells: 8-wide network, N = 2n input bits (exact gradient), a few steps, few inits.
+TINY = ["width=8", "T=4", "train.N=2n", "train.n_eval=256", "train.checkpoints=2", "inal.n_inits=16"]
+# The measured columns of a run that must agree between two ways of computing it.
+NUMBERS = ["corr", "corr_se", "acc", "final_loss", "param_norm"]
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """A 2-CPU Ray on loopback shared by the session's Ray tests (one start-up, seconds here);
+    always shut down. Yields the GCS address, which subprocess drivers join."""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+def multirun(overrides: List[str], results_dir: Path) -> List[Dict]:
+    """``inal-sweep -m <overrides>`` in this process (the launcher reuses this process's Ray, no
+    report); the jobs' return values."""
+    from hydra._internal.hydra import Hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    import sweeps.run
+
+    GlobalHydra.instance().clear()
+    hydra_ = Hydra.create_main_hydra_file_or_module(
+        calling_file=None, calling_module="sweeps.run", config_path="conf", job_name="run"
+    )
+    try:
+        returns = hydra_.multirun(
+            config_name="config",
+            task_function=sweeps.run.task,
+            overrides=["hydra/sweeper=inal", "hydra.launcher.report=false", f"results_dir={results_dir}",
+                       f"hydra.sweep.dir={results_dir}/_sweep"] + overrides,
+            with_log_configuration=False,
+        )
+    finally:
+        GlobalHydra.instance().clear()
+    return [r.return_value for batch in returns for r in batch]
