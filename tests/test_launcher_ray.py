@@ -174,15 +174,15 @@ def test_packed_and_unpacked_give_the_same_numbers(ray_address, tmp_path: Path, 
 def test_default_study_end_to_end(ray_address, tmp_path: Path, hydra_restore_singletons) -> None:
     out = multirun(["+experiment=default", "width=8", "T=4", "train.n_eval=256", "inal.n_inits=16",
                     "hydra.launcher.report=true"], tmp_path)
-    # default grid: target {parity, majority} x c {1, 2} x n {6, 8, 10} x seed {0, 1} = 24 configs,
-    # majority ignores c -> 12 + 6 = 18 cells, INAL settings: parity 2*3 + majority 3 = 9
-    assert len(out) == 24 and len({o["run_id"] for o in out}) == 18
+    # default grid: target {parity, majority} x c {1, 2} x n {6, ..., 14} x seed {0, 1} = 40 configs,
+    # majority ignores c -> 20 + 10 = 30 cells, INAL settings: parity 2*5 + majority 5 = 15
+    assert len(out) == 40 and len({o["run_id"] for o in out}) == 30
     assert {o["status"] for o in out} == {"ok"}
     runs = pd.read_parquet(tmp_path / "default" / "runs")
     inal = pd.read_parquet(tmp_path / "default" / "inal")
-    assert len(runs) == 18 and set(runs.target) == {"parity", "majority"}
-    assert sorted(runs.n.unique()) == [6, 8, 10] and set(runs.N) == {36, 64, 100}
-    assert inal.inal_id.nunique() == 9 and (inal.groupby("inal_id").is_max.sum() == 1).all()
+    assert len(runs) == 30 and set(runs.target) == {"parity", "majority"}
+    assert sorted(runs.n.unique()) == [6, 8, 10, 12, 14] and set(runs.N) == {36, 64, 100, 144, 196}
+    assert inal.inal_id.nunique() == 15 and (inal.groupby("inal_id").is_max.sum() == 1).all()
     # the study ends with its report (analysis/, in a subprocess): Markdown, figures, summary.json
     report = tmp_path / "default" / "report"
     assert (report / "report.md").stat().st_size > 0 and (report / "summary.json").stat().st_size > 0
