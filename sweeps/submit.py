@@ -26,7 +26,6 @@ library: this module does not import ray. The results location must be visible f
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
 import os
@@ -88,10 +87,10 @@ def _sweep_cells(overrides: Sequence[str]) -> tuple[Any, Any, list[list[str]]]:
 def expand_study(overrides: Sequence[str]) -> StudyPlan:
     """Compose and validate every cell of ``inal-sweep --multirun <overrides>``.
 
-    Composition is Hydra's (groups, ``+experiment=``, interpolations), once per distinct choice
-    of the non-plain overrides; overrides of plain values that vary between cells (``n=6,8``) are
-    applied to a copy of that composed config, which is what Hydra's composition does for them
-    and a hundred times cheaper than composing each cell.
+    Composition is Hydra's (groups, ``+experiment=``, interpolations), once per distinct set of
+    group choices; value overrides (``n=6,8``) are applied to a copy of that composed config with
+    Hydra's own override code (``sweeps.compose.GroupwiseComposer``, which the launcher uses too),
+    equal to composing each cell and far cheaper.
 
     Raises
     ------
@@ -100,51 +99,19 @@ def expand_study(overrides: Sequence[str]) -> StudyPlan:
     """
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf, open_dict
+
+    from .compose import GroupwiseComposer
 
     GlobalHydra.instance().clear()  # a CLI: no Hydra app of ours is running in this process
     with initialize_config_module(config_module="sweeps.conf", version_base="1.3"):
         loader, master, cells = _sweep_cells(overrides)
-        parser = OverridesParser.create(config_loader=loader)
-        parsed = {text: parser.parse_override(text) for cell in cells for text in cell}
-        texts_by_key: dict[str, set[str]] = {}
-        for text, override in parsed.items():
-            texts_by_key.setdefault(override.get_key_element(), set()).add(text)
-        varying = {key for key, texts in texts_by_key.items() if len(texts) > 1}
-        composed: dict[tuple[str, ...], Any] = {}
-        jobs = []
-        for cell in cells:
-            plain = [t for t in cell if _is_plain_value(parsed[t], loader)
-                     and parsed[t].get_key_element() in varying]
-            base_key = tuple(t for t in cell if t not in plain)
-            if base_key not in composed:
-                composed[base_key] = loader.load_sweep_config(master, list(base_key))
-            cfg = copy.deepcopy(composed[base_key])
-            with open_dict(cfg):
-                for text in plain:
-                    key = parsed[text].get_key_element()
-                    if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
-                        raise ConfigError(key, parsed[text].value(), "an existing config key")
-                    OmegaConf.update(cfg, key, parsed[text].value(), merge=True)
-            jobs.append(validate_job(cfg))
+        composer = GroupwiseComposer(loader, master)  # the launcher's own composition shortcut
+        composer.set_batch(cells)
+        jobs = [validate_job(composer.compose_task(cell)) for cell in cells]
     GlobalHydra.instance().clear()
     unique = dedupe_jobs(jobs)
     return StudyPlan(study=unique[0].study, results_dir=unique[0].results_dir,
                      jobs=tuple(unique), n_configs=len(jobs))
-
-
-_MISSING = object()
-
-
-def _is_plain_value(override: Any, loader: Any) -> bool:
-    """A ``key=value`` change of an existing value (not a group choice, not ``+``/``++``/``~``)."""
-    from hydra.core.override_parser.types import OverrideType
-
-    if override.type is not OverrideType.CHANGE or override.package is not None:
-        return False
-    key = override.get_key_element()
-    return not key.startswith("hydra") and not loader.repository.group_exists(key)
 
 
 def submission_id(plan: StudyPlan) -> str:

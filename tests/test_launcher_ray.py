@@ -24,7 +24,7 @@ from hydra._internal.utils import create_config_search_path  # noqa: E402
 from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 
-from hydra_plugins.inal_ray_launcher._compose import GroupwiseComposer, configs_equal, task_view  # noqa: E402
+from sweeps.compose import GroupwiseComposer, configs_equal, task_view  # noqa: E402
 from hydra_plugins.inal_ray_launcher.progress import ProgressBar, format_duration  # noqa: E402
 
 from conftest import NUMBERS, TINY, multirun  # noqa: E402

@@ -3,7 +3,7 @@
 Steps, for one batch of Hydra jobs (a whole grid with the ``inal`` sweeper):
 
 1. compose every job, paying Hydra's full composition once per distinct set of group choices
-   (:class:`~._compose.GroupwiseComposer`), and validate it with ``sweeps.schema.validate_job``
+   (:class:`sweeps.compose.GroupwiseComposer`), and validate it with ``sweeps.schema.validate_job``
    — all of them before Ray is even started, so bad input stops the program with a
    ``ConfigError`` naming the key, the value and what is allowed, with nothing scheduled;
 2. dedupe identical identities (``run_id``): e.g. majority asked for c=1,2,3 is one cell;
@@ -37,7 +37,7 @@ from sweeps.jobs import JobSpec
 from sweeps.schema import ConfigError, validate_job
 from sweeps.store import ResultsStore
 
-from hydra_plugins.inal_ray_launcher._compose import GroupwiseComposer
+from sweeps.compose import GroupwiseComposer
 from hydra_plugins.inal_ray_launcher._core import KILL_WORKER_ONCE_ENV, ensure_ray, maybe_kill_worker_once, stream, task_options
 from hydra_plugins.inal_ray_launcher._summary import StudySummary, run_report
 from hydra_plugins.inal_ray_launcher.progress import ProgressBar
