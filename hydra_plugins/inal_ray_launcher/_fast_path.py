@@ -266,7 +266,7 @@ def launch_fast(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
         n_configs=len(jobs), plan=plan, tracker=tracker, counts=counts,
         compositions=_state(launcher).composer.full_compositions, wall_s=time.perf_counter() - t0,
     )
-    print(summary.text(), flush=True)
+    print(summary.text(report_follows=launcher.report), flush=True)
     if launcher.report:
         for root in summary.study_roots:
             run_report(root)

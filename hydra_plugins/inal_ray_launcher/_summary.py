@@ -66,7 +66,8 @@ class StudySummary:
             study_roots=roots, failures=failures,
         )
 
-    def text(self) -> str:
+    def text(self, report_follows: bool = False) -> str:
+        """The summary lines; the hint to run the report is left out when the report runs next."""
         ran = self.n_cells - self.n_complete
         dup = self.n_configs - self.n_cells
         s = self.cell_status
@@ -86,7 +87,7 @@ class StudySummary:
             lines.append(f"{PREFIX} ... and {len(self.failures) - 10} more failures (see the error column of runs)")
         for root in self.study_roots:
             lines.append(f"{PREFIX} results: {root}/{{runs,curves,inal}}")
-        if self.study_roots:
+        if self.study_roots and not report_follows:
             lines.append(f"{PREFIX} analyse: python -m analysis.report {self.study_roots[0]}")
         return "\n".join(lines)
 
