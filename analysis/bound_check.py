@@ -58,7 +58,7 @@ from .regression import fit_line, normal_cdf, student_t_quantile
 
 __all__ = ["BOUND_GROUP_KEYS", "VERDICTS", "bound_points", "check_bound", "predicted_slope"]
 
-BOUND_GROUP_KEYS = ("target", "c", "width", "depth", "init", "bias", "T", "gamma", "sigma", "A",
+BOUND_GROUP_KEYS = ("target", "c", "width", "depth", "init", "bias", "n_steps", "gamma", "sigma", "A",
                     "precision", "loss", "batch", "gamma_schedule", "N_spec")
 VERDICTS = ("consistent", "violated", "unresolved")
 
@@ -91,21 +91,21 @@ def bound_points(runs: pd.DataFrame, *, group_keys=BOUND_GROUP_KEYS, resolve_z: 
     # the same run_id in two studies of one results root is the same computation: count it once
     frame = runs.drop_duplicates("run_id") if "run_id" in runs.columns else runs.copy()
     status = frame["status"].astype(str)
-    corr = frame["corr"].astype(np.float64)
+    corr = frame["correlation"].astype(np.float64)
     ok = (status == "ok") & np.isfinite(corr)
     frame["_ok"] = ok.astype(np.int64)
     frame["_diverged"] = (status == "diverged").astype(np.int64)
     frame["_failed"] = (status == "failed").astype(np.int64)
     frame["_corr"] = corr.where(ok)                                     # NaN unless ok: skipped by mean/std
-    frame["_corr_se1"] = frame["corr_se"].astype(np.float64).where(ok)
-    frame["_run_resolved"] = (ok & (corr.abs() > resolve_z * frame["corr_se"].astype(np.float64))).astype(np.int64)
-    for col in ("gamma", "T", "A", "sigma"):
+    frame["_corr_se1"] = frame["correlation_se"].astype(np.float64).where(ok)
+    frame["_run_resolved"] = (ok & (corr.abs() > resolve_z * frame["correlation_se"].astype(np.float64))).astype(np.int64)
+    for col in ("gamma", "n_steps", "A", "sigma"):
         frame[f"_{col}"] = frame[col].astype(np.float64)
     grouped = frame.groupby(point_keys, dropna=False, sort=True)
     pts = grouped.agg(n_runs=("_ok", "size"), n_ok=("_ok", "sum"), n_diverged=("_diverged", "sum"),
                       n_failed=("_failed", "sum"), corr_mean=("_corr", "mean"), _sd=("_corr", "std"),
                       _se1=("_corr_se1", "max"), runs_resolved=("_run_resolved", "sum"),
-                      _gamma=("_gamma", "first"), _T=("_T", "first"), _A=("_A", "first"),
+                      _gamma=("_gamma", "first"), _T=("_n_steps", "first"), _A=("_A", "first"),
                       _sigma=("_sigma", "first"), _E=("E", "first")).reset_index()
     n_ok = pts["n_ok"].to_numpy()
     pts["corr_se"] = np.where(n_ok >= 2, pts["_sd"] / np.sqrt(np.maximum(n_ok, 1)),

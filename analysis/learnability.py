@@ -56,10 +56,10 @@ def mean_curves(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     group = ["target"] + keys + ["step"]
 
     def agg(g: pd.DataFrame) -> pd.Series:
-        corr = g["corr"].to_numpy(dtype=np.float64)
-        se = corr.std(ddof=1) / np.sqrt(corr.size) if corr.size > 1 else float(g["corr_se"].iloc[0])
+        corr = g["correlation"].to_numpy(dtype=np.float64)
+        se = corr.std(ddof=1) / np.sqrt(corr.size) if corr.size > 1 else float(g["correlation_se"].iloc[0])
         return pd.Series({"corr_mean": corr.mean(), "corr_se": se, "n_seeds": corr.size})
 
-    out = merged.groupby(group, dropna=False, sort=True)[["corr", "corr_se"]].apply(agg).reset_index()
+    out = merged.groupby(group, dropna=False, sort=True)[["correlation", "correlation_se"]].apply(agg).reset_index()
     out["n_seeds"] = out["n_seeds"].astype(np.int64)
     return out

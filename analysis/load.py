@@ -34,12 +34,12 @@ DATASETS = ("runs", "curves", "inal")
 
 # Columns every writer provides (CONTRACT.md); used for empty frames and filter validation.
 RUNS_COLUMNS = (
-    "study", "run_id", "target", "c", "n", "N", "width", "depth", "init", "bias", "T", "gamma",
-    "sigma", "A", "precision", "loss", "batch", "seed", "E", "corr", "corr_se", "acc",
+    "study", "run_id", "target", "c", "n", "N", "width", "depth", "init", "bias", "n_steps", "gamma",
+    "sigma", "A", "precision", "loss", "batch", "seed", "E", "correlation", "correlation_se", "acc",
     "final_loss", "param_norm", "status", "diverged_step", "error", "bound_prefactor", "inal_id",
     "wall_s", "git_commit", "host", "device", "torch_version", "engine_version",
 )
-CURVES_COLUMNS = ("study", "run_id", "target", "step", "corr", "corr_se", "acc", "loss", "param_norm")
+CURVES_COLUMNS = ("study", "run_id", "target", "step", "correlation", "correlation_se", "acc", "loss", "param_norm")
 INAL_COLUMNS = (
     "study", "inal_id", "target", "c", "n", "width", "depth", "init", "bias", "estimator", "layer",
     "inal", "inal_se", "is_max", "n_inits", "n_inputs", "wall_s", "git_commit", "engine_version",

@@ -220,7 +220,7 @@ def plot_learning_curves(curves: pd.DataFrame) -> Figure:
             setting = g.groupby(cfg, dropna=False).size().idxmax()
             setting = setting if isinstance(setting, tuple) else (setting,)
             g = g[np.logical_and.reduce([g[k].astype(str) == str(v) for k, v in zip(cfg, setting)])]
-            shown = {k: v for k, v in zip(cfg, setting) if k in ("T", "gamma", "sigma", "width", "depth")}
+            shown = {k: v for k, v in zip(cfg, setting) if k in ("n_steps", "gamma", "sigma", "width", "depth")}
         else:
             shown = {}
         ns = sorted(g["n"].unique())

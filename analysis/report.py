@@ -157,7 +157,7 @@ def _inal_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
 def _bound_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
     header = ["group", "c", "c_eff", "predicted slope", "slope", f"{a.settings['level']:.0%} CI",
               "resolved / unresolved n", "verdict"]
-    keys = ["target", "width", "depth", "T", "gamma", "sigma", "A"]
+    keys = ["target", "width", "depth", "n_steps", "gamma", "sigma", "A"]
     rows = []
     for _, r in a.bound_checks.iterrows():
         rows.append([group_label(r, [k for k in keys if k in r]), _fmt(r["c_nominal"]), _fmt(r["c_eff"]),
@@ -177,7 +177,7 @@ def summary_table(a: Analysis) -> str:
         out.append(f"  INAL  {group_label(r, ['target', 'width', 'depth', 'init']):<32} c={_fmt(r['c_nominal']):<5}"
                    f" ĉ={_fmt(r['c_hat'])} [{_fmt(r['c_hat_lo'])}, {_fmt(r['c_hat_hi'])}]")
     for _, r in a.bound_checks.iterrows():
-        out.append(f"  BOUND {group_label(r, ['target', 'width', 'T', 'gamma', 'sigma']):<32}"
+        out.append(f"  BOUND {group_label(r, ['target', 'width', 'n_steps', 'gamma', 'sigma']):<32}"
                    f" c_eff={_fmt(r['c_eff']):<5} slope={_fmt(r['slope'])} [{_fmt(r['slope_lo'])},"
                    f" {_fmt(r['slope_hi'])}] pred<={_fmt(r['predicted_slope'])}  {r['verdict']}")
     if len(a.bound_checks):
@@ -234,7 +234,7 @@ def _report_markdown(a: Analysis) -> str:
                f"exponent. {c['bound_groups']} groups tested: {c['verdicts']}. With many groups, an "
                "occasional *violated* at this level is expected by chance.", "",
                _markdown_table(*_bound_rows(a)), ""]
-        reasons = [f"- {group_label(r, ['target', 'c', 'width', 'T', 'gamma', 'sigma'])}: {r['reason']}"
+        reasons = [f"- {group_label(r, ['target', 'c', 'width', 'n_steps', 'gamma', 'sigma'])}: {r['reason']}"
                    for _, r in a.bound_checks.iterrows()]
         md += ["Reasons:", ""] + reasons + [""]
     else:

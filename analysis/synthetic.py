@@ -147,11 +147,11 @@ def synthetic_tables(study: str, targets: Sequence[SyntheticTarget], s: _Setting
                     **{k: [v] for k, v in common.items()},
                     "run_id": [run_id], "c": [float(tgt.c)], "n": [n], "N": [N], "N_spec": [s.N_spec],
                     "width": [s.width], "depth": [s.depth], "init": [s.init], "bias": [True],
-                    "target_params": ["{}"], "T": [s.T], "gamma": [s.gamma], "sigma": [s.sigma],
+                    "target_params": ["{}"], "n_steps": [s.T], "gamma": [s.gamma], "sigma": [s.sigma],
                     "A": [s.A], "precision": ["clip"], "loss": ["squared"], "batch": [0],
                     "batch_used": [0], "gamma_schedule": ["constant"], "checkpoints": [str(s.n_checkpoints)],
                     "n_eval": [8192], "seed": [seed], "engine_seed": [seed], "E": [E],
-                    "corr": [corr], "corr_se": [s.corr_eval_se], "acc": [0.5 + 0.5 * corr],
+                    "correlation": [corr], "correlation_se": [s.corr_eval_se], "acc": [0.5 + 0.5 * corr],
                     "final_loss": [1.0 - corr], "param_norm": [float(math.sqrt(E))],
                     "status": [status], "diverged_step": [s.T // 2 if diverged else -1],
                     "error": [""], "bound_prefactor": [pref], "inal_id": [inal_id],
@@ -165,7 +165,7 @@ def synthetic_tables(study: str, targets: Sequence[SyntheticTarget], s: _Setting
                 k = steps.size
                 out["curves"].append((tgt.name, run_id, {
                     "study": [study] * k, "run_id": [run_id] * k, "step": steps.tolist(),
-                    "corr": curve.tolist(), "corr_se": [s.corr_eval_se] * k,
+                    "correlation": curve.tolist(), "correlation_se": [s.corr_eval_se] * k,
                     "acc": (0.5 + 0.5 * curve).tolist(), "loss": (1.0 - curve).tolist(),
                     "param_norm": [float(math.sqrt(E))] * k,
                 }))

@@ -42,6 +42,9 @@ from .store import ResultsStore
 __all__ = ["JobOutcome", "plan_packs", "run_inal_job", "run_training_pack", "write_failed", "resolve_device"]
 
 _MAX_ERROR_CHARS = 4000
+# curves column <- the engine's curve name (stored names never shadow DataFrame attributes such as `corr`)
+CURVE_COLUMNS_FROM_ENGINE = {"correlation": "corr", "correlation_se": "corr_se", "acc": "acc", "loss": "loss",
+                             "param_norm": "param_norm"}
 
 
 @dataclass(frozen=True)
@@ -152,14 +155,14 @@ def _run_row(job: JobSpec, device: str, E: int, wall_s: float, **measured: Any) 
     row = {
         "study": job.study, "run_id": job.run_id, "c": v["c"], "n": v["n"], "N": v["N"], "N_spec": v["N_spec"],
         "width": v["width"], "depth": v["depth"], "init": v["init"], "bias": v["bias"],
-        "target_params": job.values["target_params"], "T": v["T"], "gamma": v["gamma"], "sigma": v["sigma"],
+        "target_params": job.values["target_params"], "n_steps": v["T"], "gamma": v["gamma"], "sigma": v["sigma"],
         "A": v["A"], "precision": v["precision"], "loss": v["loss"], "batch": v["batch"],
         "gamma_schedule": v["gamma_schedule"], "checkpoints": json.dumps(v["checkpoints"]),
         "n_eval": v["n_eval"], "seed": v["train_seed"], "engine_seed": job.seed, "E": int(E),
         "bound_prefactor": float(bound_prefactor(v["gamma"], v["T"], E, v["A"], v["sigma"])),
         "inal_id": job.inal_id, "estimator": v["estimator"], "n_inits": v["n_inits"], "n_inputs": v["n_inputs"],
         "wall_s": float(wall_s),
-        "corr": math.nan, "corr_se": math.nan, "acc": math.nan, "final_loss": math.nan, "param_norm": math.nan,
+        "correlation": math.nan, "correlation_se": math.nan, "acc": math.nan, "final_loss": math.nan, "param_norm": math.nan,
         "batch_used": -1, "status": "failed", "diverged_step": -1, "error": "",
     }
     row.update(measured)
@@ -234,7 +237,7 @@ def run_training_pack(jobs: Sequence[JobSpec], device: str | None = None, *,
     for r, job in enumerate(jobs):
         status = str(result.status[r])
         measured = {
-            "corr": float(result.corr[r]), "corr_se": float(result.corr_se[r]), "acc": float(result.acc[r]),
+            "correlation": float(result.corr[r]), "correlation_se": float(result.corr_se[r]), "acc": float(result.acc[r]),
             "final_loss": float(result.loss[r]), "param_norm": float(result.param_norm[r]),
             "batch_used": int(batch_used[r]),
             "status": status, "diverged_step": int(result.diverged_step[r]),
@@ -243,8 +246,8 @@ def run_training_pack(jobs: Sequence[JobSpec], device: str | None = None, *,
         steps = np.asarray(result.curves["step"][r], dtype=np.int64)  # (n_ckpt,)
         curves = {
             "study": [job.study] * len(steps), "run_id": [job.run_id] * len(steps), "step": steps.tolist(),
-            **{k: np.asarray(result.curves[k][r], dtype=np.float64).tolist()
-               for k in ("corr", "corr_se", "acc", "loss", "param_norm")},
+            **{col: np.asarray(result.curves[k][r], dtype=np.float64).tolist()
+               for col, k in CURVE_COLUMNS_FROM_ENGINE.items()},
         }
         row = _run_row(job, device, E, wall_per_run, **measured)
         open_store(job.results_dir, job.study).write_run(job.target, row, curves)

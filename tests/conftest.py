@@ -10,7 +10,7 @@ import pytest
 # Tiny cells: 8-wide network, N = 2n input bits (exact gradient), a few steps, few inits.
 TINY = ["width=8", "T=4", "train.N=2n", "train.n_eval=256", "train.checkpoints=2", "inal.n_inits=16"]
 # The measured columns of a run that must agree between two ways of computing it.
-NUMBERS = ["corr", "corr_se", "acc", "final_loss", "param_norm"]
+NUMBERS = ["correlation", "correlation_se", "acc", "final_loss", "param_norm"]
 
 
 @pytest.fixture(scope="session")

@@ -32,9 +32,9 @@ def runs_frame(r_slope, *, c=2.0, seeds=8, scatter=0.1, eval_se=1e-4, corr_at_nm
             mean = 0.0 if r_slope is None else corr_at_nmax / pref_max * (n / max(n_values)) ** r_slope * pref
             for s in range(seeds):
                 corr = mean * (1 + scatter * rng.standard_normal()) + eval_se * rng.standard_normal()
-                rows.append(dict(target="parity", c=c, width=WIDTH, depth=DEPTH, init="normal", bias=True, T=T,
+                rows.append(dict(target="parity", c=c, width=WIDTH, depth=DEPTH, init="normal", bias=True, n_steps=T,
                                  gamma=GAMMA, sigma=sigma, A=A, precision="clip", loss="squared", batch=0,
-                                 N_spec="n^2", n=n, N=n * n, E=E, seed=s, corr=corr, corr_se=eval_se,
+                                 N_spec="n^2", n=n, N=n * n, E=E, seed=s, correlation=corr, correlation_se=eval_se,
                                  status="ok" if status is None else status(n, s), replicate=rep))
     return pd.DataFrame(rows)
 
@@ -84,7 +84,7 @@ def test_points_at_the_noise_floor_are_classified_unresolved():
     frame = runs_frame(-12.0, c=1.0, corr_at_nmax=1e-7, eval_se=1e-4, n_values=(8, 12, 16, 32, 48, 64),
                        scatter=0.05, seed=3)
     pts = bound_points(frame)
-    mean_true = frame.groupby("n")["corr"].mean()  # noisy, but only used for the clear cases
+    mean_true = frame.groupby("n")["correlation"].mean()  # noisy, but only used for the clear cases
     big = pts["n"].isin([8, 12])
     assert pts.loc[big, "resolved"].all()
     assert not pts.loc[pts["n"].isin([48, 64]), "resolved"].any()

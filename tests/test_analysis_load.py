@@ -58,7 +58,7 @@ def test_unknown_filter_column_names_it(results):
 
 def test_missing_dataset_is_an_empty_frame_with_the_columns(results):
     runs = load_runs(results / "inal_only")
-    assert len(runs) == 0 and {"corr", "n", "target", "status"} <= set(runs.columns)
+    assert len(runs) == 0 and {"correlation", "n", "target", "status"} <= set(runs.columns)
     study = load_study(results / "inal_only")
     assert not study.has_training and study.has_inal and len(study.curves) == 0
 
@@ -108,7 +108,7 @@ def test_four_readers_read_a_synthetic_store(results):
         frame = frame.sort_values("run_id").reset_index(drop=True)
         assert len(frame) == len(ref), name
         assert list(frame["target"].astype(str)) == list(ref["target"].astype(str)), name
-        np.testing.assert_allclose(frame["corr"].to_numpy(float), ref["corr"].to_numpy(float), err_msg=name)
+        np.testing.assert_allclose(frame["correlation"].to_numpy(float), ref["correlation"].to_numpy(float), err_msg=name)
 
 
 def test_four_readers_and_loader_read_the_real_store(tmp_path):

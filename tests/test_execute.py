@@ -23,7 +23,7 @@ from sweeps.store import ResultsStore
 
 TINY = ["n=4", "width=8", "depth=1", "T=3", "train.N=8", "train.checkpoints=2", "train.n_eval=256",
         "inal.n_inits=16", "device=cpu", "study=t"]
-MEASURED = ["corr", "corr_se", "acc", "final_loss", "param_norm"]
+MEASURED = ["correlation", "correlation_se", "acc", "final_loss", "param_norm"]
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +67,8 @@ def test_packed_equals_unpacked(make_job, tmp_path):
     np.testing.assert_allclose(a[MEASURED].to_numpy(), b[MEASURED].to_numpy(), rtol=1e-5, atol=1e-7)
     ca, cb = rows(tmp_path / "packed", "curves"), rows(tmp_path / "alone", "curves")
     assert list(ca.step) == list(cb.step) and len(ca) == 3 * 2
-    np.testing.assert_allclose(ca[["corr", "acc", "loss", "param_norm"]].to_numpy(),
-                               cb[["corr", "acc", "loss", "param_norm"]].to_numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ca[["correlation", "acc", "loss", "param_norm"]].to_numpy(),
+                               cb[["correlation", "acc", "loss", "param_norm"]].to_numpy(), rtol=1e-5, atol=1e-7)
     # distinct runs really differ (the pack did not reuse one run's numbers)
     assert len(set(np.round(a.param_norm, 9))) == 3
 
@@ -82,12 +82,12 @@ def test_rows_carry_the_engine_numbers_and_closed_forms(make_job, tmp_path):
     spec = NetworkSpec(8, 8, 1)
     direct = train_noisy_gd(target, spec, NGDConfig(T=3, gamma=[0.1], sigma=[0.01], A=0.5, checkpoints=2, n_eval=256),
                             [job.seed])
-    assert row["corr"] == pytest.approx(float(direct.corr[0]), rel=1e-6, abs=1e-9)
+    assert row["correlation"] == pytest.approx(float(direct.corr[0]), rel=1e-6, abs=1e-9)
     assert row["param_norm"] == pytest.approx(float(direct.param_norm[0]), rel=1e-6)
     # closed forms: E = 8*8 + 8 (hidden) + 8*1 + 1 (output) = 81; prefactor = gamma T sqrt(E A) / sigma
     assert row["E"] == 81
     assert row["bound_prefactor"] == pytest.approx(0.1 * 3 * math.sqrt(81 * 0.5) / 0.01, rel=1e-12)
-    assert tuple(row[k] for k in ("target", "n", "N", "c", "T", "status", "seed")) == ("parity", 4, 8, 1.0, 3, "ok", 0)
+    assert tuple(row[k] for k in ("target", "n", "N", "c", "n_steps", "status", "seed")) == ("parity", 4, 8, 1.0, 3, "ok", 0)
     assert row["git_commit"] and row["host"] and row["torch_version"] == torch.__version__ and row["device"] == "cpu"
     assert row["inal_id"] == job.inal_id
 
@@ -127,7 +127,7 @@ def test_diverged_run_is_a_row_and_the_others_finish(make_job, tmp_path):
     df = rows(tmp_path).set_index("run_id")
     bad = df.loc[jobs[1].run_id]
     assert bad.status == "diverged" and bad.diverged_step >= 1 and "non-finite" in bad.error
-    assert df.loc[jobs[0].run_id].status == "ok" and math.isfinite(df.loc[jobs[0].run_id, "corr"])
+    assert df.loc[jobs[0].run_id].status == "ok" and math.isfinite(df.loc[jobs[0].run_id, "correlation"])
     assert ResultsStore(str(tmp_path), "t").completed_run_ids() == {j.run_id for j in jobs}
 
 
@@ -138,7 +138,7 @@ def test_failure_becomes_failed_rows_and_is_retried(make_job, tmp_path):
     assert [o.status for o in outcomes] == ["failed", "failed"] and "CUDA" in outcomes[0].error
     df = rows(tmp_path)
     assert list(df.status) == ["failed", "failed"] and df.error.str.contains("CUDA").all()
-    assert df["corr"].isna().all() and (df.E == 8 * 8 + 8 + 8 + 1).all()
+    assert df["correlation"].isna().all() and (df.E == 8 * 8 + 8 + 8 + 1).all()
     store = ResultsStore(str(tmp_path), "t")
     assert store.completed_run_ids() == set() and store.pending(jobs) == jobs
     run_training_pack(jobs)  # retried on the next invocation: rows replaced, not doubled

@@ -173,5 +173,5 @@ def test_diverging_run_is_a_row_and_the_others_finish(ray_address: str, tmp_path
     huge = runs[runs.gamma == 1e30]
     assert set(huge.status) == {"diverged"} and (huge.diverged_step >= 0).all()
     assert set(runs[runs.gamma == 0.05].status) == {"ok"}
-    assert np.isfinite(runs.loc[runs.gamma == 0.05, "corr"]).all()
+    assert np.isfinite(runs.loc[runs.gamma == 0.05, "correlation"]).all()
     assert sorted(o["status"] for o in out) == ["diverged", "diverged", "ok", "ok"]

@@ -167,7 +167,7 @@ def test_packed_and_unpacked_give_the_same_numbers(ray_address, tmp_path: Path, 
         np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-5, atol=1e-7, err_msg=col)
     ca = pd.read_parquet(tmp_path / "packed" / "default" / "curves").sort_values(["run_id", "step"])
     cb = pd.read_parquet(tmp_path / "unpacked" / "default" / "curves").sort_values(["run_id", "step"])
-    np.testing.assert_allclose(ca["corr"].to_numpy(), cb["corr"].to_numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ca["correlation"].to_numpy(), cb["correlation"].to_numpy(), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.ray

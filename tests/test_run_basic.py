@@ -58,14 +58,14 @@ def test_grid_rerun_and_repair_with_the_basic_launcher(tmp_path, monkeypatch, ca
 
     # damage one runs file: detected, quarantined, only that cell recomputed, same numbers
     victim = sorted((results / "basic" / "runs" / "target=parity").glob("*.parquet"))[0]
-    before = runs.set_index("run_id").loc[victim.stem, ["corr", "acc", "param_norm"]].to_numpy()
+    before = runs.set_index("run_id").loc[victim.stem, ["correlation", "acc", "param_norm"]].to_numpy()
     victim.write_bytes(victim.read_bytes()[:100])
     out = cli([*GRID, f"results_dir={results}"], cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert out.count("[inal-sweep] skipped") == 3 and out.count("[inal-sweep] ok") == 1
     assert list((results / "basic" / "_quarantine").glob(f"runs__target=parity__{victim.stem}.parquet.*"))
     runs = table(results, "runs")
     assert len(runs) == 4 and runs.run_id.is_unique
-    after = runs.set_index("run_id").loc[victim.stem, ["corr", "acc", "param_norm"]].to_numpy()
+    after = runs.set_index("run_id").loc[victim.stem, ["correlation", "acc", "param_norm"]].to_numpy()
     assert (before == after).all()
 
 

@@ -23,15 +23,15 @@ def run_row(run_id: str, status: str = "ok", **over) -> dict:
     row = {}
     for f in RUNS_SCHEMA:
         row[f.name] = datetime(2026, 1, 1, tzinfo=timezone.utc) if pa.types.is_timestamp(f.type) else _DUMMY[f.type]
-    row.update(study="s", run_id=run_id, status=status, n=8, gamma=0.05, corr=0.125)
+    row.update(study="s", run_id=run_id, status=status, n=8, gamma=0.05, correlation=0.125)
     row.update(over)
     return row
 
 
 def curves(run_id: str, steps=(0, 5, 10)) -> dict:
     k = len(steps)
-    return {"study": ["s"] * k, "run_id": [run_id] * k, "step": list(steps), "corr": [0.1 * i for i in range(k)],
-            "corr_se": [0.01] * k, "acc": [0.5] * k, "loss": [1.0] * k, "param_norm": [2.0] * k}
+    return {"study": ["s"] * k, "run_id": [run_id] * k, "step": list(steps), "correlation": [0.1 * i for i in range(k)],
+            "correlation_se": [0.01] * k, "acc": [0.5] * k, "loss": [1.0] * k, "param_norm": [2.0] * k}
 
 
 def inal_rows(inal_id: str, depth: int = 2) -> dict:
@@ -52,8 +52,8 @@ def store(tmp_path) -> ResultsStore:
 
 def fill(store: ResultsStore) -> None:
     store.write_run("parity", run_row("r1"), curves("r1"))
-    store.write_run("parity", run_row("r2", corr=-0.5), curves("r2", steps=(0, 10)))
-    store.write_run("majority", run_row("r3", status="diverged", corr=math.nan), curves("r3"))
+    store.write_run("parity", run_row("r2", correlation=-0.5), curves("r2", steps=(0, 10)))
+    store.write_run("majority", run_row("r3", status="diverged", correlation=math.nan), curves("r3"))
     store.write_inal("parity", "i1", inal_rows("i1"))
     store.write_inal("majority", "i2", inal_rows("i2", depth=1))
 
@@ -100,7 +100,7 @@ def test_four_readers_read_the_datasets(store):
     df = pd.read_parquet(runs_dir)
     assert sorted(df["run_id"]) == ["r1", "r2", "r3"]
     assert dict(zip(df["run_id"], df["target"].astype(str))) == {"r1": "parity", "r2": "parity", "r3": "majority"}
-    assert str(df["n"].dtype) == "int64" and str(df["corr"].dtype) == "float64" and str(df["bias"].dtype) == "bool"
+    assert str(df["n"].dtype) == "int64" and str(df["correlation"].dtype) == "float64" and str(df["bias"].dtype) == "bool"
     # pyarrow.dataset
     table = ds.dataset(store.dataset_path("curves"), format="parquet", partitioning="hive").to_table()
     assert table.num_rows == 3 + 2 + 3
@@ -114,9 +114,9 @@ def test_four_readers_read_the_datasets(store):
     assert got == [("majority", 2, 2), ("parity", 3, 3)]
     # polars
     lf = pl.scan_parquet(runs_dir, hive_partitioning=True)
-    pdf = lf.select("run_id", "target", "corr", "n").sort("run_id").collect()
+    pdf = lf.select("run_id", "target", "correlation", "n").sort("run_id").collect()
     assert pdf["target"].to_list() == ["parity", "parity", "majority"]
-    assert pdf["corr"][1] == -0.5 and pdf["n"].dtype == pl.Int64
+    assert pdf["correlation"][1] == -0.5 and pdf["n"].dtype == pl.Int64
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "wrong_name", "foreign_parquet"])
