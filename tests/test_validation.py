@@ -272,3 +272,36 @@ def test_every_family_parameter_in_the_target_group_is_accepted(composer):
     validate_job(composer(["c=2", "+target.k=2"]))
     validate_job(composer(["target=staircase", "+target.k=3"]))
     validate_job(composer(["target=planted", "n=12", "c=1.5", "+target.parity_degree=4", "+target.resolution_bits=3"]))
+
+
+# ----------------------------------------------------------------------------- the real command line
+
+CLI_CASES = [
+    (["+widht=8"], "invalid widht=8 (allowed: one of the keys"),
+    (["+train.momentum=0.9"], "invalid train.momentum=0.9 (allowed: one of the keys"),
+    (["train.N=1000000000000"], "invalid train.N=1000000000000 (allowed:"),
+    (["target.subset_seed=-1"], "invalid target.subset_seed=-1 (allowed: an integer >= 0)"),
+    (["results_dir=s4://bucket/x"], "invalid results_dir='s4://bucket/x' (allowed: a local path or a pyarrow.fs URI"),
+]
+
+
+@pytest.mark.parametrize("args,line", CLI_CASES, ids=[" ".join(a) for a, _ in CLI_CASES])
+@pytest.mark.parametrize("multirun", [False, True], ids=["single", "multirun"])
+def test_cli_refuses_with_one_line_exit_2_nothing_written_no_ray(tmp_path, monkeypatch, capsys, args, line, multirun):
+    """The real ``inal-sweep`` (default ``inal_ray`` launcher for -m): exit 2, the one line, no
+    results, no Hydra output directory, no Ray."""
+    ray = pytest.importorskip("ray")
+    was_up = ray.is_initialized()
+    results = tmp_path / "results"
+    argv = (["-m", "n=4,5"] if multirun else []) + [*args, "width=8", "T=2"]
+    if "results_dir=" not in " ".join(args):
+        argv.append(f"results_dir={results}")
+    code, output = _cli(argv, tmp_path, monkeypatch, capsys)
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    assert any(line in ln for ln in lines), output
+    assert "Traceback" not in output and len(lines) <= 2, output  # the message (and Hydra's hint line at most)
+    # single runs exit 2 (sweeps.run.precheck_single_run); a multirun's error goes through Hydra's
+    # error path (exit 1 on this branch: the exit-code work of issue 9 makes it 2)
+    assert code == 2 if not multirun else code not in (0, None), (code, output)
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.rglob("*"))  # no results, no outputs/ or multirun/
+    assert ray.is_initialized() == was_up  # no Ray started
