@@ -24,7 +24,7 @@ import pyarrow as pa
 from .jobs import JobSpec
 
 __all__ = ["Column", "TABLES", "RUNS_SCHEMA", "CURVES_SCHEMA", "INAL_SCHEMA", "SCHEMAS", "JOB_VALUES",
-           "PROVENANCE", "job_columns", "render_table", "check_row", "columns_of"]
+           "PROVENANCE", "job_columns", "render_table", "check_row", "columns_of", "config_columns"]
 
 _S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 _TS = pa.timestamp("us", tz="UTC")
@@ -197,6 +197,28 @@ _GETTERS = {kind: _getters(kind) for kind in TABLES}
 def job_columns(kind: str, job: JobSpec) -> dict[str, Any]:
     """The job part of a ``kind`` row: every column whose source is ``job``, from the validated job."""
     return {name: get(job) for name, get in _GETTERS[kind]}
+
+
+#: stored column -> the job value it holds, where the names differ (``n_steps`` is the config key ``T``)
+_COLUMN_VALUE = {"n_steps": "T", "seed": "train_seed"}
+
+
+def config_columns(kind: str = "runs") -> tuple[str, ...]:
+    """The columns of ``kind`` (``runs`` or ``inal``) that are constant within one ``config_id``:
+    the config values it covers that are stored as columns (``target`` from the path included;
+    family parameters are inside ``target_params``, which also varies with n). Label a group by
+    these after ``groupby("config_id")``.
+
+    >>> "n" in config_columns("runs") or "seed" in config_columns("runs")
+    False
+    """
+    from .spec import config_id_keys
+
+    keys = set(config_id_keys(kind))
+    out = tuple(name for name in columns_of(kind, "job") if _COLUMN_VALUE.get(name, name) in keys)
+    if kind == "inal":  # the inal rows' seed is the setting's derived seed, not a config value
+        out = tuple(c for c in out if c != "seed")
+    return ("target",) + out
 
 
 def check_row(kind: str, row: dict[str, Any]) -> None:

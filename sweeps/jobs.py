@@ -50,6 +50,7 @@ import inal_core
 
 from .spec import (CONFIG_ID_KEYS, INAL_CONFIG_ID_KEYS, INAL_KEYS, RUN_KEYS, VECTORIZED_KEYS, JobConfig,
                    Location, flat_values)
+from .spec import RUN_KEYS as _RUN_KEYS  # noqa: F401  (documented set: pack keys + vectorized keys)
 
 __all__ = [
     "JobSpec",
@@ -89,21 +90,21 @@ def identity_hash(kind: str, values: Mapping[str, Any]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-_cache: dict[tuple, str] = {}
+_memo: dict[tuple, str] = {}
 
 
-def _cached_hash(kind: str, keys: tuple[str, ...], values: Mapping[str, Any]) -> str:
-    """``identity_hash`` memoized on the values (many cells share an INAL setting or a pack)."""
-    try:
-        key = (kind, int(inal_core.ENGINE_VERSION), tuple(
-            tuple(values[k]) if isinstance(values[k], list) else values[k] for k in keys))
-        hit = _cache.get(key)
-    except TypeError:  # an unhashable value: hash without the memo
-        return identity_hash(kind, {k: values[k] for k in keys})
+def _memo_hash(kind: str, memo_key: tuple, keys: tuple[str, ...], config: JobConfig,
+               flat: list) -> str:
+    """``identity_hash(kind, the flat values at keys)``, memoized on ``memo_key``, a tuple of typed
+    parts holding at least those values (many cells share an INAL setting, a pack or a config)."""
+    key = (kind, int(inal_core.ENGINE_VERSION), memo_key)
+    hit = _memo.get(key)
     if hit is None:
-        if len(_cache) > 200_000:
-            _cache.clear()
-        hit = _cache[key] = identity_hash(kind, {k: values[k] for k in keys})
+        if not flat:
+            flat.append(flat_values(config))
+        if len(_memo) > 500_000:
+            _memo.clear()
+        hit = _memo[key] = identity_hash(kind, {k: flat[0][k] for k in keys})
     return hit
 
 
@@ -185,22 +186,52 @@ class JobSpec:
         return replace(self, config=replace(self.config, location=location))
 
 
+def _run_hash(pack_key: str, gamma: float, sigma: float, seed: int) -> str:
+    """``run_id``: BLAKE2b-128 of the pack key and the vectorized values (``VECTORIZED_KEYS``) as
+    fixed-format text (``repr`` of a float is its shortest round-trip form, the same everywhere)."""
+    text = f"run|{int(inal_core.ENGINE_VERSION)}|{pack_key}|{gamma!r}|{sigma!r}|{int(seed)}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
 def make_job(config: JobConfig) -> JobSpec:
-    """Hash a validated :class:`JobConfig` into a :class:`JobSpec` (``sweeps.schema.validate_job`` calls this)."""
-    values = flat_values(config)
-    params = tuple(f"target.{name}" for name, _ in config.target.params)
-    inal_keys = INAL_KEYS + params
-    inal_id = _cached_hash("inal", inal_keys, values)
-    if config.training.T == 0:  # INAL only: training settings decide nothing, so they do not split cells
-        run_keys = pack_keys = inal_keys + ("T",)
+    """Hash a validated :class:`JobConfig` into a :class:`JobSpec` (``sweeps.schema.validate_job`` calls this).
+
+    The hashed value sets are those of ``sweeps.spec.FIELDS``; ``run_id`` hashes ``pack_key`` (every
+    run value but the vectorized ones) with the vectorized values (gamma, sigma, train.seed).
+    """
+    flat: list = []  # the flat values, built only when a hash is not memoized yet
+    t, tr, inal = config.target, config.training, config.inal
+    params = tuple(f"target.{name}" for name, _ in t.params)
+    inal_part = (config.n, t, config.network, config.init, inal.method, inal.n_inits, inal.n_inputs)
+    inal_id = _memo_hash("inal", inal_part, INAL_KEYS + params, config, flat)
+    if tr.T == 0:  # INAL only: training settings decide nothing, so they do not split cells
+        pack_key = _memo_hash("pack", (inal_part, 0), INAL_KEYS + params + ("T",), config, flat)
+        run_id = _run_hash(pack_key, 0.0, 0.0, 0)
     else:
-        run_keys, pack_keys = RUN_KEYS + params, _PACK_KEYS + params
-    run_id = identity_hash("run", {k: values[k] for k in run_keys})
-    pack_key = _cached_hash("pack", pack_keys, values)
-    config_id = _cached_hash("config", CONFIG_ID_KEYS + params, values)
-    inal_config_id = _cached_hash("inal_config", INAL_CONFIG_ID_KEYS + params, values)
+        train_part = (tr.T, tr.A, tr.precision, tr.loss, tr.batch, tr.N_spec, tr.N, tr.gamma_schedule,
+                      tr.checkpoints, tr.n_eval)
+        pack_key = _memo_hash("pack", (inal_part, train_part), _PACK_KEYS + params, config, flat)
+        run_id = _run_hash(pack_key, tr.gamma, tr.sigma, tr.seed)
+    config_part = (t, config.network, config.init, inal.estimator, inal.n_inits, inal.n_inputs)
+    config_id = _memo_hash("config", (config_part, tr.T, tr.gamma, tr.sigma, tr.A, tr.precision, tr.loss, tr.batch,
+                                      tr.N_spec, tr.gamma_schedule, tr.checkpoints, tr.n_eval),
+                           CONFIG_ID_KEYS + params, config, flat)
+    inal_config_id = _memo_hash("inal_config", config_part, INAL_CONFIG_ID_KEYS + params, config, flat)
     return JobSpec(run_id, inal_id, pack_key, config_id, inal_config_id,
                    seed_from_hash(run_id), seed_from_hash(inal_id), config)
+
+
+def _check_memo_keys() -> None:
+    """The memo keys above hold every value of their hashed sets (FIELDS may not grow unseen)."""
+    covered = {"n", "c", "target", "target_params", "width", "depth", "bias", "init", "inal_method", "n_inits",
+               "n_inputs", "T", "A", "precision", "loss", "batch", "N_spec", "N", "gamma_schedule", "checkpoints",
+               "n_eval", "estimator", "gamma", "sigma", "train_seed"}
+    for keys in (INAL_KEYS, _PACK_KEYS, CONFIG_ID_KEYS, INAL_CONFIG_ID_KEYS, VECTORIZED_KEYS):
+        assert set(keys) <= covered, sorted(set(keys) - covered)
+
+
+_check_memo_keys()
+assert VECTORIZED_KEYS == ("gamma", "sigma", "train_seed"), "update _run_hash and make_job"
 
 
 def dedupe_jobs(jobs: Iterable[JobSpec]) -> list[JobSpec]:

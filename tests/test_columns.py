@@ -109,3 +109,30 @@ def test_stored_job_columns_hold_the_config_values(job_and_files):
     assert {r["config_id"] for r in inal} == {job.inal_config_id} and {r["n"] for r in inal} == {cfg.n}
     curves = pq.read_table(files["curves"][0]).to_pylist()
     assert [r["step"] for r in curves] == list(cfg.train.checkpoints)
+
+
+def test_config_columns_are_constant_within_a_config_id():
+    """A grid over n, seed and staircase k: config_id splits k=3 from k=5 (both nominal c=1) and
+    nothing else; the config columns are constant within a group, n and seed are not."""
+    from sweeps.columns import config_columns, job_columns
+
+    with initialize_config_module("sweeps.conf", version_base="1.3"):
+        base = compose("config", overrides=["target=staircase", "+target.k=3", "train.N=2n", "T=10"])
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(base, resolve=True)
+    rows = []
+    for k in (3, 5):
+        for n in (6, 8, 10):
+            for seed in (0, 1):
+                cfg = {**plain, "n": n, "target": {**plain["target"], "k": k}, "train": {**plain["train"], "seed": seed}}
+                rows.append(job_columns("runs", validate_job(cfg)) | {"target": "staircase", "k": k})
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["config_id"], []).append(row)
+    assert sorted({r["k"] for r in g}.pop() for g in groups.values()) == [3, 5] and len(groups) == 2
+    for group in groups.values():
+        for col in config_columns("runs"):
+            assert len({r[col] for r in group}) == 1, col
+        assert {r["n"] for r in group} == {6, 8, 10} and {r["seed"] for r in group} == {0, 1}
+    assert "n" not in config_columns("inal") and "target" in config_columns("inal")

@@ -305,3 +305,34 @@ def test_cli_refuses_with_one_line_exit_2_nothing_written_no_ray(tmp_path, monke
     assert code == 2 if not multirun else code not in (0, None), (code, output)
     assert list(tmp_path.iterdir()) == [], list(tmp_path.rglob("*"))  # no results, no outputs/ or multirun/
     assert ray.is_initialized() == was_up  # no Ray started
+
+
+# ----------------------------------------------------------------------------- throughput (printed, not asserted)
+
+
+def test_validation_throughput_is_printed(composer, tmp_path, capsys):
+    """How long validating 10^5 composed cells takes (a grid over width, gamma and seed, as plain
+    dicts: what a streaming planner hands over), and a few thousand DictConfigs. Printed only."""
+    import time
+
+    base = OmegaConf.to_container(composer(["n=6", "T=50", f"results_dir={tmp_path}"]), resolve=True)
+    cells = 100_000
+    t0 = time.perf_counter()
+    for i in range(cells):
+        cfg = dict(base)
+        cfg["width"], cfg["gamma"] = 1 + i % 100, 0.01 * (1 + i // 100 % 10)
+        cfg["train"] = {**base["train"], "seed": i // 1000}
+        validate_job(cfg)
+    plain_us = (time.perf_counter() - t0) / cells * 1e6
+    dict_configs = [composer([f"width={w}", f"results_dir={tmp_path}"]) for w in range(1, 6)]
+    t0 = time.perf_counter()
+    for i in range(2000):
+        validate_job(dict_configs[i % 5])
+    omega_us = (time.perf_counter() - t0) / 2000 * 1e6
+    t0 = time.perf_counter()
+    for _ in range(200_000):
+        sum(range(100))
+    calibration_us = (time.perf_counter() - t0) / 200_000 * 1e6
+    with capsys.disabled():
+        print(f"\n[validate_job] 1e5 plain-dict cells: {plain_us:.1f} us/cell ({plain_us * 1e6 / 1e6:.0f} s per 1e6); "
+              f"DictConfig: {omega_us:.0f} us/cell; machine calibration sum(range(100)): {calibration_us:.2f} us")
