@@ -39,7 +39,8 @@ from __future__ import annotations
 import math
 import numbers
 import random
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 
@@ -52,6 +53,10 @@ __all__ = [
     "PlantedTarget",
     "ExtendedTarget",
     "TARGETS",
+    "FAMILIES",
+    "Family",
+    "FamilyParam",
+    "TargetConfigError",
     "available_targets",
     "make_target",
     "resolve_extension",
@@ -176,7 +181,7 @@ class PlantedTarget(Target):
         if not isinstance(c, numbers.Real) or isinstance(c, bool) or not math.isfinite(c) or c < 1:
             raise ValueError(f"planted: c must be a finite real >= 1, got {c!r}")
         if n < 3:
-            raise ValueError(f"planted: n must be >= 3 (x_1, event bits, parity bits), got {n}")
+            raise TargetConfigError("planted", "n", n, "an integer >= 3 (x_1, event bits, parity bits)")
         resolution_bits = _check_int("resolution_bits", resolution_bits, 0, 16, self.name)
         m = math.ceil((n - 1) / 2) if parity_degree is None else parity_degree
         m = _check_int("parity_degree", m, 1, n - 1, self.name)
@@ -184,7 +189,8 @@ class PlantedTarget(Target):
         r_needed = 0 if p_wanted >= 1 else math.ceil(math.log2(1 / p_wanted) - 1e-12)
         r_max = n - 1 - m
         if r_needed > r_max:
-            raise ValueError(
+            raise TargetConfigError(
+                "planted", "c", c, f"a c whose event fits: p = n^-(c-1)/2 needs at most n - 1 - parity_degree = {r_max} event bits",
                 f"planted: c={c} at n={n} needs {r_needed} event bits (p = n^-(c-1)/2 = {p_wanted:.3g}) but only "
                 f"n - 1 - parity_degree = {r_max} are left; lower parity_degree (={m}) or c, or raise n"
             )
@@ -229,14 +235,163 @@ TARGETS: dict[str, type[Target]] = {
     "planted": PlantedTarget,
 }
 
-# Family parameters accepted by make_target besides n and c.
-_FAMILY_PARAMS: dict[str, tuple[str, ...]] = {
-    "parity": ("k", "subset", "subset_seed"),
-    "majority": (),
-    "staircase": ("k",),
-    "full_parity": (),
-    "planted": ("parity_degree", "resolution_bits"),
+
+# --------------------------------------------------------------------------- the family registry
+
+
+class TargetConfigError(ValueError):
+    """A family input that is not allowed: ``param`` (``"c"`` or a family parameter), ``value`` and
+    ``allowed`` (what is, in words). A ``ValueError``, so callers of ``make_target`` see no change."""
+
+    def __init__(self, family: str, param: str, value: Any, allowed: str, message: str = "") -> None:
+        self.family, self.param, self.value, self.allowed = family, param, value, allowed
+        super().__init__(message or f"{family}: {param} must be {allowed}, got {value!r}")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class FamilyParam:
+    """One family parameter: an integer in ``[low, high(n)]`` (``high`` None: no upper bound) or a
+    choice among ``choices``; ``default`` None means the family derives it from n."""
+
+    name: str
+    kind: str  # "int" | "choice"
+    default: Any = None
+    low: int = 0
+    high: Callable[[int], int] | None = None
+    high_text: str = ""  # the upper bound in words, e.g. "n"
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+
+    def allowed(self, n: int) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.high is None:
+            return f"an integer >= {self.low}"
+        return f"an integer in [{self.low}, {self.high(n)}] ({self.high_text}, n={n})"
+
+    def check(self, family: str, value: Any, n: int) -> Any:
+        """The value in its canonical type (``0.0`` -> ``0``), or ``TargetConfigError``."""
+        if value is None and self.default is None:
+            return None
+        if self.kind == "choice":
+            if not isinstance(value, str) or value not in self.choices:
+                raise TargetConfigError(family, self.name, value, self.allowed(n))
+            return value
+        ok = _is_real(value) and math.isfinite(value) and float(value).is_integer()
+        if ok:
+            value = int(value)
+            ok = value >= self.low and (self.high is None or value <= self.high(n))
+        if not ok:
+            raise TargetConfigError(family, self.name, value, self.allowed(n))
+        return value
+
+
+@dataclass(frozen=True)
+class Family:
+    """A target family in the registry: its class, how it reads ``c`` and its parameters.
+
+    ``c_rule``: ``"degree"`` (c is an integer 1..n, the parity degree k = c), ``"real"`` (a finite
+    real >= 1, the planted exponent) or ``"fixed"`` (requested c ignored, ``fixed_c`` recorded).
+    :meth:`validate` is the one place where a family's inputs are checked; :meth:`build` makes
+    the target from validated inputs.
+    """
+
+    name: str
+    cls: type
+    c_rule: str
+    params: tuple[FamilyParam, ...] = ()
+    fixed_c: float | None = None
+    doc: str = ""
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def c_allowed(self, n: int) -> str:
+        if self.c_rule == "degree":
+            return f"an integer >= 1 and <= n: the parity degree k = c in 1..n (n={n})"
+        if self.c_rule == "real":
+            return "a finite real >= 1"
+        return "any number (ignored: this family's nominal c is fixed)"
+
+    def check_c(self, c: Any, n: int) -> float:
+        """The nominal c of this family for the requested ``c``."""
+        if self.c_rule == "fixed":
+            return float(self.fixed_c)
+        if self.c_rule == "real":
+            if not _is_real(c) or not math.isfinite(c) or c < 1:
+                raise TargetConfigError(self.name, "c", c, self.c_allowed(n),
+                                        f"{self.name}: c must be a finite real >= 1, got {c!r}")
+            return float(c)
+        if not _is_real(c) or not math.isfinite(c) or not float(c).is_integer():
+            raise TargetConfigError(self.name, "c", c, self.c_allowed(n),
+                                    f"{self.name}: c must be an integer (k = c) in [1, {n}], got {c!r}")
+        if not 1 <= int(c) <= n:
+            raise TargetConfigError(self.name, "c", c, self.c_allowed(n),
+                                    f"{self.name}: k must be an integer in [1, {n}], got {int(c)!r}")
+        return float(int(c))
+
+    def validate(self, n: int, c: Any, params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        """``(nominal c, parameters)``: every parameter of the family, checked and in canonical
+        type, defaults filled in (None where the family derives it from n). Raises
+        :class:`TargetConfigError` naming the first input that is not allowed."""
+        unknown = sorted(set(params) - set(self.param_names))
+        if unknown:
+            names = list(self.param_names)
+            raise TargetConfigError(self.name, unknown[0], params[unknown[0]],
+                                    "one of this family's parameters: " + (", ".join(names) or "none"),
+                                    f"{self.name}: unknown parameter(s) {unknown}; allowed: {names}")
+        if self.c_rule == "degree" and "k" in params and params["k"] is not None:  # k is another name for c
+            if c is not None and (not _is_real(params["k"]) or float(params["k"]) != float(c)):
+                raise TargetConfigError(self.name, "k", params["k"], f"equal to c (k = c; c={c!r})",
+                                        f"{self.name}: k={params['k']!r} contradicts c={c!r} (k = c); give one of them")
+            c = params["k"]
+        if c is None and self.c_rule != "fixed":
+            raise TargetConfigError(self.name, "c", c, self.c_allowed(n),
+                                    f"{self.name}: c ({self.c_allowed(n)}) is required")
+        nominal_c = self.check_c(c, n)
+        out = {}
+        for p in self.params:
+            if self.c_rule == "degree" and p.name == "k":
+                continue  # folded into c
+            out[p.name] = p.check(self.name, params.get(p.name, p.default), n)
+        return nominal_c, out
+
+    def build(self, n: int, nominal_c: float, params: dict[str, Any]) -> Target:
+        """The target from validated inputs (:meth:`validate`)."""
+        kwargs = {k: v for k, v in params.items() if v is not None}
+        if self.c_rule == "degree":
+            return self.cls(n, int(nominal_c), **kwargs)
+        if self.c_rule == "real":
+            return self.cls(n, nominal_c, **kwargs)
+        return self.cls(n, **kwargs)
+
+
+FAMILIES: dict[str, Family] = {
+    "parity": Family("parity", ParityTarget, "degree", (
+        FamilyParam("k", "int", None, 1, lambda n: n, "n", doc="another name for c"),
+        FamilyParam("subset", "choice", "first", choices=("first", "random"),
+                    doc="S: the first k bits, or a seeded random subset"),
+        FamilyParam("subset_seed", "int", 0, 0, doc="seed of the random subset"),
+    ), doc="chi_S, |S| = k = c"),
+    "majority": Family("majority", MajorityTarget, "fixed", (), 1.0, doc="sign of the sum of n (odd) or n-1 bits"),
+    "staircase": Family("staircase", StaircaseTarget, "fixed", (
+        FamilyParam("k", "int", None, 1, lambda n: n, "at most n",
+                    doc="steps; default the largest odd <= min(n, 5)"),
+    ), 1.0, doc="sign(x1 + x1x2 + ... + x1..xk)"),
+    "full_parity": Family("full_parity", FullParityTarget, "fixed", (), math.inf, doc="chi_[n]"),
+    "planted": Family("planted", PlantedTarget, "real", (
+        FamilyParam("parity_degree", "int", None, 1, lambda n: max(1, n - 1), "at most n - 1",
+                    doc="degree m of the parity off the event; default ceil((n-1)/2)"),
+        FamilyParam("resolution_bits", "int", 2, 0, lambda n: 16, "at most 16",
+                    doc="extra event bits resolving p"),
+    ), doc="x_1 on an event of probability p ~ n^-(c-1)/2, a parity elsewhere"),
 }
+assert set(FAMILIES) == set(TARGETS)
 
 
 def available_targets() -> list[str]:
@@ -248,33 +403,19 @@ def make_target(name: str, n: int, c: float | None = None, **params: Any) -> Tar
     """The target of family ``name`` on ``n`` bits with exponent knob ``c`` and family ``params``.
 
     parity: ``k = c`` (an integer >= 1; or pass ``k``); planted: real ``c >= 1``; majority,
-    staircase and full_parity have a fixed exponent and ignore ``c``.
+    staircase and full_parity have a fixed exponent and ignore ``c``. The inputs are checked by
+    the family's validator (``FAMILIES[name].validate``).
 
     >>> make_target("parity", 5, c=2).relevant_bits
     (0, 1)
     """
-    if name not in TARGETS:
+    if name not in FAMILIES:
         raise ValueError(f"unknown target {name!r}; valid targets: {available_targets()}")
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
         raise ValueError(f"{name}: n must be a positive integer, got {n!r}")
-    n = int(n)
-    unknown = sorted(set(params) - set(_FAMILY_PARAMS[name]))
-    if unknown:
-        raise ValueError(f"{name}: unknown parameter(s) {unknown}; allowed: {list(_FAMILY_PARAMS[name])}")
-    if name == "parity":
-        if c is not None and "k" in params and float(params["k"]) != float(c):
-            raise ValueError(f"parity: k={params['k']!r} contradicts c={c!r} (k = c); give one of them")
-        k = params.pop("k", c)
-        if k is None:
-            raise ValueError("parity: give c (k = c) or k, an integer in [1, n]")
-        if isinstance(k, numbers.Real) and not float(k).is_integer():
-            raise ValueError(f"parity: c must be an integer (k = c) in [1, {n}], got {k!r}")
-        return ParityTarget(n, k, **params)
-    if name == "planted":
-        if c is None:
-            raise ValueError("planted: c (a real >= 1) is required")
-        return PlantedTarget(n, float(c) if isinstance(c, numbers.Real) and not isinstance(c, bool) else c, **params)
-    return TARGETS[name](n, **params)
+    family = FAMILIES[name]
+    nominal_c, checked = family.validate(int(n), c, params)
+    return family.build(int(n), nominal_c, checked)
 
 
 def resolve_extension(spec: str | int, n: int) -> int:

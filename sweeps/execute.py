@@ -17,7 +17,6 @@ and ``sweeps.run.task`` calls them in-process.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import socket
 import time
@@ -36,6 +35,7 @@ from inal_core.inal import estimate_inal
 from inal_core.ngd import NGDConfig, train_noisy_gd
 from inal_core.targets import extend
 
+from .columns import job_columns
 from .jobs import JobSpec, git_commit
 from .store import ResultsStore
 
@@ -98,8 +98,8 @@ def _provenance(device: str) -> dict[str, Any]:
 
 
 def _network_spec(job: JobSpec, input_dim: int) -> inal_core.NetworkSpec:
-    v = job.values
-    return inal_core.NetworkSpec(input_dim, v["width"], v["depth"], bias=v["bias"], init=v["init"])
+    net = job.config.network
+    return inal_core.NetworkSpec(input_dim, net.width, net.depth, bias=net.bias, init=job.config.init.name)
 
 
 # --------------------------------------------------------------------------- INAL
@@ -129,19 +129,16 @@ def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
         return {"inal_id": job.inal_id, "status": "failed", "wall_s": time.perf_counter() - t0, "error": text}
     layers = np.arange(1, len(result.per_layer) + 1)  # (depth+1,), output neuron = depth + 1
     L = len(layers)
-    prov = _provenance(device)
-    rows = {
-        "study": [job.study] * L, "inal_id": [job.inal_id] * L, "c": [v["c"]] * L, "n": [v["n"]] * L,
-        "width": [v["width"]] * L, "depth": [v["depth"]] * L, "init": [v["init"]] * L, "bias": [v["bias"]] * L,
-        "target_params": [job.values["target_params"]] * L, "estimator": [v["estimator"]] * L,
+    measured = {
         "method": [result.method] * L, "layer": layers.tolist(),
         "inal": np.asarray(result.per_layer, dtype=np.float64).tolist(),
         "inal_se": np.asarray(result.per_layer_se, dtype=np.float64).tolist(),
         "is_max": (layers == int(result.argmax_layer)).tolist(),
         "n_inits": [int(result.n_inits)] * L, "n_inputs": [int(result.n_inputs)] * L,
-        "seed": [job.inal_seed] * L, "wall_s": [float(result.wall_s)] * L,
-        **{k: [val] * L for k, val in prov.items()},
+        "wall_s": [float(result.wall_s)] * L,
     }
+    rows = {**{k: [val] * L for k, val in job_columns("inal", job).items()}, **measured,
+            **{k: [val] * L for k, val in _provenance(device).items()}}
     store.write_inal(job.target, job.inal_id, rows)
     return {"inal_id": job.inal_id, "status": "ok", "wall_s": time.perf_counter() - t0, "error": ""}
 
@@ -150,21 +147,15 @@ def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
 
 
 def _run_row(job: JobSpec, device: str, E: int, wall_s: float, **measured: Any) -> dict[str, Any]:
-    """One ``runs`` row: the job's config values, the measured values and provenance."""
-    v = job.values
-    row = {
-        "study": job.study, "run_id": job.run_id, "c": v["c"], "n": v["n"], "N": v["N"], "N_spec": v["N_spec"],
-        "width": v["width"], "depth": v["depth"], "init": v["init"], "bias": v["bias"],
-        "target_params": job.values["target_params"], "n_steps": v["T"], "gamma": v["gamma"], "sigma": v["sigma"],
-        "A": v["A"], "precision": v["precision"], "loss": v["loss"], "batch": v["batch"],
-        "gamma_schedule": v["gamma_schedule"], "checkpoints": json.dumps(v["checkpoints"]),
-        "n_eval": v["n_eval"], "seed": v["train_seed"], "engine_seed": job.seed, "E": int(E),
-        "bound_prefactor": float(bound_prefactor(v["gamma"], v["T"], E, v["A"], v["sigma"])),
-        "inal_id": job.inal_id, "estimator": v["estimator"], "n_inits": v["n_inits"], "n_inputs": v["n_inputs"],
+    """One ``runs`` row: the job's columns (``sweeps.columns.job_columns``), the measured values and provenance."""
+    tr = job.config.training
+    row = job_columns("runs", job)
+    row.update({
+        "E": int(E), "bound_prefactor": float(bound_prefactor(tr.gamma, tr.T, E, tr.A, tr.sigma)),
         "wall_s": float(wall_s),
-        "correlation": math.nan, "correlation_se": math.nan, "acc": math.nan, "final_loss": math.nan, "param_norm": math.nan,
-        "batch_used": -1, "status": "failed", "diverged_step": -1, "error": "",
-    }
+        "correlation": math.nan, "correlation_se": math.nan, "acc": math.nan, "final_loss": math.nan,
+        "param_norm": math.nan, "batch_used": -1, "status": "failed", "diverged_step": -1, "error": "",
+    })
     row.update(measured)
     row.update(_provenance(device))
     return row
@@ -245,7 +236,7 @@ def run_training_pack(jobs: Sequence[JobSpec], device: str | None = None, *,
         }
         steps = np.asarray(result.curves["step"][r], dtype=np.int64)  # (n_ckpt,)
         curves = {
-            "study": [job.study] * len(steps), "run_id": [job.run_id] * len(steps), "step": steps.tolist(),
+            **{k: [val] * len(steps) for k, val in job_columns("curves", job).items()}, "step": steps.tolist(),
             **{col: np.asarray(result.curves[k][r], dtype=np.float64).tolist()
                for col, k in CURVE_COLUMNS_FROM_ENGINE.items()},
         }

@@ -1,21 +1,26 @@
 """Job identity: what a job computes, its hashes, and its seeds.
 
-A job is one composed config (one cell of a Hydra grid). Its **identity** (DESIGN.md) is the
-BLAKE2b hash of the canonical JSON of every resolved task value (``JobSpec.values``: the study
-axes, the target with its resolved parameters and nominal ``c``, network, init, training and
-INAL settings, ``train.seed``) together with ``inal_core.ENGINE_VERSION``. Where results go
-(``study``, ``results_dir``) and where they are computed (``device``) are not part of it, and
-neither is anything under ``hydra.*``. The git commit is provenance, recorded but not hashed.
+A job is one composed config (one cell of a Hydra grid), validated into a typed
+:class:`sweeps.spec.JobConfig` by ``sweeps.schema.validate_job``. Its **identity** (DESIGN.md) is
+the BLAKE2b hash of the canonical JSON of its validated values (so ``target.subset_seed=0`` and
+``=0.0`` are one cell) together with ``inal_core.ENGINE_VERSION``. Where results go (``study``,
+``results_dir``) and where they are computed (``device``) are not part of it, and neither is
+anything under ``hydra.*``. The git commit is provenance, recorded but not hashed. Which value
+enters which hash is stated once, in ``sweeps.spec.FIELDS``.
 
-Three hashes per job:
+Four hashes per job:
 
-- ``run_id``  = H(all values but the memory budget and the requested estimator name (its
-  resolved method is hashed), engine version): one training run (one row of ``runs``);
-- ``inal_id`` = H(the INAL-determining subset: target, c, n, width, depth, bias, init,
-  the estimator method actually used, n_inits, n_inputs, engine version):
+- ``run_id``  = H(every value but the location, the memory budget and the requested estimator
+  name (its resolved method is hashed), engine version): one training run (one row of ``runs``);
+- ``inal_id`` = H(the INAL-determining subset: target and its parameters, c, n, width, depth,
+  bias, init, the estimator method actually used, n_inits, n_inputs, engine version):
   INAL is computed once per ``inal_id`` and shared by every run that has it;
-- ``pack_key`` = H(all values but ``train_seed``, ``gamma``, ``sigma``): jobs with one pack key
-  train as one stacked tensor (``sweeps.execute.run_training_pack``).
+- ``pack_key`` = H(the run values but ``train_seed``, ``gamma``, ``sigma``): jobs with one pack key
+  train as one stacked tensor (``sweeps.execute.run_training_pack``);
+- ``config_id`` = H(every config value but ``n``, ``train.seed`` and the location, as requested:
+  ``train.N`` as written, the estimator's name): rows with one config_id differ only in n and
+  seed, so analysis fits across n by it (``inal_config_id``: the same for the INAL values).
+  ``sweeps.spec.config_id_keys`` lists what it covers.
 
 A ``T = 0`` job (INAL only) is identified by its INAL values alone: grids over gamma, sigma or
 ``train.*`` with ``T = 0`` collapse to one job per INAL setting.
@@ -24,6 +29,9 @@ Every random stream derives from the identity: ``seed`` = the first 63 bits of `
 ``inal_seed`` = the first 63 bits of ``inal_id``. So a job gives the same numbers alone or
 packed, here or on any worker, and families with a fixed nominal ``c`` (majority ...) asked for
 several ``c`` collapse to one identity (``dedupe_jobs``).
+
+The hashes of this typed spec differ from those of the flat spec before it (run ids of studies
+written before it are not found again: their cells are recomputed once).
 """
 
 from __future__ import annotations
@@ -33,12 +41,16 @@ import hashlib
 import json
 import math
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 import inal_core
-from inal_core.targets import make_target
+
+from .spec import (CONFIG_ID_KEYS, INAL_CONFIG_ID_KEYS, INAL_KEYS, RUN_KEYS, VECTORIZED_KEYS, JobConfig,
+                   Location, flat_values)
+from .spec import RUN_KEYS as _RUN_KEYS  # noqa: F401  (documented set: pack keys + vectorized keys)
 
 __all__ = [
     "JobSpec",
@@ -51,20 +63,13 @@ __all__ = [
     "VECTORIZED_KEYS",
 ]
 
-# Values that decide an INAL estimate (target.* parameters are added to these).
-INAL_KEYS = ("target", "target_params", "c", "n", "width", "depth", "bias", "init", "inal_method", "n_inits",
-             "n_inputs")
-# Recorded but not hashed: the memory budget is a resource setting, and the requested estimator
-# enters through the method it resolves to (``inal_method``: "auto" that picks "exact" == "exact").
-NOT_HASHED = ("memory_budget_gb", "estimator")
-# Values that may differ between the runs of one stacked training task.
-VECTORIZED_KEYS = ("train_seed", "gamma", "sigma")
 _SEED_MASK = (1 << 63) - 1
+_PACK_KEYS = tuple(k for k in RUN_KEYS if k not in VECTORIZED_KEYS)
 
 
 def _canonical(value: Any) -> Any:
     """JSON-stable form: floats that are integral stay floats (1.0 != 1 is deliberate: types are fixed
-    by validation), non-finite floats become strings, lists stay lists."""
+    by validation), non-finite floats become strings, tuples become lists."""
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
     if isinstance(value, (list, tuple)):
@@ -80,13 +85,27 @@ def identity_hash(kind: str, values: Mapping[str, Any]) -> str:
     >>> identity_hash("run", {"n": 8}) != identity_hash("run", {"n": 9})
     True
     """
-    payload = {
-        "kind": kind,
-        "engine_version": int(inal_core.ENGINE_VERSION),
-        "values": {k: _canonical(values[k]) for k in sorted(values)},
-    }
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    payload = [kind, int(inal_core.ENGINE_VERSION), [[k, _canonical(values[k])] for k in sorted(values)]]
+    text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+_memo: dict[tuple, str] = {}
+
+
+def _memo_hash(kind: str, memo_key: tuple, keys: tuple[str, ...], config: JobConfig,
+               flat: list) -> str:
+    """``identity_hash(kind, the flat values at keys)``, memoized on ``memo_key``, a tuple of typed
+    parts holding at least those values (many cells share an INAL setting, a pack or a config)."""
+    key = (kind, int(inal_core.ENGINE_VERSION), memo_key)
+    hit = _memo.get(key)
+    if hit is None:
+        if not flat:
+            flat.append(flat_values(config))
+        if len(_memo) > 500_000:
+            _memo.clear()
+        hit = _memo[key] = identity_hash(kind, {k: flat[0][k] for k in keys})
+    return hit
 
 
 def seed_from_hash(hex_id: str) -> int:
@@ -98,70 +117,121 @@ def seed_from_hash(hex_id: str) -> int:
 class JobSpec:
     """One validated job (one cell of a grid). Build it with ``sweeps.schema.validate_job``.
 
-    ``values`` holds every resolved task value with the column names of the ``runs`` dataset
-    (``n, c, N, N_spec, width, depth, bias, init, T, gamma, sigma, A, precision, loss, batch,
-    gamma_schedule, checkpoints, n_eval, train_seed, estimator, inal_method, n_inits, n_inputs,
-    memory_budget_gb, target``, ``target_params`` (the family's resolved parameters as text,
-    ``k=2,subset=first,subset_seed=0``) and ``target.<param>`` for the family's config inputs).
+    ``config`` is the typed, nested description (:class:`sweeps.spec.JobConfig`). ``values`` is
+    a read-only flat view of it with the names of ``sweeps.spec.FIELDS`` (``n, c, N, N_spec,
+    width, depth, bias, init, T, gamma, sigma, A, precision, loss, batch, gamma_schedule,
+    checkpoints, n_eval, train_seed, estimator, inal_method, n_inits, n_inputs, memory_budget_gb,
+    target``, ``target_params`` (the family's resolved parameters as text,
+    ``k=2,subset=first,subset_seed=0``), ``study, results_dir, device`` and ``target.<param>``
+    for every parameter of the family).
     """
 
     run_id: str
     inal_id: str
     pack_key: str
+    config_id: str
+    inal_config_id: str
     seed: int
     inal_seed: int
-    study: str
-    results_dir: str
-    device: str
-    values: dict = field(hash=False, compare=False)
-    train: bool = True
+    config: JobConfig = field(hash=False, compare=False, repr=False)
+
+    @property
+    def study(self) -> str:
+        return self.config.location.study
+
+    @property
+    def results_dir(self) -> str:
+        return self.config.location.results_dir
+
+    @property
+    def device(self) -> str:
+        return self.config.location.device
+
+    @property
+    def train(self) -> bool:
+        return self.config.training.T > 0
 
     @property
     def target(self) -> str:
-        return self.values["target"]
+        return self.config.target.name
+
+    @functools.cached_property
+    def _flat(self) -> dict[str, Any]:
+        return flat_values(self.config)
+
+    @property
+    def values(self) -> Mapping[str, Any]:
+        """Every value of the job, flat and read-only (derived from ``config``)."""
+        return MappingProxyType(self._flat)
+
+    def __getstate__(self) -> dict[str, Any]:  # the flat view is rebuilt where it is needed
+        state = dict(self.__dict__)
+        state.pop("_flat", None)
+        return state
 
     @property
     def target_inputs(self) -> dict[str, Any]:
-        """The family's config parameters (``make_target`` keyword arguments, ``target.`` prefix removed)."""
-        return {k[len("target."):]: v for k, v in self.values.items() if k.startswith("target.")}
+        """The family's validated parameters (``make_target`` keyword arguments; None: derived from n)."""
+        return self.config.target.kwargs
 
     def make_target(self):
         """The ``inal_core`` target on ``n`` bits (parity: ``k = c``)."""
-        v = self.values
-        c = int(v["c"]) if v["target"] == "parity" else v["c"]
-        return make_target(v["target"], v["n"], c=c, **self.target_inputs)
+        return self.config.target.make(self.config.n)
 
     def with_location(self, *, results_dir: str | None = None, study: str | None = None,
                       device: str | None = None) -> "JobSpec":
         """The same job (same identity) written elsewhere or computed on another device."""
-        return JobSpec(self.run_id, self.inal_id, self.pack_key, self.seed, self.inal_seed,
-                       study or self.study, results_dir or self.results_dir, device or self.device,
-                       dict(self.values), self.train)
+        loc = self.config.location
+        location = Location(study or loc.study, results_dir or loc.results_dir, device or loc.device)
+        return replace(self, config=replace(self.config, location=location))
 
 
-def make_job(values: Mapping[str, Any], *, study: str, results_dir: str, device: str) -> JobSpec:
-    """Hash validated ``values`` into a :class:`JobSpec` (``sweeps.schema.validate_job`` calls this)."""
-    values = dict(values)
-    inal_values = {k: values[k] for k in INAL_KEYS}
-    inal_values.update({k: v for k, v in values.items() if k.startswith("target.")})
-    hashed = {k: v for k, v in values.items() if k not in NOT_HASHED}
-    if values["T"] == 0:  # INAL only: training settings decide nothing, so they do not split cells
-        hashed = {**inal_values, "T": 0}
-    run_id = identity_hash("run", hashed)
-    inal_id = identity_hash("inal", inal_values)
-    pack_key = identity_hash("pack", {k: v for k, v in hashed.items() if k not in VECTORIZED_KEYS})
-    return JobSpec(
-        run_id=run_id,
-        inal_id=inal_id,
-        pack_key=pack_key,
-        seed=seed_from_hash(run_id),
-        inal_seed=seed_from_hash(inal_id),
-        study=study,
-        results_dir=results_dir,
-        device=device,
-        values=values,
-        train=values["T"] > 0,
-    )
+def _run_hash(pack_key: str, gamma: float, sigma: float, seed: int) -> str:
+    """``run_id``: BLAKE2b-128 of the pack key and the vectorized values (``VECTORIZED_KEYS``) as
+    fixed-format text (``repr`` of a float is its shortest round-trip form, the same everywhere)."""
+    text = f"run|{int(inal_core.ENGINE_VERSION)}|{pack_key}|{gamma!r}|{sigma!r}|{int(seed)}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def make_job(config: JobConfig) -> JobSpec:
+    """Hash a validated :class:`JobConfig` into a :class:`JobSpec` (``sweeps.schema.validate_job`` calls this).
+
+    The hashed value sets are those of ``sweeps.spec.FIELDS``; ``run_id`` hashes ``pack_key`` (every
+    run value but the vectorized ones) with the vectorized values (gamma, sigma, train.seed).
+    """
+    flat: list = []  # the flat values, built only when a hash is not memoized yet
+    t, tr, inal = config.target, config.training, config.inal
+    params = tuple(f"target.{name}" for name, _ in t.params)
+    inal_part = (config.n, t, config.network, config.init, inal.method, inal.n_inits, inal.n_inputs)
+    inal_id = _memo_hash("inal", inal_part, INAL_KEYS + params, config, flat)
+    if tr.T == 0:  # INAL only: training settings decide nothing, so they do not split cells
+        pack_key = _memo_hash("pack", (inal_part, 0), INAL_KEYS + params + ("T",), config, flat)
+        run_id = _run_hash(pack_key, 0.0, 0.0, 0)
+    else:
+        train_part = (tr.T, tr.A, tr.precision, tr.loss, tr.batch, tr.N_spec, tr.N, tr.gamma_schedule,
+                      tr.checkpoints, tr.n_eval)
+        pack_key = _memo_hash("pack", (inal_part, train_part), _PACK_KEYS + params, config, flat)
+        run_id = _run_hash(pack_key, tr.gamma, tr.sigma, tr.seed)
+    config_part = (t, config.network, config.init, inal.estimator, inal.n_inits, inal.n_inputs)
+    config_id = _memo_hash("config", (config_part, tr.T, tr.gamma, tr.sigma, tr.A, tr.precision, tr.loss, tr.batch,
+                                      tr.N_spec, tr.gamma_schedule, tr.checkpoints, tr.n_eval),
+                           CONFIG_ID_KEYS + params, config, flat)
+    inal_config_id = _memo_hash("inal_config", config_part, INAL_CONFIG_ID_KEYS + params, config, flat)
+    return JobSpec(run_id, inal_id, pack_key, config_id, inal_config_id,
+                   seed_from_hash(run_id), seed_from_hash(inal_id), config)
+
+
+def _check_memo_keys() -> None:
+    """The memo keys above hold every value of their hashed sets (FIELDS may not grow unseen)."""
+    covered = {"n", "c", "target", "target_params", "width", "depth", "bias", "init", "inal_method", "n_inits",
+               "n_inputs", "T", "A", "precision", "loss", "batch", "N_spec", "N", "gamma_schedule", "checkpoints",
+               "n_eval", "estimator", "gamma", "sigma", "train_seed"}
+    for keys in (INAL_KEYS, _PACK_KEYS, CONFIG_ID_KEYS, INAL_CONFIG_ID_KEYS, VECTORIZED_KEYS):
+        assert set(keys) <= covered, sorted(set(keys) - covered)
+
+
+_check_memo_keys()
+assert VECTORIZED_KEYS == ("gamma", "sigma", "train_seed"), "update _run_hash and make_job"
 
 
 def dedupe_jobs(jobs: Iterable[JobSpec]) -> list[JobSpec]:

@@ -33,34 +33,12 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from .columns import CURVES_SCHEMA, INAL_SCHEMA, RUNS_SCHEMA
+
 __all__ = ["ResultsStore", "RUNS_SCHEMA", "CURVES_SCHEMA", "INAL_SCHEMA", "SCHEMA_VERSION", "DATASETS"]
 
 SCHEMA_VERSION = "1"
-_S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
-
-RUNS_SCHEMA = pa.schema([
-    ("study", _S), ("run_id", _S), ("c", _F), ("n", _I), ("N", _I), ("N_spec", _S),
-    ("width", _I), ("depth", _I), ("init", _S), ("bias", _B), ("target_params", _S),
-    ("n_steps", _I), ("gamma", _F), ("sigma", _F), ("A", _F), ("precision", _S), ("loss", _S),
-    ("batch", _I), ("batch_used", _I), ("gamma_schedule", _S), ("checkpoints", _S), ("n_eval", _I),
-    ("seed", _I), ("engine_seed", _I), ("E", _I),
-    ("correlation", _F), ("correlation_se", _F), ("acc", _F), ("final_loss", _F), ("param_norm", _F),
-    ("status", _S), ("diverged_step", _I), ("error", _S), ("bound_prefactor", _F),
-    ("inal_id", _S), ("estimator", _S), ("n_inits", _I), ("n_inputs", _I),
-    ("wall_s", _F), ("git_commit", _S), ("host", _S), ("device", _S), ("torch_version", _S),
-    ("engine_version", _I), ("created_at", pa.timestamp("us", tz="UTC")),
-])
-CURVES_SCHEMA = pa.schema([
-    ("study", _S), ("run_id", _S), ("step", _I), ("correlation", _F), ("correlation_se", _F), ("acc", _F),
-    ("loss", _F), ("param_norm", _F),
-])
-INAL_SCHEMA = pa.schema([
-    ("study", _S), ("inal_id", _S), ("c", _F), ("n", _I), ("width", _I), ("depth", _I),
-    ("init", _S), ("bias", _B), ("target_params", _S), ("estimator", _S), ("method", _S),
-    ("layer", _I), ("inal", _F), ("inal_se", _F), ("is_max", _B), ("n_inits", _I), ("n_inputs", _I),
-    ("seed", _I), ("wall_s", _F), ("git_commit", _S), ("host", _S), ("device", _S),
-    ("torch_version", _S), ("engine_version", _I), ("created_at", pa.timestamp("us", tz="UTC")),
-])
+# the schemas are derived from the column tables in sweeps/columns.py (one place, with the README tables)
 DATASETS = {"runs": (RUNS_SCHEMA, "run_id"), "curves": (CURVES_SCHEMA, "run_id"), "inal": (INAL_SCHEMA, "inal_id")}
 _TMP_MARK = ".tmp-"
 _STALE_TMP_S = 3600.0

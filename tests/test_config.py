@@ -114,9 +114,10 @@ def test_same_config_same_identity(composer):
     assert ids(a) == ids(b) and a.values == b.values
 
 
-def test_location_device_and_hydra_settings_are_not_identity(composer):
+def test_location_device_and_hydra_settings_are_not_identity(composer, tmp_path):
     base = ids(validate_job(composer()))
-    for overrides in (["results_dir=/elsewhere"], ["results_dir=file:///x/y"], ["device=cpu"], ["device=cuda"],
+    for overrides in ([f"results_dir={tmp_path / 'elsewhere'}"], [f"results_dir=file://{tmp_path}/x/y"],
+                      ["results_dir=s3://bucket/p"], ["device=cpu"], ["device=cuda"],
                       ["study=other"], ["inal.memory_budget_gb=8"], ["hydra.job.name=foo"]):
         assert ids(validate_job(composer(overrides))) == base, overrides
     assert ids(validate_job(composer(hydra=True))) == base  # with the hydra node present
@@ -181,3 +182,83 @@ def test_identity_is_the_same_in_another_process(composer):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [job.run_id, job.inal_id, job.pack_key, str(job.seed)]
+
+
+# ----------------------------------------------------------------------------- identity of validated values
+
+
+@pytest.mark.parametrize("a,b", [
+    (["target.subset_seed=0"], ["target.subset_seed=0.0"]),
+    (["target=parity", "target.subset=random", "target.subset_seed=3"], ["target.subset=random", "target.subset_seed=3.0"]),
+    (["n=8"], ["n=8.0"]),
+    (["width=16"], ["width=16.0"]),
+    (["train.A=1"], ["train.A=1.0"]),
+    (["gamma=1"], ["gamma=1.0"]),
+    (["sigma=0"], ["sigma=0.0"]),
+    (["c=2"], ["c=2.0"]),
+    (["c=2"], ["c=2", "+target.k=2"]),  # parity's k is another name for c
+    (["train.seed=3"], ["train.seed=3.0"]),
+    (["train.batch=0"], ["train.batch=null"]),
+    (["train.N=2n"], ["train.N='2*n'"]),
+    (["train.N=n2"], ["train.N='n^2'"]),
+    (["n=8", "train.N=64"], ["n=8", "train.N=64.0"]),
+    (["train.checkpoints=[0,100,200]"], ["train.checkpoints=[0.0,100,200.0]"]),
+    (["inal.n_inputs=null"], ["inal.n_inputs=null", "inal.memory_budget_gb=3"]),
+    (["target=staircase", "n=8"], ["target=staircase", "n=8", "+target.k=null"]),
+    (["target=planted", "n=12", "c=2"], ["target=planted", "n=12", "c=2.0", "+target.resolution_bits=2.0"]),
+])
+def test_identity_is_invariant_to_spellings_of_one_value(composer, a, b):
+    ja, jb = validate_job(composer(a)), validate_job(composer(b))
+    assert ids(ja) == ids(jb) and ja.config_id == jb.config_id and ja.inal_config_id == jb.inal_config_id, (a, b)
+
+
+def test_unknown_added_key_never_reuses_the_cells_of_the_plain_command(composer):
+    from sweeps.schema import ConfigError
+
+    validate_job(composer(["train.N=2n"]))
+    for extra in ("+train.momentum=0.9", "+widht=8", "+target.kk=1", "+inal.tolerance=1e-3"):
+        with pytest.raises(ConfigError):
+            validate_job(composer(["train.N=2n", extra]))
+
+
+def test_config_id_is_everything_but_n_seed_and_location(composer, tmp_path):
+    from sweeps.spec import config_id_keys
+
+    base = validate_job(composer(["target=staircase", "+target.k=3", "n=8", "train.N=2n"]))
+    same = [["n=10"], ["n=12", "train.seed=4"], [f"results_dir={tmp_path}"], ["study=other"], ["device=cpu"],
+            ["inal.memory_budget_gb=4"]]
+    for extra in same:
+        job = validate_job(composer(["target=staircase", "+target.k=3", "n=8", "train.N=2n", *extra]))
+        assert job.config_id == base.config_id and job.inal_config_id == base.inal_config_id, extra
+    # staircase k=3 and k=5 (both nominal c=1) are two configs; so is every other config value
+    differ = [["target.k=5"], ["width=32"], ["gamma=0.1"], ["sigma=0.01"], ["T=100"], ["train.N=n2"], ["inal.n_inits=64"],
+              ["init=rademacher"], ["train.loss=hinge"]]
+    for extra in differ:
+        job = validate_job(composer(["target=staircase", "+target.k=3", "n=8", "train.N=2n", *extra]))
+        assert job.config_id != base.config_id, extra
+        inal_side = any(k in extra[0] for k in ("target.k", "width", "n_inits", "init"))
+        assert (job.inal_config_id != base.inal_config_id) == inal_side, extra
+    # auto resolving to exact at small n and to mc at large n stays one config across n
+    small, large = (validate_job(composer(["n=8", f"n={n}", "T=0"])) for n in (8, 40))
+    assert small.values["inal_method"] != large.values["inal_method"] and small.inal_config_id == large.inal_config_id
+    runs_keys, inal_keys = config_id_keys("runs", ("k",)), config_id_keys("inal", ("k",))
+    assert "n" not in runs_keys and "train_seed" not in runs_keys and "target.k" in runs_keys
+    assert set(inal_keys) < set(runs_keys) and "gamma" not in inal_keys and "width" in inal_keys
+
+
+def test_values_are_a_read_only_view_of_the_typed_spec(composer):
+    import pickle
+
+    from sweeps.spec import FIELDS
+
+    job = validate_job(composer(["c=2"]))
+    with pytest.raises(TypeError):
+        job.values["n"] = 9  # type: ignore[index]
+    assert {f.flat for f in FIELDS} <= set(job.values)
+    assert job.values["n"] == job.config.n and job.values["train_seed"] == job.config.training.seed
+    assert job.values["target.subset_seed"] == 0 and isinstance(job.values["target.subset_seed"], int)
+    back = pickle.loads(pickle.dumps(job))
+    assert ids(back) == ids(job) and dict(back.values) == dict(job.values)
+    moved = job.with_location(results_dir="/x", study="s2", device="cpu")
+    assert ids(moved) == ids(job) and (moved.results_dir, moved.study, moved.device) == ("/x", "s2", "cpu")
+    assert job.results_dir != "/x"

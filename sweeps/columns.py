@@ -1,0 +1,290 @@
+"""The columns of the three result datasets, written once: types, meanings and where each value
+comes from. The Parquet schemas (``RUNS_SCHEMA``, ``CURVES_SCHEMA``, ``INAL_SCHEMA``), the job
+part of every row (``job_columns``) and the column tables of ``sweeps/README.md`` are derived from
+:data:`TABLES`; ``tests/test_columns.py`` fails when the README, the schemas and the row builders
+of ``sweeps.execute`` disagree. Regenerate the README tables with::
+
+    python -m sweeps.columns --write sweeps/README.md
+
+A column's ``source`` is ``"job"`` (a function of the validated job: ``JOB_VALUES``),
+``"measured"`` (the engine's result, filled by ``sweeps.execute``), ``"provenance"`` (where and
+with what it ran) or ``"path"`` (the hive partition ``target=<name>``: in the path, not the file).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pyarrow as pa
+
+from .jobs import JobSpec
+
+__all__ = ["Column", "TABLES", "RUNS_SCHEMA", "CURVES_SCHEMA", "INAL_SCHEMA", "SCHEMAS", "JOB_VALUES",
+           "PROVENANCE", "job_columns", "render_table", "check_row", "columns_of", "config_columns"]
+
+_S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+_TS = pa.timestamp("us", tz="UTC")
+
+#: the type of every column name (one name, one type, in every dataset)
+TYPES: dict[str, pa.DataType] = {
+    "study": _S, "run_id": _S, "config_id": _S, "target": _S, "c": _F, "n": _I, "N": _I, "N_spec": _S,
+    "width": _I, "depth": _I, "init": _S, "bias": _B, "target_params": _S,
+    "n_steps": _I, "gamma": _F, "sigma": _F, "A": _F, "precision": _S, "loss": _S,
+    "batch": _I, "batch_used": _I, "gamma_schedule": _S, "checkpoints": _S, "n_eval": _I,
+    "seed": _I, "engine_seed": _I, "E": _I,
+    "correlation": _F, "correlation_se": _F, "acc": _F, "final_loss": _F, "param_norm": _F,
+    "status": _S, "diverged_step": _I, "error": _S, "bound_prefactor": _F,
+    "inal_id": _S, "estimator": _S, "n_inits": _I, "n_inputs": _I, "method": _S,
+    "layer": _I, "inal": _F, "inal_se": _F, "is_max": _B, "step": _I,
+    "wall_s": _F, "git_commit": _S, "host": _S, "device": _S, "torch_version": _S,
+    "engine_version": _I, "created_at": _TS,
+}
+
+#: where a dataset's column of a shared name holds something else (curves' `loss` is the mean loss)
+_TYPE_OVERRIDES: dict[str, dict[str, pa.DataType]] = {"curves": {"loss": _F}}
+
+
+def column_type(kind: str, name: str) -> pa.DataType:
+    return _TYPE_OVERRIDES.get(kind, {}).get(name) or TYPES[name]
+
+
+#: job-derived values, by column name (runs and inal rows share these where the name is shared)
+JOB_VALUES: dict[str, Callable[[JobSpec], Any]] = {
+    "study": lambda j: j.study,
+    "run_id": lambda j: j.run_id,
+    "inal_id": lambda j: j.inal_id,
+    "c": lambda j: j.config.target.c,
+    "n": lambda j: j.config.n,
+    "N": lambda j: j.config.training.N,
+    "N_spec": lambda j: j.config.training.N_spec,
+    "width": lambda j: j.config.network.width,
+    "depth": lambda j: j.config.network.depth,
+    "init": lambda j: j.config.init.name,
+    "bias": lambda j: j.config.network.bias,
+    "target_params": lambda j: j.config.target.resolved,
+    "n_steps": lambda j: j.config.training.T,
+    "gamma": lambda j: j.config.training.gamma,
+    "sigma": lambda j: j.config.training.sigma,
+    "A": lambda j: j.config.training.A,
+    "precision": lambda j: j.config.training.precision,
+    "loss": lambda j: j.config.training.loss,
+    "batch": lambda j: j.config.training.batch,
+    "gamma_schedule": lambda j: j.config.training.gamma_schedule,
+    "checkpoints": lambda j: json.dumps(list(j.config.training.checkpoints)
+                                        if isinstance(j.config.training.checkpoints, tuple)
+                                        else j.config.training.checkpoints),
+    "n_eval": lambda j: j.config.training.n_eval,
+    "engine_seed": lambda j: j.seed,
+    "estimator": lambda j: j.config.inal.estimator,
+}
+# the same column name means another job value in one dataset than in the other
+_PER_DATASET: dict[str, dict[str, Callable[[JobSpec], Any]]] = {
+    "runs": {"config_id": lambda j: j.config_id, "seed": lambda j: j.config.training.seed,
+             "n_inits": lambda j: j.config.inal.n_inits, "n_inputs": lambda j: j.config.inal.n_inputs},
+    "inal": {"config_id": lambda j: j.inal_config_id, "seed": lambda j: j.inal_seed},
+    "curves": {},
+}
+PROVENANCE = ("git_commit", "host", "device", "torch_version", "engine_version", "created_at")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A documented group of columns (one README table row): names, meaning, and where they come from."""
+
+    names: tuple[str, ...]
+    meaning: str
+    source: str  # job | measured | provenance | path | mixed (a row of several sources)
+
+
+_PROV_DOC = "provenance: code commit, host, device it ran on, torch and engine versions, UTC time written"
+
+#: the README column tables, in schema order (a table row names one or more columns)
+TABLES: dict[str, tuple[Column, ...]] = {
+    "runs": (
+        Column(("study", "run_id"), "study name, identity hash (hex) of the run", "job"),
+        Column(("config_id",), "hash of every config value but `n`, `train.seed` and the location: runs with one "
+                               "config_id differ only in n and seed (group by it to fit across n; "
+                               "`sweeps.spec.config_id_keys` lists what it covers)", "job"),
+        Column(("target",), "family (from the path: hive partition `target=<name>`)", "path"),
+        Column(("c",), "nominal INAL exponent (parity: k; majority/staircase 1; full_parity inf; planted: c)", "job"),
+        Column(("n", "N", "N_spec"), "bits of f, bits of the extension fbar trained on, the spec it came from "
+                                     "(`n^2`, `2n`, integer)", "job"),
+        Column(("width", "depth", "init", "bias"), "network (depth hidden layers of width ReLU neurons, "
+                                                  "one linear output)", "job"),
+        Column(("target_params",), "the family's resolved parameters as text (`k=2,subset=first,subset_seed=0`)",
+               "job"),
+        Column(("n_steps", "gamma", "sigma", "A", "precision", "loss"),
+               "noisy-GD settings (steps, the config key `T`; step size; noise std per coordinate; gradient "
+               "clip bound / 1/A grid; precision mode; loss)", "job"),
+        Column(("batch",), "B requested (0 = exact population gradient when 2^N <= 2^16, else fresh batches)",
+               "job"),
+        Column(("batch_used",), "B used (0 = exact population gradient)", "measured"),
+        Column(("gamma_schedule", "checkpoints", "n_eval"),
+               "step-size schedule; checkpoint spec (JSON text); fresh inputs of the evaluation", "job"),
+        Column(("seed", "engine_seed"), "`train.seed` (replicate number), the derived 63-bit seed of every "
+                                        "random stream", "job"),
+        Column(("E",), "trainable parameters (weights + biases) of the network on N inputs", "measured"),
+        Column(("correlation", "correlation_se"), "E_x[fbar(x) NN_T(x)] estimated on `n_eval` fresh uniform "
+                                                  "inputs, its standard error", "measured"),
+        Column(("acc", "final_loss", "param_norm"), "P[sign NN_T = fbar] and the mean loss, on the same inputs; "
+                                                    "Euclidean norm of all parameters", "measured"),
+        Column(("status", "diverged_step", "error"), "`ok` / `diverged` (non-finite at step `diverged_step`) / "
+                                                     "`failed` (error text)", "measured"),
+        Column(("bound_prefactor",), "gamma T sqrt(E A) / sigma (inf when sigma = 0)", "measured"),
+        Column(("inal_id", "estimator", "n_inits", "n_inputs"),
+               "the INAL setting of this run (join with `inal` on `inal_id`): requested estimator, inits, "
+               "inputs per init (0 = the engine's default)", "job"),
+        Column(("wall_s",), "seconds of training (a pack's time divided by its runs)", "measured"),
+        Column(PROVENANCE, _PROV_DOC, "provenance"),
+    ),
+    "curves": (
+        Column(("study", "run_id"), "study name, the run (join with `runs` on `run_id`)", "job"),
+        Column(("target",), "family (from the path)", "path"),
+        Column(("step",), "checkpoint step, 0..T", "measured"),
+        Column(("correlation", "correlation_se", "acc", "loss", "param_norm"),
+               "as in `runs`, at that step", "measured"),
+    ),
+    "inal": (
+        Column(("study", "inal_id"), "study name, identity hash (hex) of the INAL setting", "job"),
+        Column(("config_id",), "hash of every INAL config value but `n` (target and its parameters, c, network, "
+                               "init, requested estimator, n_inits, n_inputs): fit INAL against n per config_id",
+               "job"),
+        Column(("target",), "family (from the path)", "path"),
+        Column(("c", "n", "width", "depth", "init", "bias", "target_params"),
+               "the setting (network on n inputs)", "job"),
+        Column(("estimator",), "requested estimator (auto / exact / mc / junta)", "job"),
+        Column(("method",), "method actually used (exact / mc / junta)", "measured"),
+        Column(("layer",), "1..depth+1; `depth + 1` is the output neuron", "measured"),
+        Column(("inal", "inal_se"), "E_theta[mean over the layer's neurons of (E_x[f v])^2] (dimensionless), its "
+                                    "standard error over inits", "measured"),
+        Column(("is_max",), "the layer attaining INAL = max over layers", "measured"),
+        Column(("n_inits", "n_inputs"), "initializations; inputs per init (2^n for exact)", "measured"),
+        Column(("seed",), "the setting's derived seed", "job"),
+        Column(("wall_s",), "seconds of the estimate", "measured"),
+        Column(PROVENANCE, _PROV_DOC, "provenance"),
+    ),
+}
+
+
+def columns_of(kind: str, source: str | None = None) -> tuple[str, ...]:
+    """The stored column names of dataset ``kind`` in order (``source``: only those of that source)."""
+    return tuple(name for col in TABLES[kind] if col.source != "path" and (source is None or col.source == source)
+                 for name in col.names)
+
+
+def _schema(kind: str) -> pa.Schema:
+    return pa.schema([(name, column_type(kind, name)) for name in columns_of(kind)])
+
+
+RUNS_SCHEMA = _schema("runs")
+CURVES_SCHEMA = _schema("curves")
+INAL_SCHEMA = _schema("inal")
+SCHEMAS = {"runs": RUNS_SCHEMA, "curves": CURVES_SCHEMA, "inal": INAL_SCHEMA}
+
+
+def _getters(kind: str) -> tuple[tuple[str, Callable[[JobSpec], Any]], ...]:
+    own = _PER_DATASET[kind]
+    return tuple((name, own.get(name) or JOB_VALUES[name]) for name in columns_of(kind, "job"))
+
+
+_GETTERS = {kind: _getters(kind) for kind in TABLES}
+
+
+def job_columns(kind: str, job: JobSpec) -> dict[str, Any]:
+    """The job part of a ``kind`` row: every column whose source is ``job``, from the validated job."""
+    return {name: get(job) for name, get in _GETTERS[kind]}
+
+
+#: stored column -> the job value it holds, where the names differ (``n_steps`` is the config key ``T``)
+_COLUMN_VALUE = {"n_steps": "T", "seed": "train_seed"}
+
+
+def config_columns(kind: str = "runs") -> tuple[str, ...]:
+    """The columns of ``kind`` (``runs`` or ``inal``) that are constant within one ``config_id``:
+    the config values it covers that are stored as columns (``target`` from the path included;
+    family parameters are inside ``target_params``, which also varies with n). Label a group by
+    these after ``groupby("config_id")``.
+
+    >>> "n" in config_columns("runs") or "seed" in config_columns("runs")
+    False
+    """
+    from .spec import config_id_keys
+
+    keys = set(config_id_keys(kind))
+    out = tuple(name for name in columns_of(kind, "job") if _COLUMN_VALUE.get(name, name) in keys)
+    if kind == "inal":  # the inal rows' seed is the setting's derived seed, not a config value
+        out = tuple(c for c in out if c != "seed")
+    return ("target",) + out
+
+
+def check_row(kind: str, row: dict[str, Any]) -> None:
+    """Raise ValueError unless ``row`` has exactly the columns of ``kind`` (what the row builders promise)."""
+    expected = set(columns_of(kind))
+    if set(row) != expected:
+        raise ValueError(f"{kind} row: missing {sorted(expected - set(row))}, unexpected {sorted(set(row) - expected)}")
+
+
+# --------------------------------------------------------------------------- the README tables
+
+
+def render_table(kind: str) -> str:
+    """The markdown column table of dataset ``kind`` (what ``sweeps/README.md`` holds between its markers)."""
+    lines = ["| column | type | unit / meaning |", "|---|---|---|"]
+    for col in TABLES[kind]:
+        names = ", ".join(f"`{n}`" for n in col.names)
+        types = [_type_name(column_type(kind, n)) for n in col.names]
+        typed = types[0] if len(set(types)) == 1 else ", ".join(types)
+        lines.append(f"| {names} | {typed} | {col.meaning} |")
+    return "\n".join(lines)
+
+
+def _type_name(t: pa.DataType) -> str:
+    return {"double": "float64", "timestamp[us, tz=UTC]": "timestamp (UTC)"}.get(str(t), str(t))
+
+
+_MARK = "<!-- columns:{kind} (generated by `python -m sweeps.columns --write sweeps/README.md`; do not edit) -->"
+_END = "<!-- /columns:{kind} -->"
+
+
+def readme_tables(text: str) -> dict[str, str]:
+    """The generated tables found in a README text, by dataset."""
+    out = {}
+    for kind in TABLES:
+        m = re.search(re.escape(_MARK.format(kind=kind)) + r"\n(.*?)\n" + re.escape(_END.format(kind=kind)), text, re.S)
+        if m:
+            out[kind] = m.group(1)
+    return out
+
+
+def write_readme(text: str) -> str:
+    """``text`` with each marked table replaced by the generated one."""
+    for kind in TABLES:
+        start, end = _MARK.format(kind=kind), _END.format(kind=kind)
+        pattern = re.escape(start) + r"\n(?:.*?\n)?" + re.escape(end)
+        text, count = re.subn(pattern, lambda _m: f"{start}\n{render_table(kind)}\n{end}", text, flags=re.S)
+        if count != 1:
+            raise ValueError(f"README has {count} marked tables for {kind!r} (want one: {start} ... {end})")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--write":
+        with open(argv[1], encoding="utf-8") as fh:
+            text = fh.read()
+        new = write_readme(text)
+        if new != text:
+            with open(argv[1], "w", encoding="utf-8") as fh:
+                fh.write(new)
+        return 0
+    for kind in TABLES:
+        print(f"### {kind}\n\n{render_table(kind)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
