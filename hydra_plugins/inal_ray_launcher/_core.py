@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
@@ -33,31 +35,66 @@ log = logging.getLogger(__name__)
 KILL_WORKER_ONCE_ENV = "INAL_LAUNCHER_TEST_KILL_WORKER_ONCE"
 
 
+#: The logger of Ray's token-authentication set-up (``ray/_private/authentication/``).
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def resolve_address(address: Optional[str]) -> Optional[str]:
+    """Where the launcher's Ray is: ``None`` for a new local Ray, else the address to join.
+
+    Ray's convention: an explicit ``hydra.launcher.address`` wins (``local`` forces a new local
+    Ray); left unset, ``$RAY_ADDRESS`` names the cluster (as inside ``ray job submit``); with
+    neither, a local Ray on loopback.
+    """
+    if address == "local":
+        return None
+    if address not in (None, ""):
+        return str(address)
+    return os.environ.get("RAY_ADDRESS") or None
+
+
 def ensure_ray(launcher: Any) -> bool:
     """Make sure this process is connected to Ray; return ``True`` if it started a local one.
 
-    A Ray already initialized in the process is reused as it is. ``launcher.address`` ``None``
-    starts a local Ray on 127.0.0.1 (dashboard off unless asked); ``"auto"`` or ``"host:port"``
-    joins a running cluster. ``launcher.ray_init`` adds keyword arguments of ``ray.init``.
+    A Ray already initialized in the process is reused as it is. Otherwise the address comes from
+    :func:`resolve_address`; ``launcher.ray_init`` adds keyword arguments of ``ray.init``. Ray's
+    start-up lines and its notice that a new local Ray uses token authentication (Ray's default
+    since 2.52, kept) stay quiet unless ``launcher.verbose``. A Python SIGTERM handler the program installed is kept: ``ray.init``
+    replaces it with one that aborts the process.
     """
     if ray.is_initialized():
         log.info("Ray is already initialized in this process: reusing it")
         return False
     kwargs: Dict[str, Any] = dict(launcher.ray_init)
     kwargs.setdefault("log_to_driver", True)
-    if launcher.address in (None, "", "local"):
-        if launcher.local_cpus is not None:
-            kwargs.setdefault("num_cpus", int(launcher.local_cpus))
-        if launcher.local_gpus is not None:
-            kwargs.setdefault("num_gpus", int(launcher.local_gpus))
-        kwargs.setdefault("include_dashboard", launcher.dashboard)
-        kwargs.setdefault("_node_ip_address", "127.0.0.1")
-        log.info("Starting a local Ray (%s)", ", ".join(f"{k}={v}" for k, v in kwargs.items()))
-        ray.init(address="local", **kwargs)
-        return True
-    log.info("Joining the Ray cluster at %s", launcher.address)
-    ray.init(address=str(launcher.address), **kwargs)
-    return False
+    verbose = bool(getattr(launcher, "verbose", False))
+    kwargs.setdefault("logging_level", logging.INFO if verbose else logging.WARNING)
+    # Ray's notices (token authentication on/off, a token generated) come from this logger.
+    logging.getLogger(RAY_AUTH_LOGGER).setLevel(logging.NOTSET if verbose else logging.ERROR)
+    address = resolve_address(launcher.address)
+    previous_sigterm = signal.getsignal(signal.SIGTERM) if _main_thread() else None
+    try:
+        if address is None:
+            if launcher.local_cpus is not None:
+                kwargs.setdefault("num_cpus", int(launcher.local_cpus))
+            if launcher.local_gpus is not None:
+                kwargs.setdefault("num_gpus", int(launcher.local_gpus))
+            kwargs.setdefault("include_dashboard", launcher.dashboard)
+            kwargs.setdefault("_node_ip_address", "127.0.0.1")
+            log.log(logging.INFO if verbose else logging.DEBUG, "Starting a local Ray (%s)",
+                    ", ".join(f"{k}={v}" for k, v in kwargs.items()))
+            ray.init(address="local", **kwargs)
+            return True
+        log.log(logging.INFO if verbose else logging.DEBUG, "Joining the Ray cluster at %s", address)
+        ray.init(address=address, **kwargs)
+        return False
+    finally:
+        if callable(previous_sigterm):
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def task_options(launcher: Any, name: str) -> Dict[str, Any]:

@@ -32,6 +32,7 @@ import ray
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus
 from omegaconf import DictConfig
 
+from sweeps import outcome
 from sweeps.execute import JobOutcome, plan_packs, run_inal_job, run_training_pack, write_failed
 from sweeps.jobs import JobSpec
 from sweeps.schema import ConfigError, validate_job
@@ -245,7 +246,7 @@ def execute_plan(launcher: Any, plan: StudyPlan) -> Tuple[CellTracker, Dict[str,
 
     progress = ProgressBar(len(plan.pending), label="inal-sweep", unit="cells", enabled=launcher.progress)
     with progress:
-        stream(refs, on_result, progress)
+        stream(refs, outcome.counting(on_result), progress)  # counts for inal-sweep's exit status
     return tracker, counts
 
 
@@ -257,6 +258,7 @@ def launch_fast(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
     t0 = time.perf_counter()
     jobs = prepare_jobs(launcher, job_overrides)  # every job validated before anything runs
     plan = plan_study([j.spec for j in jobs], launcher.max_pack)
+    outcome.TALLY.add_plan(len(plan.cells), len(plan.complete))  # for inal-sweep's exit status
     tracker: Optional[CellTracker] = None
     counts: Dict[str, int] = {}
     if plan.inal_tasks or plan.packs:
