@@ -110,6 +110,7 @@ def test_signal_exits_with_one_line_and_the_rerun_completes(signum: int, code: i
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and driver.poll() is None and not list(runs_dir.rglob("*.parquet")):
             time.sleep(0.1)
+        time.sleep(1.0)  # the driver hears of the stored cell
         assert driver.poll() is None, "the study ended before the signal"
         # Ctrl-C reaches the whole foreground process group; a scheduler's SIGTERM the driver
         if signum == signal.SIGINT:
@@ -125,10 +126,12 @@ def test_signal_exits_with_one_line_and_the_rerun_completes(signum: int, code: i
     lines = [line for line in err.splitlines() if not line.startswith("[inal-sweep] |")]  # progress lines
     assert len(lines) == 1, err[-3000:]
     match = re.fullmatch(r"inal-sweep: (\d+) of 8 cells stored; run the same command to resume", lines[0])
-    assert match and 1 <= int(match.group(1)) < 8, lines
+    assert match, lines
     assert no_traceback(out + err)
+    # k counts the cells the driver heard back about: all of them stored (a worker may have
+    # stored one more in the instant before the signal)
     stored = len(list(runs_dir.rglob("*.parquet")))
-    assert stored >= int(match.group(1))
+    assert int(match.group(1)) <= stored < 8
 
     rerun = sweep(args, cwd=tmp_path, timeout=400)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
