@@ -12,7 +12,8 @@ submission id is a function of the study alone,
 so two spellings of one grid (``n=6,8`` and ``n=8,6``) share it and any other grid does not.
 Ray refuses a second job with an existing submission id, which makes the id a lock:
 
-- no job with this id yet: submit ``inal-sweep --multirun <overrides> hydra.launcher.address=auto``;
+- no job with this id yet: submit ``inal-sweep --multirun <overrides>`` (inside the job, the
+  launcher joins the cluster through ``$RAY_ADDRESS``, Ray's convention);
 - a job of this study is PENDING or RUNNING: refuse (exit 3), nothing runs twice;
 - the last one FAILED or was STOPPED (lost head, killed driver, ...): submit attempt ``<id>-r<k>``,
   which resumes through the results store (cells already complete are skipped);
@@ -257,6 +258,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     1 the job failed, 2 bad input, 3 refused (the study is running, or Ray rejected the id),
     4 the Jobs API cannot be reached or refused the token."""
     args = _parse_args(sys.argv[1:] if argv is None else argv)
+    args.runtime_env = None
+    if args.runtime_env_json is not None:  # checked before anything is composed or contacted
+        try:
+            args.runtime_env = json.loads(args.runtime_env_json)
+            if not isinstance(args.runtime_env, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            print(f"inal-submit: invalid --runtime-env-json={args.runtime_env_json!r} (allowed: a JSON "
+                  f"object, e.g. '{{\"env_vars\": {{\"OMP_NUM_THREADS\": \"1\"}}}}'): {err}", file=sys.stderr)
+            return 2
     overrides = [o for o in args.overrides if o not in ("-m", "--multirun")]
     from hydra.errors import HydraException  # hydra is imported lazily: --help stays fast
 
@@ -300,15 +311,13 @@ def _submit_or_refuse(api: RayJobsApi, plan: StudyPlan, base: str, overrides: li
               "--resume submits it again")
         return 0
     job_id = base if not attempts else f"{base}-r{attempts[-1][0] + 1}"
-    command = ["inal-sweep", "--multirun", *overrides]
-    if not any(o.startswith("hydra.launcher.address=") for o in overrides):
-        command.append("hydra.launcher.address=auto")
+    command = ["inal-sweep", "--multirun", *overrides]  # the job's $RAY_ADDRESS names the cluster
     payload: dict[str, Any] = {
         "entrypoint": shlex.join(command), "submission_id": job_id,
         "metadata": {"inal_study": plan.study, "inal_results_dir": plan.results_dir,
                      "inal_study_id": base, "inal_cells": str(len(plan.jobs))}}
-    if args.runtime_env_json:
-        payload["runtime_env"] = json.loads(args.runtime_env_json)
+    if args.runtime_env is not None:
+        payload["runtime_env"] = args.runtime_env
     ok, detail = api.submit(payload)
     if not ok:
         print(f"inal-submit: Ray rejected submission {job_id}: {detail}", file=sys.stderr)

@@ -496,3 +496,15 @@ def test_inal_submit_does_not_import_ray():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.fullmatch(r"inal-default-[0-9a-f]{12}\n", result.stdout)
+
+
+@pytest.mark.parametrize("bad", ["{bad", "[1, 2]", "3"])
+def test_inal_submit_refuses_bad_runtime_env_before_contacting_ray(bad, capsys):
+    from sweeps.submit import main
+
+    # an address nothing listens on: reaching it would be exit 4, not 2
+    code = main(["--address", "http://127.0.0.1:9", "--runtime-env-json", bad, "--",
+                 "+experiment=default", "results_dir=/shared/inal"])
+    err = capsys.readouterr().err
+    assert code == 2 and "invalid --runtime-env-json" in err and "allowed" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -253,8 +253,9 @@ def test_study_submitted_with_ray_job_submit_completes_and_is_not_run_twice(clus
     job_id = submission_id(plan)  # what `inal-submit --print-id -- <overrides>` prints
     assert job_id.startswith("inal-loopback-")
 
+    # no hydra.launcher.address: inside the job the launcher joins the cluster through RAY_ADDRESS
     command = [RAY, "job", "submit", "--address", cluster.dashboard, "--submission-id", job_id,
-               "--", "inal-sweep", "--multirun", *overrides, "hydra.launcher.address=auto"]
+               "--", "inal-sweep", "--multirun", *overrides]
     first = cluster.run(command)
     output = first.stdout + first.stderr
     assert first.returncode == 0 and "succeeded" in output.lower(), output[-6000:]
