@@ -40,7 +40,7 @@ from sweeps.store import ResultsStore
 
 from sweeps.compose import GroupwiseComposer
 from hydra_plugins.inal_ray_launcher._core import KILL_WORKER_ONCE_ENV, ensure_ray, maybe_kill_worker_once, stream, task_options
-from hydra_plugins.inal_ray_launcher._summary import StudySummary, run_report
+from hydra_plugins.inal_ray_launcher._summary import StudySummary, run_report, show_summary
 from hydra_plugins.inal_ray_launcher.progress import ProgressBar
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ def launch_fast(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
         n_configs=len(jobs), plan=plan, tracker=tracker, counts=counts,
         compositions=_state(launcher).composer.full_compositions, wall_s=time.perf_counter() - t0,
     )
-    print(summary.text(report_follows=launcher.report), flush=True)
+    show_summary(summary.text(report_follows=launcher.report))  # through logging: terminal and run.log
     if launcher.report:
         for root in summary.study_roots:
             run_report(root)

@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import importlib.util
+import logging
 import subprocess
 import sys
 from collections import Counter
@@ -22,6 +23,18 @@ from typing import Any, Dict, List, Optional
 from sweeps.store import ResultsStore
 
 PREFIX = "[inal-sweep]"
+
+log = logging.getLogger("inal_sweep")
+
+
+def show_summary(text: str) -> None:
+    """The summary through ``logging`` (Hydra's console handler shows it on the terminal, the
+    sweep directory's ``run.log`` keeps it); printed when no handler would show it."""
+    if logging.getLogger().handlers and log.isEnabledFor(logging.INFO):
+        for line in text.splitlines():
+            log.info("%s", line)
+    else:
+        print(text, flush=True)
 
 
 @dataclass
