@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
-__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "StudyTally", "TALLY", "counting",
+__all__ = ["storage_error_line", "EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "StudyTally", "TALLY", "counting",
            "install_signal_handlers", "signal_exit_code"]
 
 EXIT_OK = 0
@@ -52,7 +52,7 @@ class StudyTally:
     planned: bool = False
     config_error: str = ""
     signal: int = 0
-    exit_on_config_error: bool = False  # set by sweeps.run.main: print one line and exit 2
+    cli: bool = False  # set by sweeps.run.main: expected errors become one line and an exit status
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -94,6 +94,28 @@ class StudyTally:
 
 #: The tally of this process's study (``inal-sweep`` runs one study per process).
 TALLY = StudyTally()
+
+
+#: errno values that mean "the results location cannot take more" (disk full, quota, read-only).
+STORAGE_ERRNOS = {28: "no space left on the device", 122: "disk quota exceeded", 30: "read-only file system"}
+
+
+def storage_error_line(exc: BaseException) -> str | None:
+    """One line for a results write that failed for lack of room or rights, else ``None``."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            where = f" ({exc.filename})" if exc.filename else ""
+            return (f"cannot write results: {STORAGE_ERRNOS[exc.errno]}{where}; {TALLY.stored} of "
+                    f"{TALLY.cells} cells stored; make room and run the same command to resume")
+        text = str(exc)
+        for errno_, what in STORAGE_ERRNOS.items():
+            # pyarrow raises OSError without errno, naming it in the text: "[errno 28] No space left"
+            if isinstance(exc, OSError) and (f"errno {errno_}]" in text.lower() or what in text.lower()):
+                return (f"cannot write results: {what}; {TALLY.stored} of {TALLY.cells} cells stored; "
+                        "make room and run the same command to resume")
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1  # type: ignore[assignment]
+    return None
 
 
 def counting(on_result: Callable[..., Tuple[int, int]]) -> Callable[..., Tuple[int, int]]:

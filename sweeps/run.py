@@ -42,8 +42,8 @@ def _task(cfg: DictConfig) -> dict[str, Any]:
     if done:
         status, error = "skipped", ""
     else:
-        (outcome,) = run_training_pack([job])
-        status, error = outcome.status, outcome.error
+        (done,) = run_training_pack([job])
+        status, error = done.status, done.error
     outcome.TALLY.add_cell(status)
     v = job.values
     what = f"target={v['target']} c={v['c']:g} n={v['n']} width={v['width']} depth={v['depth']} T={v['T']}"
@@ -93,7 +93,7 @@ def main() -> None:
         sys.argv.extend(DEFAULT_STUDY_ARGS)
     tally = outcome.TALLY
     tally.reset()
-    tally.exit_on_config_error = True
+    tally.cli = True
     outcome.install_signal_handlers()
     try:
         precheck_single_run(sys.argv[1:])

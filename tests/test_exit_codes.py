@@ -139,3 +139,50 @@ def test_signal_exits_with_one_line_and_the_rerun_completes(signum: int, code: i
     assert len(runs) == 8 and runs.run_id.is_unique and set(runs.status) == {"ok"}
     curves = pd.read_parquet(res / "default" / "curves")
     assert not curves.duplicated(["run_id", "step"]).any()
+
+
+# ----------------------------------------------------------------------- a full disk mid-study
+
+
+def test_disk_full_mid_study_one_line_exit_1_and_the_rerun_resumes(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Fault injected here, in the test: the third Parquet write finds the disk full (ENOSPC)."""
+    import errno
+
+    import pyarrow.parquet as pq
+    from hydra.core.global_hydra import GlobalHydra
+
+    import sweeps.run
+
+    res = tmp_path / "res"
+    args = ["inal-sweep", "-m", "hydra/launcher=basic", "n=4,5", "c=1", "train.seed=0,1", "width=8", "T=2",
+            "train.N=2n", "train.checkpoints=2", "train.n_eval=64", "inal.n_inits=8", "device=cpu",
+            f"results_dir={res}", f"hydra.sweep.dir={tmp_path}/sweep"]
+    real_write = pq.write_table
+    writes = []
+
+    def write_until_full(table, where, *a, **k):
+        writes.append(where)
+        if len(writes) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(where))
+        return real_write(table, where, *a, **k)
+
+    def run() -> int:
+        GlobalHydra.instance().clear()
+        monkeypatch.setattr(sys, "argv", list(args))
+        with pytest.raises(SystemExit) as stop:
+            sweeps.run.main()
+        GlobalHydra.instance().clear()
+        return stop.value.code
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(pq, "write_table", write_until_full)
+    assert run() == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("inal-sweep:")]
+    assert len(lines) == 1 and "no space left on the device" in lines[0] and "run the same command" in lines[0], err
+    assert "Traceback" not in err
+
+    monkeypatch.setattr(pq, "write_table", real_write)  # room again
+    assert run() == 0
+    runs = pd.read_parquet(res / "default" / "runs")
+    assert len(runs) == 4 and runs.run_id.is_unique and set(runs.status) == {"ok"}

@@ -56,9 +56,20 @@ def stop_on_config_error(exc: BaseException) -> None:
     if err is None:
         return
     TALLY.config_error = str(err)
-    if TALLY.exit_on_config_error:
+    if TALLY.cli:
         print(f"inal-sweep: {err}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_CONFIG) from None
+
+
+def stop_on_storage_error(exc: BaseException) -> None:
+    """A full disk, a quota or a read-only results location: under ``inal-sweep`` one line (what
+    is stored, how to resume) and exit 1 instead of a traceback."""
+    from sweeps.outcome import EXIT_FAILED, TALLY, storage_error_line
+
+    line = storage_error_line(exc)
+    if line is not None and TALLY.cli:
+        print(f"inal-sweep: {line}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_FAILED) from None
 
 
 class InalSweeper(BasicSweeper):
@@ -89,7 +100,11 @@ class InalSweeper(BasicSweeper):
             except Exception as exc:
                 stop_on_config_error(exc)
                 raise
-        return super().sweep(arguments)
+        try:
+            return super().sweep(arguments)
+        except Exception as exc:
+            stop_on_storage_error(exc)
+            raise
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         if self._fast_launcher() is None:
