@@ -489,7 +489,7 @@ def test_inal_submit_accepts_uris_and_reports_an_unreachable_cluster(capsys):
 
 
 def test_inal_submit_does_not_import_ray():
-    """sweeps may not import ray: the id and the submission go through Hydra and HTTP only."""
+    """--print-id (and bad input) never import ray: Ray is imported only to contact a cluster."""
     code = ("import sys; from sweeps.submit import main; "
             "rc = main(['--print-id', '--', '+experiment=default', 'results_dir=/shared/inal']); "
             "assert rc == 0 and 'ray' not in sys.modules, sorted(m for m in sys.modules if 'ray' in m)")
