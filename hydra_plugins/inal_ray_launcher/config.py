@@ -44,7 +44,8 @@ class InalRayLauncherConf:
     dashboard
         Start Ray's dashboard with a local Ray.
     report
-        After the study, run ``python -m analysis.report <results_dir>/<study>`` in a subprocess.
+        After the study, run ``inal-report <results_dir>/<study>`` (``python -m analysis.report``)
+        in a subprocess.
     progress
         Progress bar on stderr (done/total, rate, ETA; plain lines when stderr is not a TTY).
     verbose
