@@ -134,12 +134,21 @@ def _interrupt(signum: int, frame: Optional[Any]) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def install_signal_handlers() -> None:
+def install_signal_handlers() -> dict:
     """SIGINT and SIGTERM raise ``KeyboardInterrupt`` and remember the signal (main thread only).
 
     SIGTERM's default would kill the process without unwinding (and once Ray is initialized its
     handler dumps a stack and aborts, exit 134); raising lets progress bars close and Ray shut down.
+    Returns the previous handlers, for :func:`restore_signal_handlers`.
     """
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _interrupt)
-        signal.signal(signal.SIGTERM, _interrupt)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, _interrupt)
+    return previous
+
+
+def restore_signal_handlers(previous: dict) -> None:
+    """Put back the handlers :func:`install_signal_handlers` replaced (in-process callers)."""
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)

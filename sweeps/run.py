@@ -93,8 +93,8 @@ def main() -> None:
         sys.argv.extend(DEFAULT_STUDY_ARGS)
     tally = outcome.TALLY
     tally.reset()
-    tally.cli = True
-    outcome.install_signal_handlers()
+    tally.cli = True  # expected errors become one line and an exit status (sweeper, launcher)
+    previous_handlers = outcome.install_signal_handlers()
     try:
         precheck_single_run(sys.argv[1:])
         task()
@@ -102,7 +102,9 @@ def main() -> None:
         tally.signal = tally.signal or 2  # SIGINT unless the handler recorded SIGTERM
         _shutdown_ray()
         print(f"inal-sweep: {tally.interrupted_line()}", file=sys.stderr, flush=True)
-        sys.exit(tally.exit_code())
+    finally:
+        tally.cli = False  # in-process callers (tests) get exceptions again
+        outcome.restore_signal_handlers(previous_handlers)
     sys.exit(tally.exit_code())
 
 
