@@ -310,7 +310,12 @@ def train_noisy_gd(
     on_cpu = torch.device(device).type == "cpu"
 
     def checkpoint(step: int) -> None:
+        nonlocal alive, diverged_step
         obs = evaluate(stack, step).to(dtype=torch.float64)
+        # finite parameters whose evaluation overflows (e.g. the loss at step T): diverged at this step
+        overflow = alive & ~torch.isfinite(obs).all(0)
+        diverged_step = torch.where(overflow, step, diverged_step)
+        alive = alive & ~overflow
         obs = torch.where(alive.unsqueeze(0), obs, torch.full_like(obs, float("nan")))
         norm = flat.double().square().sum(1).sqrt().unsqueeze(0)
         ckpt_values.append(torch.cat([obs, norm]))

@@ -245,17 +245,4 @@ def dedupe_jobs(jobs: Iterable[JobSpec]) -> list[JobSpec]:
     return unique
 
 
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str:
-    """The commit of the working tree the code runs from ("+dirty" if modified; "unknown" outside git)."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-        if not sha:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+from .provenance import git_commit  # noqa: E402,F401  (moved to sweeps/provenance.py; re-exported)

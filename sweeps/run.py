@@ -15,15 +15,19 @@ packing, resume and a study summary; Hydra's basic launcher calls ``task`` once 
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
+from . import outcome
 from .execute import run_training_pack
 from .schema import ConfigError, validate_job
 from .store import ResultsStore
+
+log = logging.getLogger(__name__)
 
 __all__ = ["task", "main"]
 
@@ -38,13 +42,14 @@ def _task(cfg: DictConfig) -> dict[str, Any]:
     if done:
         status, error = "skipped", ""
     else:
-        (outcome,) = run_training_pack([job])
-        status, error = outcome.status, outcome.error
+        (done,) = run_training_pack([job])
+        status, error = done.status, done.error
+    outcome.TALLY.add_cell(status)
     v = job.values
     what = f"target={v['target']} c={v['c']:g} n={v['n']} width={v['width']} depth={v['depth']} T={v['T']}"
-    print(f"[inal-sweep] {status:8s} run {job.run_id[:12]} ({what}) -> {store.root}", flush=True)
+    log.info("[inal-sweep] %-8s run %s (%s) -> %s", status, job.run_id[:12], what, store.root)
     if error:
-        print(error.rstrip().splitlines()[-1], file=sys.stderr, flush=True)
+        log.error("%s", error.rstrip().splitlines()[-1])
     return {"run_id": job.run_id, "inal_id": job.inal_id, "status": status, "error": error,
             "results": store.root}
 
@@ -78,11 +83,44 @@ def precheck_single_run(overrides: list[str]) -> None:
 
 
 def main() -> None:
-    """``inal-sweep``: no arguments runs the default study; otherwise the arguments go to Hydra."""
+    """``inal-sweep``: no arguments runs the default study; otherwise the arguments go to Hydra.
+
+    Exits with the study's status (``sweeps.outcome``): 0 every cell ok or diverged, 1 a cell
+    failed, 2 a configuration error before any work, 130/143 on SIGINT/SIGTERM after one line
+    saying how many cells are stored.
+    """
     if len(sys.argv) == 1:
         sys.argv.extend(DEFAULT_STUDY_ARGS)
-    precheck_single_run(sys.argv[1:])
-    task()
+    tally = outcome.TALLY
+    tally.reset()
+    tally.cli = True  # expected errors become one line and an exit status (sweeper, launcher)
+    previous_handlers = outcome.install_signal_handlers()
+    try:
+        precheck_single_run(sys.argv[1:])
+        task()
+    except KeyboardInterrupt:
+        tally.signal = tally.signal or 2  # SIGINT unless the handler recorded SIGTERM
+        _shutdown_ray()
+        print(f"inal-sweep: {tally.interrupted_line()}", file=sys.stderr, flush=True)
+    finally:
+        tally.cli = False  # in-process callers (tests) get exceptions again
+        outcome.restore_signal_handlers(previous_handlers)
+    sys.exit(tally.exit_code())
+
+
+def _shutdown_ray() -> None:
+    """Stop this process's Ray connection (and a local Ray it started), quietly."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return
+    import signal as _signal
+
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # a second Ctrl-C must not interrupt the shutdown
+    _signal.signal(_signal.SIGTERM, _signal.SIG_IGN)
+    try:
+        ray.shutdown()
+    except Exception:  # noqa: BLE001 - the study's outcome is reported whatever Ray does now
+        pass
 
 
 if __name__ == "__main__":

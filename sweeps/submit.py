@@ -12,14 +12,15 @@ submission id is a function of the study alone,
 so two spellings of one grid (``n=6,8`` and ``n=8,6``) share it and any other grid does not.
 Ray refuses a second job with an existing submission id, which makes the id a lock:
 
-- no job with this id yet: submit ``inal-sweep --multirun <overrides> hydra.launcher.address=auto``;
+- no job with this id yet: submit ``inal-sweep --multirun <overrides>`` (inside the job, the
+  launcher joins the cluster through ``$RAY_ADDRESS``, Ray's convention);
 - a job of this study is PENDING or RUNNING: refuse (exit 3), nothing runs twice;
 - the last one FAILED or was STOPPED (lost head, killed driver, ...): submit attempt ``<id>-r<k>``,
   which resumes through the results store (cells already complete are skipped);
 - the last one SUCCEEDED: nothing to do (exit 0); ``--resume`` submits a new attempt anyway.
 
-Ray Jobs are reached through the dashboard's REST API (``/api/jobs/``) with the standard
-library: this module does not import ray. The results location must be visible from every node
+Ray Jobs are reached through Ray's ``JobSubmissionClient`` (imported when a cluster is contacted,
+so ``--help``, ``--print-id`` and bad input never import ray). The results location must be visible from every node
 (an absolute shared path or a ``pyarrow.fs`` URI such as ``s3://bucket/prefix``).
 """
 
@@ -33,8 +34,6 @@ import re
 import shlex
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -145,10 +144,13 @@ def ray_auth_token() -> str | None:
 
 
 class RayJobsApi:
-    """The Ray Jobs REST API of a cluster's dashboard (``http://<head>:8265``), stdlib only.
+    """The Ray Jobs API of a cluster's dashboard (``http://<head>:8265``) through Ray's own
+    ``ray.job_submission.JobSubmissionClient`` (its version check, auth headers and errors),
+    seen as plain dicts. ``ray`` is imported here, when a cluster is contacted, not when
+    ``inal-submit`` starts (``--help``, ``--print-id`` and bad input stay fast).
 
-    Sends ``Authorization: Bearer <token>`` when a Ray token is found (ignored by clusters
-    without token authentication).
+    A Ray token found where the ``ray`` CLI looks (:func:`ray_auth_token`) is sent as
+    ``Authorization: Bearer <token>`` (ignored by clusters without token authentication).
     """
 
     def __init__(self, address: str, timeout_s: float = 30.0, token: str | None = None) -> None:
@@ -157,51 +159,61 @@ class RayJobsApi:
         self.address = address.rstrip("/")
         self.timeout_s = timeout_s
         self.token = token if token is not None else ray_auth_token()
+        self._client: Any = None
 
-    def _request(self, method: str, path: str, payload: dict | None = None) -> tuple[int, str]:
-        data = None if payload is None else json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = "Bearer " + self.token
-        req = urllib.request.Request(self.address + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode(errors="replace")
-        except urllib.error.URLError as err:
-            raise ConnectionError(f"cannot reach the Ray Jobs API at {self.address}: {err.reason} "
-                                  "(start the cluster; for `ray up` clusters run `ray dashboard "
-                                  "<cluster.yaml>` to forward port 8265)") from err
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from ray.job_submission import JobSubmissionClient
 
-    def _ok(self, status: int, body: str, what: str) -> str:
-        if status in (401, 403):
-            raise PermissionError(f"the Ray Jobs API at {self.address} refused the token "
-                                  f"(HTTP {status}): set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH")
-        if status != 200:
-            raise RuntimeError(f"{what}: HTTP {status}: {body[-500:]}")
-        return body
+            headers = {"Authorization": "Bearer " + self.token} if self.token else None
+            try:
+                self._client = JobSubmissionClient(self.address, headers=headers)
+            except ConnectionError as err:
+                raise ConnectionError(f"cannot reach the Ray Jobs API at {self.address}: {err} (start the "
+                                      "cluster; for `ray up` clusters run `ray dashboard <cluster.yaml>` "
+                                      "to forward port 8265)") from None
+            except RuntimeError as err:
+                if "401" in str(err) or "403" in str(err) or "auth" in str(err).lower():
+                    raise PermissionError(f"the Ray Jobs API at {self.address} refused the token: set "
+                                          "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH") from None
+                raise
+        return self._client
+
+    @staticmethod
+    def _as_dict(details: Any) -> dict:
+        status = details.status
+        return {"submission_id": details.submission_id, "status": getattr(status, "value", str(status)),
+                "metadata": dict(details.metadata or {}), "entrypoint": details.entrypoint}
 
     def info(self, job_id: str) -> dict | None:
-        status, body = self._request("GET", f"/api/jobs/{job_id}")
-        if status == 404:
-            return None
-        return json.loads(self._ok(status, body, f"GET /api/jobs/{job_id}"))
+        try:
+            return self._as_dict(self.client.get_job_info(job_id))
+        except RuntimeError as err:
+            if "does not exist" in str(err) or "404" in str(err):
+                return None
+            raise
 
     def list(self) -> list[dict]:
-        status, body = self._request("GET", "/api/jobs/")
-        return [j for j in json.loads(self._ok(status, body, "GET /api/jobs/")) if j.get("submission_id")]
+        return [self._as_dict(j) for j in self.client.list_jobs() if j.submission_id]
 
     def submit(self, payload: dict) -> tuple[bool, str]:
         """(True, submission id) or (False, Ray's reason), e.g. an id that already exists."""
-        status, body = self._request("POST", "/api/jobs/", payload)
-        if status == 200:
-            return True, json.loads(body)["submission_id"]
-        return False, body.strip().splitlines()[-1] if body.strip() else f"HTTP {status}"
+        try:
+            job_id = self.client.submit_job(entrypoint=payload["entrypoint"],
+                                            submission_id=payload["submission_id"],
+                                            runtime_env=payload.get("runtime_env"),
+                                            metadata=payload.get("metadata"))
+        except RuntimeError as err:
+            text = str(err).strip()
+            return False, text.splitlines()[-1] if text else "refused"
+        return True, job_id
 
     def logs(self, job_id: str) -> str:
-        status, body = self._request("GET", f"/api/jobs/{job_id}/logs")
-        return json.loads(body).get("logs", "") if status == 200 else ""
+        try:
+            return self.client.get_job_logs(job_id)
+        except RuntimeError:
+            return ""
 
 
 def follow(api: RayJobsApi, job_id: str, poll_s: float = 2.0, out=sys.stdout) -> str:
@@ -257,6 +269,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     1 the job failed, 2 bad input, 3 refused (the study is running, or Ray rejected the id),
     4 the Jobs API cannot be reached or refused the token."""
     args = _parse_args(sys.argv[1:] if argv is None else argv)
+    args.runtime_env = None
+    if args.runtime_env_json is not None:  # checked before anything is composed or contacted
+        try:
+            args.runtime_env = json.loads(args.runtime_env_json)
+            if not isinstance(args.runtime_env, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            print(f"inal-submit: invalid --runtime-env-json={args.runtime_env_json!r} (allowed: a JSON "
+                  f"object, e.g. '{{\"env_vars\": {{\"OMP_NUM_THREADS\": \"1\"}}}}'): {err}", file=sys.stderr)
+            return 2
     overrides = [o for o in args.overrides if o not in ("-m", "--multirun")]
     from hydra.errors import HydraException  # hydra is imported lazily: --help stays fast
 
@@ -300,15 +322,13 @@ def _submit_or_refuse(api: RayJobsApi, plan: StudyPlan, base: str, overrides: li
               "--resume submits it again")
         return 0
     job_id = base if not attempts else f"{base}-r{attempts[-1][0] + 1}"
-    command = ["inal-sweep", "--multirun", *overrides]
-    if not any(o.startswith("hydra.launcher.address=") for o in overrides):
-        command.append("hydra.launcher.address=auto")
+    command = ["inal-sweep", "--multirun", *overrides]  # the job's $RAY_ADDRESS names the cluster
     payload: dict[str, Any] = {
         "entrypoint": shlex.join(command), "submission_id": job_id,
         "metadata": {"inal_study": plan.study, "inal_results_dir": plan.results_dir,
                      "inal_study_id": base, "inal_cells": str(len(plan.jobs))}}
-    if args.runtime_env_json:
-        payload["runtime_env"] = json.loads(args.runtime_env_json)
+    if args.runtime_env is not None:
+        payload["runtime_env"] = args.runtime_env
     ok, detail = api.submit(payload)
     if not ok:
         print(f"inal-submit: Ray rejected submission {job_id}: {detail}", file=sys.stderr)

@@ -174,7 +174,7 @@ def test_head_worker_script_has_own_ports_and_temp_dir_and_never_ray_stop():
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     assert "ray stop" not in code, "ray stop kills every Ray on a shared node"
     assert re.search(r"port_base=.*SLURM_JOB_ID", code)
-    assert re.search(r"temp_dir=.*SLURM_JOB_ID", code)
+    assert re.search(r"private_dir=.*SLURM_JOB_ID", code) and re.search(r"temp_dir=.*private_dir", code)
     used = _long_options(text, "ray start") | _array_options(text, "node_args")
     assert used <= _ray_start_options(), used - _ray_start_options()
     own_ports = {"--port", "--dashboard-port", "--ray-client-server-port", "--node-manager-port",
@@ -223,6 +223,9 @@ RAYJOB_SCHEMA = {
                     "required": ["headGroupSpec"],
                     "properties": {
                         "rayVersion": {"type": "string"},
+                        "authOptions": {"type": "object", "additionalProperties": False, "properties": {
+                            "mode": {"enum": ["disabled", "token"]}, "secretName": {"type": "string"},
+                            "enableK8sTokenAuth": {"type": "boolean"}}},
                         "enableInTreeAutoscaling": {"type": "boolean"},
                         "autoscalerOptions": {"type": "object", "properties": {
                             "idleTimeoutSeconds": {"type": "integer"},
@@ -349,6 +352,58 @@ def test_rayjob_runs_the_study_on_gpus_and_cleans_up(rayjob):
     assert "results_dir=/results" in spec["entrypoint"].split()
 
 
+def test_rayjob_jobs_api_needs_a_token(rayjob):
+    """The head's dashboard (Jobs API) listens on the pod network, so token auth must be on."""
+    cluster = rayjob["spec"]["rayClusterSpec"]
+    host = cluster["headGroupSpec"].get("rayStartParams", {}).get("dashboard-host", "127.0.0.1")
+    if host not in ("127.0.0.1", "localhost"):
+        assert cluster.get("authOptions", {}).get("mode") == "token"
+    assert "authOptions" in RAYJOB.read_text().split("apiVersion:")[0]  # documented in the header
+
+
+# ----------------------------------------------------------------------------------------------
+# Security of what the cluster files start
+
+
+def _head_start_commands(path: Path) -> str:
+    return " ".join(yaml.safe_load(path.read_text())["head_start_ray_commands"])
+
+
+@pytest.mark.parametrize("path", RAY_YAMLS, ids=[p.name for p in RAY_YAMLS])
+def test_ray_yaml_dashboard_only_on_loopback_or_with_a_token(path):
+    commands = _head_start_commands(path)
+    hosts = re.findall(r"--dashboard-host[= ](\S+)", commands)
+    assert hosts, "the head should say where its dashboard listens (Ray's default differs by version)"
+    for host in hosts:
+        assert host in ("127.0.0.1", "localhost") or "RAY_AUTH_MODE=token" in commands, host
+    assert "ray dashboard" in path.read_text()  # how users reach it: an SSH tunnel
+
+
+@pytest.mark.parametrize("path", SBATCH, ids=[p.name for p in SBATCH])
+def test_sbatch_ray_temp_dir_is_private(path):
+    """Ray chmods its temp dirs 0777 whatever the umask: the scripts put it under a 0700 directory
+    and create Ray's files under umask 077."""
+    code = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+    assert re.search(r"^umask 077\b", code, flags=re.M)
+    assert re.search(r'^temp_dir="\$\{private_dir\}/', code, flags=re.M)
+    assert re.search(r'mkdir -p -m 700 "\$\{private_dir\}"', code)
+    assert "--temp-dir" in code
+
+
+def test_pyarrow_floor_is_past_cve_2023_47248():
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (pyarrow,) = [Requirement(d) for d in deps if Requirement(d).name == "pyarrow"]
+    assert not pyarrow.specifier.contains(Version("14.0.0"))  # CVE-2023-47248
+    import pyarrow as pa
+
+    assert pyarrow.specifier.contains(Version(pa.__version__))  # the version the tests run with
+
+
 def test_rayjob_entrypoint_is_a_valid_study():
     """The study in the manifest composes and validates (what the cluster would run)."""
     from sweeps.submit import expand_study
@@ -434,10 +489,22 @@ def test_inal_submit_accepts_uris_and_reports_an_unreachable_cluster(capsys):
 
 
 def test_inal_submit_does_not_import_ray():
-    """sweeps may not import ray: the id and the submission go through Hydra and HTTP only."""
+    """--print-id (and bad input) never import ray: Ray is imported only to contact a cluster."""
     code = ("import sys; from sweeps.submit import main; "
             "rc = main(['--print-id', '--', '+experiment=default', 'results_dir=/shared/inal']); "
             "assert rc == 0 and 'ray' not in sys.modules, sorted(m for m in sys.modules if 'ray' in m)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.fullmatch(r"inal-default-[0-9a-f]{12}\n", result.stdout)
+
+
+@pytest.mark.parametrize("bad", ["{bad", "[1, 2]", "3"])
+def test_inal_submit_refuses_bad_runtime_env_before_contacting_ray(bad, capsys):
+    from sweeps.submit import main
+
+    # an address nothing listens on: reaching it would be exit 4, not 2
+    code = main(["--address", "http://127.0.0.1:9", "--runtime-env-json", bad, "--",
+                 "+experiment=default", "results_dir=/shared/inal"])
+    err = capsys.readouterr().err
+    assert code == 2 and "invalid --runtime-env-json" in err and "allowed" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

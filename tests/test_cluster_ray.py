@@ -24,6 +24,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -252,8 +253,9 @@ def test_study_submitted_with_ray_job_submit_completes_and_is_not_run_twice(clus
     job_id = submission_id(plan)  # what `inal-submit --print-id -- <overrides>` prints
     assert job_id.startswith("inal-loopback-")
 
+    # no hydra.launcher.address: inside the job the launcher joins the cluster through RAY_ADDRESS
     command = [RAY, "job", "submit", "--address", cluster.dashboard, "--submission-id", job_id,
-               "--", "inal-sweep", "--multirun", *overrides, "hydra.launcher.address=auto"]
+               "--", "inal-sweep", "--multirun", *overrides]
     first = cluster.run(command)
     output = first.stdout + first.stderr
     assert first.returncode == 0 and "succeeded" in output.lower(), output[-6000:]
@@ -437,8 +439,13 @@ def test_slurm_head_worker_script_runs_a_study_and_a_requeue_resumes(tmp_path):
     try:
         first = run_allocation(0)
         assert f"ports {port_base}-{port_base + 99}" in first
-        assert f"temp {ray_tmp_root}/ray-{job_id}" in first
-        assert list((ray_tmp_root / f"ray-{job_id}").glob("session_*")), "Ray did not use the job's temp dir"
+        private = ray_tmp_root / f"ray-{job_id}"
+        assert f"temp {private}/r" in first
+        assert list((private / "r").glob("session_*")), "Ray did not use the job's temp dir"
+        # other users of the node reach nothing of it: a 0700 parent (Ray chmods its own dir 0777)
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700
+        logs = [p for p in (private / "r").rglob("*.log") if p.is_file()]
+        assert logs and not [p for p in logs if p.stat().st_mode & 0o077], "logs not private (umask 077)"
         runs = pd.read_parquet(results / "slurm" / "runs")
         assert len(runs) == 2 and set(runs["status"]) == {"ok"}
         files = sorted((results / "slurm").rglob("*.parquet"))

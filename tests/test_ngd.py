@@ -221,6 +221,22 @@ def test_divergent_run_is_frozen_and_others_go_on():
     np.testing.assert_allclose(res.curves["corr"][0], alone.curves["corr"][0], rtol=1e-5, atol=1e-6)
 
 
+def test_evaluation_overflow_with_finite_parameters_is_diverged():
+    """One huge step: the parameters stay finite (~1e13 < float32's 3.4e38), the network's output
+    is ~1e26, so the squared loss on evaluation (~1e52) overflows float32 at step T; reference: the
+    loss computed here in float64 from the returned parameters exceeds float32's range."""
+    spec = NetworkSpec(6, 8, 1)
+    target = SubsetParity(6, [0])
+    cfg = NGDConfig(T=1, gamma=[0.05, 1e13], sigma=0.0, checkpoints=1, n_eval=512)
+    res = train_noisy_gd(target, spec, cfg, [1, 2])
+    assert all(torch.isfinite(p).all() for p in res.params.parameters())  # parameters finite
+    w1, b1, w2, b2 = (p[1].double() for p in res.params.parameters())  # run 1: (6, 8), (8,), (8, 1), (1,)
+    out = (torch.relu(all_inputs(6) @ w1 + b1) @ w2 + b2).squeeze(-1)  # (64,)
+    assert out.abs().max().item() ** 2 > torch.finfo(torch.float32).max  # the evaluation overflows
+    assert res.status == ["ok", "diverged"] and res.diverged_step[1] == 1
+    assert np.isnan(res.corr[1]) and np.isfinite(res.corr[0])
+
+
 def test_batch_gradients_average_to_the_exact_gradient():
     N, B, K = 6, 256, 100
     spec = NetworkSpec(N, 6, 1)

@@ -69,12 +69,12 @@ def test_grid_rerun_and_repair_with_the_basic_launcher(tmp_path, monkeypatch, ca
     assert (before == after).all()
 
 
-def test_task_in_process(tmp_path, capsys):
+def test_task_in_process(tmp_path, caplog):
     with initialize_config_module("sweeps.conf", version_base="1.3"):
         cfg = compose("config", overrides=["n=4", "width=8", "T=0", "inal.n_inits=8", "device=cpu", "study=one",
                                            f"results_dir={tmp_path.as_uri()}"])
     result = task(cfg)
     assert result["status"] == "ok" and result["results"] == str(tmp_path / "one")
-    assert "[inal-sweep] ok" in capsys.readouterr().out
+    assert "[inal-sweep] ok" in caplog.text  # through logging (Hydra's job log, run.log)
     assert ResultsStore(str(tmp_path), "one").completed_inal_ids() == {result["inal_id"]}
     assert task(cfg)["status"] == "skipped"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
@@ -21,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.inal_ray_launcher.progress import ProgressBar
 
@@ -33,31 +35,66 @@ log = logging.getLogger(__name__)
 KILL_WORKER_ONCE_ENV = "INAL_LAUNCHER_TEST_KILL_WORKER_ONCE"
 
 
+#: The logger of Ray's token-authentication set-up (``ray/_private/authentication/``).
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def resolve_address(address: Optional[str]) -> Optional[str]:
+    """Where the launcher's Ray is: ``None`` for a new local Ray, else the address to join.
+
+    Ray's convention: an explicit ``hydra.launcher.address`` wins (``local`` forces a new local
+    Ray); left unset, ``$RAY_ADDRESS`` names the cluster (as inside ``ray job submit``); with
+    neither, a local Ray on loopback.
+    """
+    if address == "local":
+        return None
+    if address not in (None, ""):
+        return str(address)
+    return os.environ.get("RAY_ADDRESS") or None
+
+
 def ensure_ray(launcher: Any) -> bool:
     """Make sure this process is connected to Ray; return ``True`` if it started a local one.
 
-    A Ray already initialized in the process is reused as it is. ``launcher.address`` ``None``
-    starts a local Ray on 127.0.0.1 (dashboard off unless asked); ``"auto"`` or ``"host:port"``
-    joins a running cluster. ``launcher.ray_init`` adds keyword arguments of ``ray.init``.
+    A Ray already initialized in the process is reused as it is. Otherwise the address comes from
+    :func:`resolve_address`; ``launcher.ray_init`` adds keyword arguments of ``ray.init``. Ray's
+    start-up lines and its notice that a new local Ray uses token authentication (Ray's default
+    since 2.52, kept) stay quiet unless ``launcher.verbose``. A Python SIGTERM handler the program installed is kept: ``ray.init``
+    replaces it with one that aborts the process.
     """
     if ray.is_initialized():
         log.info("Ray is already initialized in this process: reusing it")
         return False
     kwargs: Dict[str, Any] = dict(launcher.ray_init)
     kwargs.setdefault("log_to_driver", True)
-    if launcher.address in (None, "", "local"):
-        if launcher.local_cpus is not None:
-            kwargs.setdefault("num_cpus", int(launcher.local_cpus))
-        if launcher.local_gpus is not None:
-            kwargs.setdefault("num_gpus", int(launcher.local_gpus))
-        kwargs.setdefault("include_dashboard", launcher.dashboard)
-        kwargs.setdefault("_node_ip_address", "127.0.0.1")
-        log.info("Starting a local Ray (%s)", ", ".join(f"{k}={v}" for k, v in kwargs.items()))
-        ray.init(address="local", **kwargs)
-        return True
-    log.info("Joining the Ray cluster at %s", launcher.address)
-    ray.init(address=str(launcher.address), **kwargs)
-    return False
+    verbose = bool(getattr(launcher, "verbose", False))
+    kwargs.setdefault("logging_level", logging.INFO if verbose else logging.WARNING)
+    # Ray's notices (token authentication on/off, a token generated) come from this logger.
+    logging.getLogger(RAY_AUTH_LOGGER).setLevel(logging.NOTSET if verbose else logging.ERROR)
+    address = resolve_address(launcher.address)
+    previous_sigterm = signal.getsignal(signal.SIGTERM) if _main_thread() else None
+    try:
+        if address is None:
+            if launcher.local_cpus is not None:
+                kwargs.setdefault("num_cpus", int(launcher.local_cpus))
+            if launcher.local_gpus is not None:
+                kwargs.setdefault("num_gpus", int(launcher.local_gpus))
+            kwargs.setdefault("include_dashboard", launcher.dashboard)
+            kwargs.setdefault("_node_ip_address", "127.0.0.1")
+            log.log(logging.INFO if verbose else logging.DEBUG, "Starting a local Ray (%s)",
+                    ", ".join(f"{k}={v}" for k, v in kwargs.items()))
+            ray.init(address="local", **kwargs)
+            return True
+        log.log(logging.INFO if verbose else logging.DEBUG, "Joining the Ray cluster at %s", address)
+        ray.init(address=address, **kwargs)
+        return False
+    finally:
+        if callable(previous_sigterm):
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def task_options(launcher: Any, name: str) -> Dict[str, Any]:
@@ -205,14 +242,73 @@ def launch_generic(launcher: Any, job_overrides: Sequence[Sequence[str]], initia
     return [r for r in results if r is not None]
 
 
+def write_sweep_dir(config: DictConfig) -> Path:
+    """The multirun's ``.hydra/`` in the sweep directory, as Hydra writes it for a job:
+    ``config.yaml`` (the study's composed config, without ``hydra``), ``hydra.yaml`` and
+    ``overrides.yaml`` (the command line's overrides)."""
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    hydra_dir = sweep_dir / str(config.hydra.output_subdir or ".hydra")
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    task_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
+    OmegaConf.save(task_cfg, hydra_dir / "config.yaml", resolve=False)
+    OmegaConf.save(OmegaConf.create({"hydra": config.hydra}), hydra_dir / "hydra.yaml", resolve=False)
+    OmegaConf.save(OmegaConf.create(list(config.hydra.overrides.task)), hydra_dir / "overrides.yaml")
+    return sweep_dir
+
+
+def attach_log_file(config: DictConfig, sweep_dir: Path) -> logging.Handler:
+    """Log to ``<sweep dir>/<job name>.log`` (``run.log`` for ``inal-sweep``), as Hydra's job
+    logging does for a job; what reaches the terminal is unchanged."""
+    handler = logging.FileHandler(sweep_dir / f"{config.hydra.job.name}.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    return handler
+
+
+def launch_fast_with_callbacks(launcher: Any, job_overrides: Sequence[Sequence[str]],
+                               initial_job_idx: int) -> Sequence[JobReturn]:
+    """The fast path, with what Hydra gives each job around it.
+
+    Hydra's ``run_job`` calls ``on_job_start``/``on_job_end`` of the ``hydra.callbacks`` around
+    each job; the fast path runs a batch as packs, not job by job, so every job's
+    ``on_job_start`` comes before any task starts and its ``on_job_end`` after the batch, with the
+    job's composed task config (no ``hydra`` node: ``HydraConfig.get()`` is the multirun's) and a
+    ``JobReturn`` whose ``return_value`` is ``{"run_id", "inal_id", "status", "error", "results"}``
+    (``status``: ``ok``/``diverged``/``failed``/``skipped``). The sweep directory gets the
+    multirun's ``.hydra/``, a ``results.yaml`` naming where the results are, and the log.
+    """
+    from hydra_plugins.inal_ray_launcher import _fast_path
+
+    config = launcher.config
+    sweep_dir = write_sweep_dir(config)
+    handler = attach_log_file(config, sweep_dir)
+    try:
+        jobs = _fast_path.prepare_jobs(launcher, job_overrides)  # composed and validated (cached)
+        callbacks = launcher.hydra_context.callbacks
+        for job in jobs:
+            callbacks.on_job_start(config=job.cfg, task_function=launcher.task_function)
+        returns = _fast_path.launch_fast(launcher, job_overrides, initial_job_idx)
+        roots = sorted({str(r.return_value["results"]) for r in returns})
+        OmegaConf.save(OmegaConf.create({"results": roots, "analyse": [f"inal-report {r}" for r in roots]}),
+                       sweep_dir / "results.yaml")
+        for job, ret in zip(jobs, returns):
+            callbacks.on_job_end(config=job.cfg, job_return=ret)
+        return returns
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
     """Entry point of :meth:`InalRayLauncher.launch`: pick the path and run the jobs."""
     setup_globals()
     assert launcher.config is not None and launcher.hydra_context is not None and launcher.task_function is not None
     configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
     if getattr(launcher.task_function, "__inal_sweep__", False):
-        from hydra_plugins.inal_ray_launcher import _fast_path
-
-        return _fast_path.launch_fast(launcher, job_overrides, initial_job_idx)
+        return launch_fast_with_callbacks(launcher, job_overrides, initial_job_idx)
     ensure_ray(launcher)
     return launch_generic(launcher, job_overrides, initial_job_idx)

@@ -32,6 +32,7 @@ import ray
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus
 from omegaconf import DictConfig
 
+from sweeps import outcome
 from sweeps.execute import JobOutcome, plan_packs, run_inal_job, run_training_pack, write_failed
 from sweeps.jobs import JobSpec
 from sweeps.schema import ConfigError, validate_job
@@ -39,7 +40,7 @@ from sweeps.store import ResultsStore
 
 from sweeps.compose import GroupwiseComposer
 from hydra_plugins.inal_ray_launcher._core import KILL_WORKER_ONCE_ENV, ensure_ray, maybe_kill_worker_once, stream, task_options
-from hydra_plugins.inal_ray_launcher._summary import StudySummary, run_report
+from hydra_plugins.inal_ray_launcher._summary import StudySummary, run_report, show_summary
 from hydra_plugins.inal_ray_launcher.progress import ProgressBar
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ def execute_plan(launcher: Any, plan: StudyPlan) -> Tuple[CellTracker, Dict[str,
 
     progress = ProgressBar(len(plan.pending), label="inal-sweep", unit="cells", enabled=launcher.progress)
     with progress:
-        stream(refs, on_result, progress)
+        stream(refs, outcome.counting(on_result), progress)  # counts for inal-sweep's exit status
     return tracker, counts
 
 
@@ -257,6 +258,7 @@ def launch_fast(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
     t0 = time.perf_counter()
     jobs = prepare_jobs(launcher, job_overrides)  # every job validated before anything runs
     plan = plan_study([j.spec for j in jobs], launcher.max_pack)
+    outcome.TALLY.add_plan(len(plan.cells), len(plan.complete))  # for inal-sweep's exit status
     tracker: Optional[CellTracker] = None
     counts: Dict[str, int] = {}
     if plan.inal_tasks or plan.packs:
@@ -266,7 +268,7 @@ def launch_fast(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
         n_configs=len(jobs), plan=plan, tracker=tracker, counts=counts,
         compositions=_state(launcher).composer.full_compositions, wall_s=time.perf_counter() - t0,
     )
-    print(summary.text(report_follows=launcher.report), flush=True)
+    show_summary(summary.text(report_follows=launcher.report))  # through logging: terminal and run.log
     if launcher.report:
         for root in summary.study_roots:
             run_report(root)

@@ -7,12 +7,13 @@ Example::
     [inal-sweep] tasks: 9 INAL settings computed (0 failed), 18 training runs in 9 packs
     [inal-sweep] wall 41.2 s (1.8 s composing 24 configs with 2 full Hydra compositions)
     [inal-sweep] results: /home/me/results/default/{runs,curves,inal}
-    [inal-sweep] analyse: python -m analysis.report /home/me/results/default
+    [inal-sweep] analyse: inal-report /home/me/results/default
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import subprocess
 import sys
 from collections import Counter
@@ -22,6 +23,18 @@ from typing import Any, Dict, List, Optional
 from sweeps.store import ResultsStore
 
 PREFIX = "[inal-sweep]"
+
+log = logging.getLogger("inal_sweep")
+
+
+def show_summary(text: str) -> None:
+    """The summary through ``logging`` (Hydra's console handler shows it on the terminal, the
+    sweep directory's ``run.log`` keeps it); printed when no handler would show it."""
+    if logging.getLogger().handlers and log.isEnabledFor(logging.INFO):
+        for line in text.splitlines():
+            log.info("%s", line)
+    else:
+        print(text, flush=True)
 
 
 @dataclass
@@ -88,7 +101,7 @@ class StudySummary:
         for root in self.study_roots:
             lines.append(f"{PREFIX} results: {root}/{{runs,curves,inal}}")
         if self.study_roots and not report_follows:
-            lines.append(f"{PREFIX} analyse: python -m analysis.report {self.study_roots[0]}")
+            lines.append(f"{PREFIX} analyse: inal-report {self.study_roots[0]}")
         return "\n".join(lines)
 
 
@@ -102,7 +115,7 @@ def run_report(study_root: str) -> int:
         print(f"{PREFIX} report skipped: the module analysis.report is not installed "
               f"(install the project with `pip install -e .`); results are in {study_root}", flush=True)
         return 127
-    print(f"{PREFIX} report: python -m analysis.report {study_root}", flush=True)
+    print(f"{PREFIX} report: inal-report {study_root}", flush=True)
     proc = subprocess.run([sys.executable, "-m", "analysis.report", study_root])
     if proc.returncode != 0:
         print(f"{PREFIX} report failed (exit code {proc.returncode}); results are in {study_root}", flush=True)

@@ -20,9 +20,11 @@ class InalRayLauncherConf:
     Attributes
     ----------
     address
-        ``None``: start a local Ray on loopback (stopped when the program exits);
-        ``"auto"``: join the cluster this machine belongs to; ``"host:port"``: join that cluster's
-        GCS. A Ray already initialized in the calling process is reused as it is.
+        ``None``: Ray's convention, the cluster named by ``$RAY_ADDRESS`` (set inside
+        ``ray job submit``), else a new local Ray on loopback (stopped when the program exits);
+        ``"local"``: a new local Ray even when ``$RAY_ADDRESS`` is set; ``"auto"``: join the
+        cluster this machine belongs to; ``"host:port"``: join that cluster's GCS. A Ray already
+        initialized in the calling process is reused as it is.
     local_cpus, local_gpus
         CPUs / GPUs of a local Ray started by the launcher (``None``: what Ray detects). Ignored
         when joining a cluster.
@@ -36,13 +38,19 @@ class InalRayLauncherConf:
         Ray retries of a task whose worker process or node died (system failures). Application
         errors are not retried: they become ``failed`` rows.
     ray_init
-        Extra keyword arguments for ``ray.init`` (``runtime_env``, ``namespace``, ...).
+        Extra keyword arguments for ``ray.init`` (``runtime_env``, ``namespace``, ...); checked
+        against ``ray.init``'s own signature before anything runs (``address`` is not one: use
+        ``address`` above).
     dashboard
         Start Ray's dashboard with a local Ray.
     report
-        After the study, run ``python -m analysis.report <results_dir>/<study>`` in a subprocess.
+        After the study, run ``inal-report <results_dir>/<study>`` (``python -m analysis.report``)
+        in a subprocess.
     progress
         Progress bar on stderr (done/total, rate, ETA; plain lines when stderr is not a TTY).
+    verbose
+        Ray's start-up lines and the launcher's connection messages (quiet by default: Ray logs
+        warnings and errors only).
     """
 
     _target_: str = "hydra_plugins.inal_ray_launcher.ray_launcher.InalRayLauncher"
@@ -57,6 +65,7 @@ class InalRayLauncherConf:
     dashboard: bool = False
     report: bool = True
     progress: bool = True
+    verbose: bool = False
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="inal_ray", node=InalRayLauncherConf, provider="inal_ray_launcher")

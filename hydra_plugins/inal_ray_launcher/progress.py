@@ -125,5 +125,12 @@ class ProgressBar:
     def __enter__(self) -> "ProgressBar":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if isinstance(exc_type, type) and issubclass(exc_type, KeyboardInterrupt):
+            # interrupted: end the bar's line, and leave the last word to the program
+            if self.enabled and not self._closed and self.is_tty:
+                self.stream.write("\n")
+                self.stream.flush()
+            self._closed = True
+            return
         self.close()

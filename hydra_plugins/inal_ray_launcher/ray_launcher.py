@@ -6,8 +6,10 @@ so Hydra's plugin discovery stays fast.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from typing import Any, Dict, Optional, Sequence
+import re
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
@@ -20,8 +22,46 @@ from hydra_plugins.inal_ray_launcher.config import InalRayLauncherConf  # noqa: 
 log = logging.getLogger(__name__)
 
 
-def _bad(key: str, value: Any, allowed: str) -> ValueError:
-    return ValueError(f"invalid hydra.launcher.{key}={value!r} (allowed: {allowed})")
+class LauncherConfigError(ValueError):
+    """A ``hydra.launcher`` setting that is not allowed: one line naming the key, the value and
+    what is allowed (``inal-sweep`` prints it and exits 2, before Ray starts)."""
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        self.key, self.value, self.allowed = f"hydra.launcher.{key}", value, allowed
+        super().__init__(f"invalid hydra.launcher.{key}={value!r} (allowed: {allowed})")
+
+
+def _bad(key: str, value: Any, allowed: str) -> LauncherConfigError:
+    return LauncherConfigError(key, value, allowed)
+
+
+def ray_init_keywords() -> List[str]:
+    """The keyword arguments ``ray.init`` accepts, read from Ray itself (its signature, plus the
+    private ``_name`` options it pops from ``**kwargs``); ``address`` is the launcher's own setting."""
+    import ray
+
+    init = inspect.unwrap(ray.init)
+    names = [p.name for p in inspect.signature(init).parameters.values()
+             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "address"]
+    try:
+        names += sorted(set(re.findall(r'kwargs\.pop\(\s*"(_\w+)"', inspect.getsource(init))))
+    except (OSError, TypeError):  # no source: private options are then left to Ray to check
+        pass
+    return names
+
+
+def check_ray_init(ray_init: Dict[str, Any]) -> None:
+    """Reject ``hydra.launcher.ray_init`` keys ``ray.init`` would refuse after the study started."""
+    if not isinstance(ray_init, dict):
+        raise _bad("ray_init", ray_init, "a mapping of ray.init keyword arguments")
+    if "address" in ray_init:
+        raise _bad("ray_init.address", ray_init["address"],
+                   "no address here: set hydra.launcher.address (auto, host:port or local)")
+    known = ray_init_keywords()
+    for key in ray_init:
+        if key not in known:
+            raise _bad(f"ray_init.{key}", ray_init[key], "a keyword argument of ray.init: " + ", ".join(
+                k for k in known if not k.startswith("_")))
 
 
 def check_settings(**settings: Any) -> None:
@@ -37,6 +77,11 @@ def check_settings(**settings: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             extra = " or null (what Ray detects)" if key.startswith("local_") else ""
             raise _bad(key, value, f"an integer >= {minimum}{extra}")
+    address = settings.get("address")
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise _bad("address", address, "null (RAY_ADDRESS, else a local Ray), local, auto, host:port or ray://host:port")
+    if "ray_init" in settings:
+        check_ray_init(settings["ray_init"])
 
 
 class InalRayLauncher(Launcher):
@@ -58,9 +103,12 @@ class InalRayLauncher(Launcher):
         dashboard: bool = False,
         report: bool = False,
         progress: bool = True,
+        verbose: bool = False,
     ) -> None:
+        if isinstance(ray_init, DictConfig):
+            ray_init = OmegaConf.to_container(ray_init, resolve=True)  # type: ignore[assignment]
         check_settings(num_cpus=num_cpus, num_gpus=num_gpus, max_pack=max_pack, max_retries=max_retries,
-                       local_cpus=local_cpus, local_gpus=local_gpus)
+                       local_cpus=local_cpus, local_gpus=local_gpus, address=address, ray_init=ray_init or {})
         self.address = address
         self.local_cpus = local_cpus
         self.local_gpus = local_gpus
@@ -68,12 +116,11 @@ class InalRayLauncher(Launcher):
         self.num_gpus = float(num_gpus)
         self.max_pack = int(max_pack)
         self.max_retries = int(max_retries)
-        if isinstance(ray_init, DictConfig):
-            ray_init = OmegaConf.to_container(ray_init, resolve=True)  # type: ignore[assignment]
         self.ray_init: Dict[str, Any] = dict(ray_init or {})
         self.dashboard = bool(dashboard)
         self.report = bool(report)
         self.progress = bool(progress)
+        self.verbose = bool(verbose)
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None

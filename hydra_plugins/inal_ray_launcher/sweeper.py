@@ -9,8 +9,14 @@ launcher first (:meth:`InalRayLauncher.prepare`): one composition per distinct s
 choices, every job validated by ``sweeps.schema.validate_job``, so a bad value stops the
 program before anything is written or scheduled. Everything else is ``BasicSweeper``'s.
 Any other task function or launcher gets ``BasicSweeper``'s behaviour unchanged.
+
+A configuration error (a bad value in the grid, or a bad ``hydra.launcher`` setting) is recorded
+in ``sweeps.outcome.TALLY``; under ``inal-sweep`` (``sweeps.run.main``) it is printed as one line
+and the program exits 2, before anything is written or Ray is started. Called in-process (tests,
+``Hydra.multirun``), the error is raised as it is.
 """
 
+import sys
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence
 
@@ -27,8 +33,54 @@ class InalSweeperConf(BasicSweeperConf):
 ConfigStore.instance().store(group="hydra/sweeper", name="inal", node=InalSweeperConf, provider="inal_ray_launcher")
 
 
+def config_error_of(exc: BaseException) -> Optional[BaseException]:
+    """The configuration error behind ``exc`` (itself, or the cause of Hydra's wrapping when the
+    launcher's settings were refused while Hydra instantiated it), else ``None``."""
+    from sweeps.schema import ConfigError
+
+    from hydra_plugins.inal_ray_launcher.ray_launcher import LauncherConfigError
+
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, (ConfigError, LauncherConfigError)):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1  # type: ignore[assignment]
+    return None
+
+
+def stop_on_config_error(exc: BaseException) -> None:
+    """Record a configuration error; under ``inal-sweep`` print it as one line and exit 2."""
+    from sweeps.outcome import EXIT_CONFIG, TALLY
+
+    err = config_error_of(exc)
+    if err is None:
+        return
+    TALLY.config_error = str(err)
+    if TALLY.cli:
+        print(f"inal-sweep: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def stop_on_storage_error(exc: BaseException) -> None:
+    """A full disk, a quota or a read-only results location: under ``inal-sweep`` one line (what
+    is stored, how to resume) and exit 1 instead of a traceback."""
+    from sweeps.outcome import EXIT_FAILED, TALLY, storage_error_line
+
+    line = storage_error_line(exc)
+    if line is not None and TALLY.cli:
+        print(f"inal-sweep: {line}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_FAILED) from None
+
+
 class InalSweeper(BasicSweeper):
     """``BasicSweeper`` whose jobs are composed and validated by the ``inal_ray`` launcher."""
+
+    def setup(self, **kwargs: Any) -> None:
+        try:
+            super().setup(**kwargs)  # instantiates the launcher, which checks its settings
+        except Exception as exc:
+            stop_on_config_error(exc)
+            raise
 
     def _fast_launcher(self) -> Optional[Any]:
         launcher = getattr(self, "launcher", None)
@@ -43,8 +95,16 @@ class InalSweeper(BasicSweeper):
             parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
             overrides = parser.parse_overrides(self._parse_config() + list(arguments))
             batches = self.split_arguments(overrides, self.max_batch_size)
-            launcher.prepare([job for batch in batches for job in batch])  # raises before any write
-        return super().sweep(arguments)
+            try:
+                launcher.prepare([job for batch in batches for job in batch])  # raises before any write
+            except Exception as exc:
+                stop_on_config_error(exc)
+                raise
+        try:
+            return super().sweep(arguments)
+        except Exception as exc:
+            stop_on_storage_error(exc)
+            raise
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         if self._fast_launcher() is None:
