@@ -269,6 +269,7 @@ def check_results_dir(results_dir: Any, *, local: bool = True) -> str:
 def _resolve_target(name: str, n: int, c: float, params: tuple) -> tuple[TargetSpec, Any]:
     """``(TargetSpec, target)`` for validated scalars; the family's validator checks its inputs."""
     family = FAMILIES[name]
+    params = tuple((k, v) for k, _, v in params)  # the key carries each value's type: True is not 1
     try:
         nominal_c, checked = family.validate(n, c, dict(params))
         target = family.build(n, nominal_c, checked)
@@ -288,7 +289,7 @@ def _resolve_target(name: str, n: int, c: float, params: tuple) -> tuple[TargetS
 def resolve_target(name: str, n: int, c: float, params: Mapping[str, Any]):
     """Build the target on n bits; a family error becomes a ConfigError naming the input."""
     try:
-        key = tuple(sorted(params.items()))
+        key = tuple((k, type(v), v) for k, v in sorted(params.items()))
         hash(key)
     except TypeError:  # a list or dict value: not allowed by any family, and not cacheable
         bad = next(k for k, v in params.items() if isinstance(v, (list, dict)))
@@ -459,7 +460,7 @@ def validate_job(cfg: DictConfig | Mapping[str, Any], *, local: bool = True) -> 
     name = read_choice("target.name", target_cfg["name"], _TARGETS)
     params = {k: val for k, val in target_cfg.items() if k != "name"}
     c = read_float("c", c_["c"])
-    target_key = (name, n, c, tuple(sorted(params.items())))
+    target_key = (name, n, c, tuple((k, type(v), v) for k, v in sorted(params.items())))
     try:
         target_spec = _resolve_target(*target_key)[0]
     except TypeError:  # an unhashable parameter value (a list ...): named by resolve_target
