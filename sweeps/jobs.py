@@ -50,7 +50,6 @@ import inal_core
 
 from .spec import (CONFIG_ID_KEYS, INAL_CONFIG_ID_KEYS, INAL_KEYS, RUN_KEYS, VECTORIZED_KEYS, JobConfig,
                    Location, flat_values)
-from .spec import RUN_KEYS as _RUN_KEYS  # noqa: F401  (documented set: pack keys + vectorized keys)
 
 __all__ = [
     "JobSpec",
