@@ -50,7 +50,6 @@ import inal_core
 
 from .spec import (CONFIG_ID_KEYS, INAL_CONFIG_ID_KEYS, INAL_KEYS, RUN_KEYS, VECTORIZED_KEYS, JobConfig,
                    Location, flat_values)
-from .spec import RUN_KEYS as _RUN_KEYS  # noqa: F401  (documented set: pack keys + vectorized keys)
 
 __all__ = [
     "JobSpec",
@@ -129,11 +128,23 @@ class JobSpec:
     run_id: str
     inal_id: str
     pack_key: str
-    config_id: str
-    inal_config_id: str
     seed: int
     inal_seed: int
     config: JobConfig = field(hash=False, compare=False, repr=False)
+
+    @functools.cached_property
+    def _config_ids(self) -> tuple[str, str]:
+        return config_ids(self.config)
+
+    @property
+    def config_id(self) -> str:
+        """Hash of every config value but n, train.seed and the location (the ``runs`` column)."""
+        return self._config_ids[0]
+
+    @property
+    def inal_config_id(self) -> str:
+        """Hash of the INAL config values but n (the ``inal`` column)."""
+        return self._config_ids[1]
 
     @property
     def study(self) -> str:
@@ -200,9 +211,10 @@ def make_job(config: JobConfig) -> JobSpec:
     run value but the vectorized ones) with the vectorized values (gamma, sigma, train.seed).
     """
     flat: list = []  # the flat values, built only when a hash is not memoized yet
-    t, tr, inal = config.target, config.training, config.inal
+    t, tr, inal, net = config.target, config.training, config.inal, config.network
     params = tuple(f"target.{name}" for name, _ in t.params)
-    inal_part = (config.n, t, config.network, config.init, inal.method, inal.n_inits, inal.n_inputs)
+    inal_part = (config.n, t.name, t.c, t.params, net.width, net.depth, net.bias, config.init.name, inal.method,
+                 inal.n_inits, inal.n_inputs)
     inal_id = _memo_hash("inal", inal_part, INAL_KEYS + params, config, flat)
     if tr.T == 0:  # INAL only: training settings decide nothing, so they do not split cells
         pack_key = _memo_hash("pack", (inal_part, 0), INAL_KEYS + params + ("T",), config, flat)
@@ -212,13 +224,21 @@ def make_job(config: JobConfig) -> JobSpec:
                       tr.checkpoints, tr.n_eval)
         pack_key = _memo_hash("pack", (inal_part, train_part), _PACK_KEYS + params, config, flat)
         run_id = _run_hash(pack_key, tr.gamma, tr.sigma, tr.seed)
-    config_part = (t, config.network, config.init, inal.estimator, inal.n_inits, inal.n_inputs)
+    return JobSpec(run_id, inal_id, pack_key, seed_from_hash(run_id), seed_from_hash(inal_id), config)
+
+
+def config_ids(config: JobConfig) -> tuple[str, str]:
+    """``(config_id, inal_config_id)`` of a validated config (``sweeps.spec.config_id_keys``)."""
+    flat: list = []
+    t, tr, inal, net = config.target, config.training, config.inal, config.network
+    params = tuple(f"target.{name}" for name, _ in t.params)
+    config_part = (t.name, t.c, t.params, net.width, net.depth, net.bias, config.init.name, inal.estimator,
+                   inal.n_inits, inal.n_inputs)
     config_id = _memo_hash("config", (config_part, tr.T, tr.gamma, tr.sigma, tr.A, tr.precision, tr.loss, tr.batch,
                                       tr.N_spec, tr.gamma_schedule, tr.checkpoints, tr.n_eval),
                            CONFIG_ID_KEYS + params, config, flat)
     inal_config_id = _memo_hash("inal_config", config_part, INAL_CONFIG_ID_KEYS + params, config, flat)
-    return JobSpec(run_id, inal_id, pack_key, config_id, inal_config_id,
-                   seed_from_hash(run_id), seed_from_hash(inal_id), config)
+    return config_id, inal_config_id
 
 
 def _check_memo_keys() -> None:

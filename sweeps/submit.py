@@ -106,7 +106,8 @@ def expand_study(overrides: Sequence[str]) -> StudyPlan:
         loader, master, cells = _sweep_cells(overrides)
         composer = GroupwiseComposer(loader, master)  # the launcher's own composition shortcut
         composer.set_batch(cells)
-        jobs = [validate_job(composer.compose_task(cell)) for cell in cells]
+        # results_dir is a path on the cluster: its form and URI scheme are checked, not this machine's disk
+        jobs = [validate_job(composer.compose_task(cell), local=False) for cell in cells]
     GlobalHydra.instance().clear()
     unique = dedupe_jobs(jobs)
     return StudyPlan(study=unique[0].study, results_dir=unique[0].results_dir,

@@ -262,3 +262,11 @@ def test_values_are_a_read_only_view_of_the_typed_spec(composer):
     moved = job.with_location(results_dir="/x", study="s2", device="cpu")
     assert ids(moved) == ids(job) and (moved.results_dir, moved.study, moved.device) == ("/x", "s2", "cpu")
     assert job.results_dir != "/x"
+
+
+def test_interpolations_are_resolved_before_validation(composer, tmp_path):
+    job = validate_job(composer([f"results_dir={tmp_path}/${{study}}_out", "study=s1", "width=${depth}"]))
+    assert job.results_dir == f"{tmp_path}/s1_out" and job.values["width"] == job.values["depth"] == 1
+    plain = validate_job(OmegaConf.to_container(composer([f"results_dir={tmp_path}/s1_out", "study=s1", "width=1"]),
+                                                resolve=True))
+    assert ids(plain) == ids(job)

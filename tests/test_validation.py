@@ -336,3 +336,11 @@ def test_validation_throughput_is_printed(composer, tmp_path, capsys):
     with capsys.disabled():
         print(f"\n[validate_job] 1e5 plain-dict cells: {plain_us:.1f} us/cell ({plain_us * 1e6 / 1e6:.0f} s per 1e6); "
               f"DictConfig: {omega_us:.0f} us/cell; machine calibration sum(range(100)): {calibration_us:.2f} us")
+
+
+def test_cached_checks_tell_true_from_one(composer):
+    """Validation results are cached per distinct value; ``True == 1`` in Python, not here."""
+    validate_job(composer(["target.subset_seed=1"]))
+    with pytest.raises(ConfigError) as info:
+        validate_job(composer(["target.subset_seed=true"]))
+    assert info.value.key == "target.subset_seed"
