@@ -48,7 +48,8 @@ def test_fit_interval_coverage_over_400_replicates():
     fits = fit_inal_exponents(rows, group_keys=INAL_GROUP_KEYS + ("replicate",))
     assert len(fits) == 400 and (fits["status"] == "fitted").all()
     coverage = float(np.mean((fits["c_hat_lo"] <= 3.0) & (3.0 <= fits["c_hat_hi"])))
-    assert 0.915 <= coverage <= 0.985, coverage
+    # at least nominal: the residual scale is floored at 1, so with right errors the interval is conservative
+    assert 0.93 <= coverage, coverage
     # the exponent estimate itself is unbiased to within its Monte Carlo error
     assert abs(fits["c_hat"].mean() - 3.0) < 4 * fits["c_hat"].std() / math.sqrt(400)
 
