@@ -77,7 +77,7 @@ def test_training_only_study_uses_nominal_c(tmp_path):
     assert main([study, "--out", str(tmp_path / "o")]) == 0
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["inal_fits"] == []
-    assert summary["bound_checks"][0]["c_source"] == "nominal"
+    assert summary["bound_checks"][0]["c_source"] == "nominal_no_fit"
     assert_png(tmp_path / "o" / "learning_curves.png")
 
 
