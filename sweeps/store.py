@@ -58,6 +58,8 @@ INAL_SCHEMA = pa.schema([
     ("study", _S), ("inal_id", _S), ("c", _F), ("n", _I), ("width", _I), ("depth", _I),
     ("init", _S), ("bias", _B), ("target_params", _S), ("estimator", _S), ("method", _S),
     ("layer", _I), ("inal", _F), ("inal_se", _F), ("is_max", _B), ("n_inits", _I), ("n_inputs", _I),
+    # selection-free INAL (inal_core.inal_summary.selection_free_max), the same on every layer row
+    ("selected_inal", _F), ("selected_inal_se", _F), ("selected_layer_a", _I), ("selected_layer_b", _I),
     ("seed", _I), ("wall_s", _F), ("git_commit", _S), ("host", _S), ("device", _S),
     ("torch_version", _S), ("engine_version", _I), ("created_at", pa.timestamp("us", tz="UTC")),
 ])
