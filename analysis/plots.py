@@ -324,8 +324,10 @@ def plot_time_to_learn(ttl: pd.DataFrame, fits: pd.DataFrame, inal_points: pd.Da
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     if len(inal) and np.isfinite(list(inal.values())).any() and (np.array(list(inal.values())) > 0).any():
+        from matplotlib.ticker import NullFormatter
         bx.set_xscale("log")
         bx.set_yscale("log")
+        bx.xaxis.set_minor_formatter(NullFormatter())   # minor labels (2x10^-3, 3x10^-3) collide
     else:
         bx.text(0.5, 0.5, "no INAL estimates for these targets", ha="center", va="center", transform=bx.transAxes)
     bx.set_xlabel("INAL at n")

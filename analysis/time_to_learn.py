@@ -110,14 +110,17 @@ def time_to_learn_table(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *,
         return pd.DataFrame()
     ok = runs[runs["status"].astype(str) == "ok"]
     keys = [k for k in group_keys if k in ok.columns]
-    fp = first_passage(curves[curves["run_id"].isin(ok["run_id"])], threshold=threshold, se_multiple=se_multiple)
+    mine = curves[curves["run_id"].isin(ok["run_id"])]
+    fp = first_passage(mine, threshold=threshold, se_multiple=se_multiple)
+    positive = mine.loc[mine["step"] > 0, "step"]
+    first_checkpoint = float(positive.min()) if len(positive) else math.nan
     merged = ok[["run_id", *keys, "n"]].drop_duplicates("run_id").merge(fp, on="run_id", how="inner")
     rows = []
     for key, g in merged.groupby(keys + ["n"], dropna=False, sort=True):
         rec = dict(zip(keys + ["n"], key if isinstance(key, tuple) else (key,)))
         med, lo, hi = km_median(g["t_star"], g["event"], level=level)
         rec.update(n_runs=int(len(g)), n_learned=int(g["event"].sum()), median=med, median_lo=lo, median_hi=hi,
-                   last_step=float(g["t_star"].max()), threshold=threshold)
+                   last_step=float(g["t_star"].max()), first_checkpoint=first_checkpoint, threshold=threshold)
         rows.append(rec)
     return pd.DataFrame(rows)
 
@@ -142,7 +145,10 @@ def time_to_learn_fits(table: pd.DataFrame, group_keys, *, level: float = 0.95, 
             x, y = np.log(ok["n"].astype(float)), np.log(ok["median"].astype(float))
             good = np.isfinite(se) & (se > 0)
             fit = fit_line(x, y, se if good.all() else None, level=level)
-            rec.update(exponent=fit.slope, exponent_lo=fit.slope_ci[0], exponent_hi=fit.slope_ci[1],
-                       status="fitted" + ("" if good.all() else " (unweighted: some medians lack a finite interval)"))
+            status = "fitted" + ("" if good.all() else " (unweighted: some medians lack a finite interval)")
+            if "first_checkpoint" in ok and np.all(ok["median"] <= ok["first_checkpoint"]):
+                status = ("resolution-limited: every run learned by the first checkpoint "
+                          f"({float(ok['first_checkpoint'].iloc[0]):.0f}); T* is below it, its exponent unmeasured")
+            rec.update(exponent=fit.slope, exponent_lo=fit.slope_ci[0], exponent_hi=fit.slope_ci[1], status=status)
         out.append(rec)
     return pd.DataFrame(out)
