@@ -161,6 +161,8 @@ def plot_bound_check(points: pd.DataFrame, checks: pd.DataFrame) -> Figure:
                 ax.scatter(g["n"][~res], (g["R_upper"] * comp)[~res], marker="v", facecolors="none",
                            edgecolors=color, s=30)
             label = f"{group_label(chk, label_keys)}: {chk['verdict']}"
+            if chk["verdict"] != "unresolved" and "informative" in chk:
+                label += "" if chk["informative"] else ", uninformative (√E alone)"
             if math.isfinite(chk["slope"]):
                 ns = np.geomspace(min(chk["n_resolved_values"]), max(chk["n_resolved_values"]), 20)
                 ax.plot(ns, np.exp(chk["intercept"]) * ns ** chk["compensated_slope"], "-", color=color,
