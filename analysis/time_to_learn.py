@@ -149,6 +149,9 @@ def time_to_learn_fits(table: pd.DataFrame, group_keys, *, level: float = 0.95, 
             if "first_checkpoint" in ok and np.all(ok["median"] <= ok["first_checkpoint"]):
                 status = ("resolution-limited: every run learned by the first checkpoint "
                           f"({float(ok['first_checkpoint'].iloc[0]):.0f}); T* is below it, its exponent unmeasured")
-            rec.update(exponent=fit.slope, exponent_lo=fit.slope_ci[0], exponent_hi=fit.slope_ci[1], status=status)
+            if status.startswith("resolution-limited"):
+                rec.update(status=status)
+            else:
+                rec.update(exponent=fit.slope, exponent_lo=fit.slope_ci[0], exponent_hi=fit.slope_ci[1], status=status)
         out.append(rec)
     return pd.DataFrame(out)
