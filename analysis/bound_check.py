@@ -42,6 +42,17 @@ When ``c_eff < 1`` but the interval of ĉ still reaches 1 (a c = 1 target always
 somewhat below 1), the test proceeds with the lenient ``s_pred = -(c_eff - 1)/8 > 0``, as the rule
 ``min(c, ĉ_lo)`` says, and the reason notes it.
 
+Informative or not (the test's power). With γ, T, A, σ fixed in a group, ``log R = log|E corr| -
+log sqrt(E(n)) + const``. With the width fixed, √E grows about like n, which alone gives a slope near
+−1 over n = 4..20: below ``-(c-1)/8`` for every c < 9. Such a verdict is carried by √E alone: the test
+could only fail if the correlation itself *grew* with n. Every group therefore reports the slope
+``sqrtE_slope`` that √E alone implies, the slope ``corr_slope`` of ``|E corr|`` itself (with its
+interval; ``slope = corr_slope + sqrtE_slope`` exactly), whether the verdict is ``informative``
+(a violation would need ``|E corr|`` not to decay: ``s_pred - sqrtE_slope <= 0``), and the power: the
+smallest slope excess over ``s_pred`` the one-sided test detects with 80% probability,
+``(q + z_0.8) slope_se`` (``detectable_excess``). ``decay_established`` is reported only for an
+informative verdict (``decay_by_sqrtE_alone`` otherwise).
+
 Many groups mean many tests: at 2.5% each, about one group in 40 where the bound holds exactly
 at equality reads "violated" by chance; the report says how many groups it tested.
 """
@@ -53,8 +64,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from .fits import INAL_GROUP_KEYS
-from .regression import fit_line, normal_cdf, student_t_quantile
+from .fits import INAL_GROUP_KEYS, group_columns
+from .regression import fit_line, normal_cdf, normal_quantile, student_t_quantile
 
 __all__ = ["BOUND_GROUP_KEYS", "VERDICTS", "bound_points", "check_bound", "predicted_slope"]
 
@@ -81,7 +92,7 @@ def bound_points(runs: pd.DataFrame, *, group_keys=BOUND_GROUP_KEYS, resolve_z: 
     log_R, log_R_se`` (NaN when unresolved), ``runs_resolved`` (runs with ``|corr| > resolve_z
     corr_se`` on their own, for information).
     """
-    keys = _present(runs, group_keys)
+    keys = group_columns(runs, group_keys)
     point_keys = keys + [k for k in ("n", "N", "E") if k in runs.columns]
     if len(runs) == 0:
         return pd.DataFrame(columns=point_keys)
@@ -108,9 +119,22 @@ def bound_points(runs: pd.DataFrame, *, group_keys=BOUND_GROUP_KEYS, resolve_z: 
                       _gamma=("_gamma", "first"), _T=("_n_steps", "first"), _A=("_A", "first"),
                       _sigma=("_sigma", "first"), _E=("E", "first")).reset_index()
     n_ok = pts["n_ok"].to_numpy()
+    # a single seed carries only its evaluation error, not the seed-to-seed scatter, and would then
+    # dominate a weighted fit: floor its error at the pooled seed scatter of its group (the
+    # within-point standard deviation pooled over the group's multi-seed points)
+    pts["_dfw"] = np.where(n_ok >= 2, n_ok - 1, 0)
+    pts["_ssw"] = np.where(n_ok >= 2, pts["_dfw"] * pts["_sd"].fillna(0.0) ** 2, 0.0)
+    pooled = pts.groupby(keys, dropna=False, sort=False)[["_dfw", "_ssw"]].transform("sum") if keys \
+        else pts[["_dfw", "_ssw"]].sum().to_frame().T.reindex(pts.index, method="ffill")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pooled_sd = np.where(pooled["_dfw"].to_numpy() > 0,
+                             np.sqrt(pooled["_ssw"].to_numpy() / pooled["_dfw"].to_numpy()), np.nan)
+    single_se = np.where(np.isfinite(pooled_sd), np.fmax(pts["_se1"].to_numpy(), pooled_sd), pts["_se1"])
     pts["corr_se"] = np.where(n_ok >= 2, pts["_sd"] / np.sqrt(np.maximum(n_ok, 1)),
-                              np.where(n_ok == 1, pts["_se1"], np.nan))
-    pts["se_source"] = np.where(n_ok >= 2, "seeds", np.where(n_ok == 1, "single-run", "none"))
+                              np.where(n_ok == 1, single_se, np.nan))
+    pts["se_source"] = np.where(n_ok >= 2, "seeds",
+                                np.where(n_ok == 1, np.where(np.isfinite(pooled_sd), "single-run+pooled-seed-sd",
+                                                             "single-run"), "none"))
     pref = np.asarray(bound_prefactor(pts["_gamma"], pts["_T"], pts["_E"], pts["_A"], pts["_sigma"]),
                       dtype=np.float64)
     usable = np.isfinite(pref) & (pref > 0)
@@ -138,7 +162,7 @@ def _exponent_lookup(inal_fits: pd.DataFrame | None) -> tuple[list[str], dict[tu
     """Keys and ``{(target, c, width, depth, init, bias): (c_hat_lo, c_hat_hi)}`` from ``fit_inal_exponents``."""
     if inal_fits is None or len(inal_fits) == 0:
         return [], {}
-    keys = _present(inal_fits, INAL_GROUP_KEYS)
+    keys = _present(inal_fits, [k for k in INAL_GROUP_KEYS if k != "config_id"])
     return keys, {tuple(_norm(row[k]) for k in keys): (float(row["c_hat_lo"]), float(row["c_hat_hi"]))
                   for _, row in inal_fits.iterrows()}
 
@@ -153,6 +177,49 @@ def _norm(v):
     return str(v)
 
 
+def _power(res: pd.DataFrame, fit, s_pred: float, *, level: float, ci: str) -> dict:
+    """What the test could see: the slope √E alone implies, the slope of |E corr|, the smallest violation.
+
+    ``log R = log|E corr| - log sqrt(E) + const`` (γ, T, A, σ fixed in a group), and a weighted
+    least-squares slope is linear in the ordinates, so with the same points and weights
+    ``slope = corr_slope + sqrtE_slope`` exactly. ``violation_needs_corr_slope = s_pred - sqrtE_slope``
+    is the log-log slope of ``|E corr|`` in n at which the bound would be met with equality: a
+    violation needs the correlation to change faster than that. When it is ``> 0`` the verdict is
+    carried by √E alone (*uninformative*): with the width fixed, √E grows like n and the test can only
+    fail if the correlation itself *grows* with n. ``detectable_excess = (q + z_0.8) slope_se`` is the
+    slope excess over ``s_pred`` that the one-sided test (quantile ``q`` of the fit) detects with 80 %
+    power: the smallest violation the data could have seen; ``detectable_corr_slope`` is the same on
+    the scale of ``|E corr|``.
+    """
+    w = 1.0 / res["log_R_se"].to_numpy(dtype=np.float64) ** 2 if np.all(res["log_R_se"] > 0) else None
+    x = res["log_n"].to_numpy(dtype=np.float64)
+    log_sqrt_e = -0.5 * np.log(res["E"].to_numpy(dtype=np.float64))
+    xs = x - (np.average(x, weights=w))
+    sqrt_e_slope = float(np.sum((w if w is not None else 1.0) * xs * log_sqrt_e)
+                         / np.sum((w if w is not None else 1.0) * xs * xs))
+    corr = fit_line(x, np.log(res["corr_mean"].abs().to_numpy(dtype=np.float64)),
+                    res["log_R_se"].to_numpy(dtype=np.float64) if w is not None else None, level=level,
+                    scale=ci if w is not None else "residual")
+    needs = s_pred - sqrt_e_slope
+    q = fit.quantile if math.isfinite(fit.quantile) else math.inf
+    excess = (q + normal_quantile(0.8)) * fit.slope_se
+    return dict(sqrtE_slope=sqrt_e_slope, corr_slope=corr.slope, corr_slope_lo=corr.slope_ci[0],
+                corr_slope_hi=corr.slope_ci[1], violation_needs_corr_slope=needs, informative=bool(needs <= 0),
+                detectable_excess=excess, detectable_corr_slope=needs + excess)
+
+
+def informativeness_text(rec) -> str:
+    """One sentence: is the verdict carried by √E alone, and the smallest violation the data could see."""
+    if not math.isfinite(rec.get("sqrtE_slope", math.nan)):
+        return ""
+    head = ("informative" if rec["informative"] else "uninformative (carried by √E alone)")
+    return (f"{head}: √E alone implies slope {rec['sqrtE_slope']:.3f}, |E corr| has slope "
+            f"{rec['corr_slope']:.3f} [{rec['corr_slope_lo']:.3f}, {rec['corr_slope_hi']:.3f}]; a violation "
+            f"needs |E corr| to scale faster than n^{rec['violation_needs_corr_slope']:+.3f}; the smallest "
+            f"violation detectable with 80% power is a slope excess of {rec['detectable_excess']:.3f} "
+            f"(|E corr| ~ n^{rec['detectable_corr_slope']:+.3f})")
+
+
 def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, level: float = 0.95,
                 group_keys=BOUND_GROUP_KEYS, resolve_z: float = 2.0, min_resolved: int = 3,
                 ci: str = "residual") -> pd.DataFrame:
@@ -160,15 +227,20 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
     :func:`analysis.fits.fit_inal_exponents`).
 
     Returns one row per group: the group keys, ``c_nominal, c_hat_lo, c_eff, c_source``
-    (``"nominal"`` or ``"inal_fit"``), ``predicted_slope, slope, slope_lo, slope_hi, slope_se,
+    (``"inal_fit"``: ĉ's lower limit is below c and is used; ``"nominal_within_fit"``: the INAL fit
+    allows the nominal c, which is used; ``"nominal_no_fit"``: no INAL fit for this group, the nominal
+    c is used untested), ``predicted_slope, slope, slope_lo, slope_hi, slope_se,
     compensated_slope`` (``slope + (c_eff - 1)/8``: ``<= 0`` is the bound's shape),
     ``chi2_per_dof, dof, n_resolved, n_unresolved, n_resolved_values`` (list of n),
     ``n_unresolved_values, runs_ok, runs_diverged, runs_failed, decay_established``,
+    ``sqrtE_slope, corr_slope, corr_slope_lo, corr_slope_hi, violation_needs_corr_slope, informative,
+    decay_by_sqrtE_alone, detectable_excess, detectable_corr_slope`` (:func:`_power`;
+    ``decay_established`` is true only for an informative verdict),
     ``n_upper_below_fit`` (unresolved points whose upper bound lies below the fitted line: noted in
     the reason of a *violated* verdict), ``verdict, reason``.
     """
     pts = bound_points(runs, group_keys=group_keys, resolve_z=resolve_z)
-    keys = _present(runs, group_keys)
+    keys = group_columns(runs, group_keys)
     fit_keys, lookup = _exponent_lookup(inal_fits)
     records = []
     if len(pts) == 0:
@@ -179,9 +251,9 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
         c_nom = float(rec.get("c", math.nan))
         c_hat_lo, c_hat_hi = lookup.get(tuple(_norm(rec.get(k)) for k in fit_keys), (math.nan, math.nan))
         if math.isfinite(c_hat_lo):
-            c_eff, src = min(c_nom, c_hat_lo), ("inal_fit" if c_hat_lo < c_nom else "nominal")
+            c_eff, src = min(c_nom, c_hat_lo), ("inal_fit" if c_hat_lo < c_nom else "nominal_within_fit")
         else:
-            c_eff, src = c_nom, "nominal"
+            c_eff, src = c_nom, "nominal_no_fit"
         g = g[g["n_ok"] > 0]  # an n whose runs all failed or diverged is no point at all
         res, unres = g[g["resolved"]], g[~g["resolved"]]
         rec.update(c_nominal=c_nom, c_hat_lo=c_hat_lo, c_hat_hi=c_hat_hi, c_eff=c_eff, c_source=src,
@@ -193,7 +265,10 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
                    runs_failed=int(g_all["n_failed"].sum()), level=level,
                    slope=math.nan, slope_lo=math.nan, slope_hi=math.nan, slope_se=math.nan,
                    intercept=math.nan, compensated_slope=math.nan, chi2_per_dof=math.nan, dof=0,
-                   decay_established=False, n_upper_below_fit=0)
+                   decay_established=False, n_upper_below_fit=0,
+                   sqrtE_slope=math.nan, corr_slope=math.nan, corr_slope_lo=math.nan, corr_slope_hi=math.nan,
+                   violation_needs_corr_slope=math.nan, informative=False, decay_by_sqrtE_alone=False,
+                   detectable_excess=math.nan, detectable_corr_slope=math.nan)
         sigma = float(rec["sigma"]) if "sigma" in rec else math.nan
         reason = None
         if not np.all(np.isfinite(g["prefactor"])) or sigma == 0:
@@ -219,8 +294,10 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
             rec["n_upper_below_fit"] = n_below
             rec.update(slope=fit.slope, slope_lo=lo, slope_hi=hi, slope_se=fit.slope_se,
                        intercept=fit.intercept, compensated_slope=fit.slope - s_pred,
-                       chi2_per_dof=(fit.chi2 / fit.dof) if fit.dof > 0 else math.nan, dof=fit.dof,
-                       decay_established=bool(hi <= s_pred))
+                       chi2_per_dof=(fit.chi2 / fit.dof) if fit.dof > 0 else math.nan, dof=fit.dof)
+            rec.update(_power(res, fit, s_pred, level=level, ci=ci))
+            rec["decay_established"] = bool(hi <= s_pred and rec["informative"])
+            rec["decay_by_sqrtE_alone"] = bool(hi <= s_pred and not rec["informative"])
             lenient = (f"; c_eff = {c_eff:.3f} < 1 (c_hat's interval reaches 1): lenient predicted slope"
                        if c_eff < 1 else "")
             if lo > s_pred:
@@ -234,6 +311,7 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
                 verdict = "consistent"
                 reason = (f"slope {fit.slope:.3f}, {level:.0%} CI [{lo:.3f}, {hi:.3f}] reaches "
                           f"the predicted {s_pred:.3f} or below{lenient}")
+            reason += "; " + informativeness_text(rec)
         else:
             verdict = "unresolved"
         rec.update(verdict=verdict, reason=reason)

@@ -1,21 +1,28 @@
 """INAL exponent fits: the measured ``ĉ`` of ``INAL(n) ~ n^{-c}`` with a confidence interval.
 
-For each group (target, c, width, depth, init, bias) the points are the INAL estimates at each
-``n`` (by default the max over layers, ``is_max``; or one given layer). The fit is weighted least
-squares of ``log INAL`` on ``log n``, with ``se(log INAL) = se / INAL`` (delta method), and
-``ĉ = -slope`` (:func:`analysis.regression.fit_line`).
+For each group (target, c, width, depth, init, bias; or ``config_id`` where the study stores it)
+the points are the INAL estimates at each ``n``: by default the selection-free estimate
+(``layer="selected"``: the layer chosen on one half of the initializations and measured on the
+other, :mod:`inal_core.inal_summary`), or the plug-in max over layers (``"max"``, biased upward),
+or one given layer. Studies written before the selection-free columns existed fall back to
+``"max"`` and the report says so (:func:`resolve_layer`).
 
-Why this interval and not a bootstrap over initializations: the store keeps, per setting, the
-mean over ``n_inits`` i.i.d. initializations and its standard error, not the per-initialization
-values, so a nonparametric bootstrap over initializations cannot be done from the data; with
-hundreds of initializations the mean is close to normal and its standard error is accurate (relative
-error about ``1/sqrt(2 n_inits)``). What the standard errors do not cover is lack of fit: INAL is a
-power law only asymptotically, and a curved pre-asymptotic range makes the points scatter about
-the line by more than their errors. The default interval therefore scales the covariance by the
-residual ``chi^2/dof`` and uses the Student-t quantile with ``m - 2`` degrees of freedom: it has
-its nominal coverage when the errors are right up to a common factor and widens by itself under
-lack of fit. The interval that trusts the errors as exact (normal quantile, no scaling) is
-reported beside it (``c_hat_ci_known``); ``chi2_per_dof`` far above 1 says the two disagree.
+The fit is weighted least squares of ``log INAL`` on ``log n`` and ``ĉ = -slope``
+(:func:`analysis.regression.fit_line`). INAL estimates are means of right-skewed per-initialization
+values (squares of roughly Gaussian correlations), so each point is modelled as a scaled chi-square
+``g chi^2_nu / nu`` with ``nu = 2 INAL^2 / se^2`` (:mod:`analysis.inal_intervals`): its logarithm is
+bias-corrected by ``psi(nu/2) - log(nu/2)`` and weighted by ``1 / psi'(nu/2)``, which is the delta
+method's ``se / INAL`` for large ``nu`` and larger for small ``nu`` (few initializations, output
+neurons). The per-point interval shown and stored (``inal_lo``, ``inal_hi``) is the scaled
+chi-square interval; its coverage on the project's own estimators is measured in
+``tests/test_analysis_inal_intervals.py``.
+
+What the standard errors do not cover is lack of fit: INAL is a power law only asymptotically, and
+a curved pre-asymptotic range makes the points scatter about the line by more than their errors.
+The default interval therefore scales the covariance by the residual ``chi^2/dof`` (floored at 1:
+never narrower than the errors allow) and uses the Student-t quantile with ``m - 2`` degrees of
+freedom. The interval that trusts the errors as exact (normal quantile, no scaling) is reported
+beside it (``c_hat_ci_known``); ``chi2_per_dof`` far above 1 says the two disagree.
 
 Points and their resolution: several estimates of the same ``(group, n)`` (e.g. exact at small n and
 Monte Carlo at large n, or two runs of the estimator) are combined by inverse-variance weighting.
@@ -31,15 +38,48 @@ import math
 import numpy as np
 import pandas as pd
 
+from .inal_intervals import inal_interval, log_inal
 from .regression import fit_line
 
-__all__ = ["INAL_GROUP_KEYS", "inal_points", "fit_inal_exponents", "group_label"]
+__all__ = ["INAL_GROUP_KEYS", "LAYER_CHOICES", "inal_points", "fit_inal_exponents", "group_label", "group_columns",
+           "has_selected", "resolve_layer"]
 
 INAL_GROUP_KEYS = ("target", "c", "width", "depth", "init", "bias")
 
 
 def _present(frame: pd.DataFrame, keys) -> list[str]:
     return [k for k in keys if k in frame.columns]
+
+
+def group_columns(frame: pd.DataFrame, keys) -> list[str]:
+    """The columns that identify a group: ``config_id`` (every config value except n and seed, when
+    the study stores it) first, then the named keys present (constant within a ``config_id``; they
+    label the group). Studies without ``config_id`` group by the named keys alone."""
+    return (["config_id"] if "config_id" in frame.columns and "config_id" not in keys else []) + _present(frame, keys)
+
+
+LAYER_CHOICES = ("selected", "max")
+SELECTED_COLUMNS = ("selected_inal", "selected_inal_se", "selected_layer_a", "selected_layer_b")
+
+
+def has_selected(inal: pd.DataFrame) -> bool:
+    """Whether the study stores the selection-free estimate (:mod:`inal_core.inal_summary`)."""
+    return all(c in inal.columns for c in SELECTED_COLUMNS) and bool(
+        len(inal) and np.isfinite(inal["selected_inal"].astype(np.float64)).any())
+
+
+def resolve_layer(inal: pd.DataFrame, layer) -> tuple[object, str]:
+    """``(layer actually used, note)``: ``"selected"`` falls back to ``"max"`` on studies without the
+    selection-free columns, and the note says so."""
+    if layer == "selected" and len(inal) and not has_selected(inal):
+        return "max", ("this study predates the selection-free columns: the headline is the max over layers, "
+                       "biased upward by the choice of layer (+5% at 256 initializations, +16% at 32, depth 1)")
+    if layer == "selected":
+        return "selected", ("selection-free: the layer chosen on one half of the initializations, its INAL "
+                            "measured on the other half, both directions averaged (inal_core.inal_summary)")
+    if layer == "max":
+        return "max", "max over layers (biased upward by the choice of layer)"
+    return int(layer), f"layer {int(layer)}"
 
 
 def group_label(row, keys) -> str:
@@ -64,7 +104,7 @@ def group_label(row, keys) -> str:
     return " ".join(p for p in parts if p)
 
 
-def inal_points(inal: pd.DataFrame, *, layer="max", group_keys=INAL_GROUP_KEYS,
+def inal_points(inal: pd.DataFrame, *, layer="selected", group_keys=INAL_GROUP_KEYS,
                 resolve_z: float = 2.0) -> pd.DataFrame:
     """One row per (group, n): combined estimate and whether it is resolved.
 
@@ -72,9 +112,11 @@ def inal_points(inal: pd.DataFrame, *, layer="max", group_keys=INAL_GROUP_KEYS,
     ----------
     inal : DataFrame
         The ``inal`` dataset (:func:`analysis.load.load_inal`).
-    layer : "max" or int
-        ``"max"``: the rows flagged ``is_max`` (INAL = max over layers); an int: that layer
-        (1-based; the output layer is ``depth + 1``).
+    layer : "selected", "max" or int
+        ``"selected"`` (default): the selection-free estimate (``selected_inal``; falls back to
+        ``"max"`` on studies without it, :func:`resolve_layer`); ``"max"``: the rows flagged
+        ``is_max`` (the plug-in max over layers, biased upward); an int: that layer (1-based; the
+        output layer is ``depth + 1``).
     group_keys : sequence of str
         Columns identifying a curve ``INAL(n)``; absent ones are ignored.
     resolve_z : float
@@ -83,14 +125,22 @@ def inal_points(inal: pd.DataFrame, *, layer="max", group_keys=INAL_GROUP_KEYS,
     Returns
     -------
     DataFrame with the group keys and ``n, inal, inal_se, n_estimates, resolved, upper``
-    (``upper = inal + resolve_z * inal_se``), ``log_n, log_inal, log_se`` (NaN when unresolved).
+    (``upper = inal + resolve_z * inal_se``), ``inal_lo, inal_hi`` (scaled chi-square interval at
+    95 %, :func:`analysis.inal_intervals.inal_interval`), ``log_n, log_inal, log_se`` (bias-corrected
+    log INAL and its standard deviation under the same model, :func:`analysis.inal_intervals.log_inal`;
+    NaN when unresolved).
     """
-    keys = _present(inal, group_keys)
+    keys = group_columns(inal, group_keys)
     cols = keys + ["n", "inal", "inal_se"]
     if len(inal) == 0:
-        return pd.DataFrame(columns=cols + ["n_estimates", "resolved", "upper", "log_n", "log_inal", "log_se"])
+        return pd.DataFrame(columns=cols + ["n_estimates", "resolved", "upper", "inal_lo", "inal_hi", "log_n",
+                                            "log_inal", "log_se"])
+    layer, _ = resolve_layer(inal, layer)
     if layer == "max":
         rows = inal[inal["is_max"].astype(bool)]
+    elif layer == "selected":
+        rows = inal[inal["is_max"].astype(bool)].copy()       # one row per setting, carrying the columns
+        rows["inal"], rows["inal_se"] = rows["selected_inal"], rows["selected_inal_se"]
     else:
         rows = inal[inal["layer"] == int(layer)]
     rows = rows[np.isfinite(rows["inal"]) & np.isfinite(rows["inal_se"])]
@@ -113,14 +163,15 @@ def inal_points(inal: pd.DataFrame, *, layer="max", group_keys=INAL_GROUP_KEYS,
     pts["n_estimates"] = pts["n_estimates"].astype(np.int64)
     pts["resolved"] = pts["inal"] > resolve_z * pts["inal_se"]
     pts["upper"] = pts["inal"].clip(lower=0.0) + resolve_z * pts["inal_se"]
+    pts["inal_lo"], pts["inal_hi"] = inal_interval(pts["inal"].to_numpy(np.float64), pts["inal_se"].to_numpy(np.float64))
     pts["log_n"] = np.log(pts["n"].astype(np.float64))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pts["log_inal"] = np.where(pts["resolved"], np.log(pts["inal"].where(pts["inal"] > 0)), np.nan)
-        pts["log_se"] = np.where(pts["resolved"], pts["inal_se"] / pts["inal"], np.nan)
+    log_g, log_sd = log_inal(pts["inal"].to_numpy(np.float64), pts["inal_se"].to_numpy(np.float64))
+    pts["log_inal"] = np.where(pts["resolved"], log_g, np.nan)
+    pts["log_se"] = np.where(pts["resolved"], log_sd, np.nan)
     return pts
 
 
-def fit_inal_exponents(inal: pd.DataFrame, *, layer="max", level: float = 0.95,
+def fit_inal_exponents(inal: pd.DataFrame, *, layer="selected", level: float = 0.95,
                        group_keys=INAL_GROUP_KEYS, resolve_z: float = 2.0,
                        min_points: int = 3, ci: str = "residual") -> pd.DataFrame:
     """Fit ``log INAL = a - ĉ log n`` per group; one row per group.
@@ -135,7 +186,8 @@ def fit_inal_exponents(inal: pd.DataFrame, *, layer="max", level: float = 0.95,
     ``"residual"``); exact estimates (zero standard errors) always use the residual scatter.
     """
     pts = inal_points(inal, layer=layer, group_keys=group_keys, resolve_z=resolve_z)
-    keys = _present(pts, group_keys)
+    layer, _ = resolve_layer(inal, layer)
+    keys = group_columns(pts, group_keys)
     records = []
     if len(pts) == 0:
         return pd.DataFrame(records)

@@ -21,9 +21,20 @@ from matplotlib.figure import Figure
 from .bound_check import BOUND_GROUP_KEYS
 from .fits import INAL_GROUP_KEYS, group_label
 
-__all__ = ["plot_inal_scaling", "plot_bound_check", "plot_corr_vs_inal", "plot_learning_curves"]
+__all__ = ["plot_inal_scaling", "plot_bound_check", "plot_corr_vs_inal", "plot_learning_curves",
+           "plot_fourier_step", "plot_time_to_learn"]
 
 MAX_PANELS = 12
+FIXED_C_TARGETS = ("majority", "staircase", "full_parity")   # c is the family's, not a knob: no "c=" titles
+
+
+def _target_title(target, c) -> str:
+    return str(target) if str(target) in FIXED_C_TARGETS else f"{target} c={c:g}"
+
+
+def _unresolved_handle(ax, color="0.3", marker="v", text="unresolved: upper bound, not fitted"):
+    """A legend entry drawn with the very marker the plot uses for unresolved points."""
+    return ax.scatter([], [], marker=marker, facecolors="none", edgecolors=color, s=30, label=text)
 
 
 def _grid(k: int, panel=(4.6, 3.6)) -> tuple[Figure, list]:
@@ -75,7 +86,7 @@ def _colors(k: int):
     return [cmap(i if k <= 10 else i / max(1, k - 1)) for i in range(k)]
 
 
-def plot_inal_scaling(points: pd.DataFrame, fits: pd.DataFrame) -> Figure:
+def plot_inal_scaling(points: pd.DataFrame, fits: pd.DataFrame, layer_label: str = "") -> Figure:
     """INAL vs n on log-log axes per target, with fitted and nominal slopes (see module docstring)."""
     if len(points) == 0:
         return _empty_figure("no INAL estimates in this study")
@@ -91,7 +102,11 @@ def plot_inal_scaling(points: pd.DataFrame, fits: pd.DataFrame) -> Figure:
             key = key if isinstance(key, tuple) else (key,)
             rec = dict(zip(keys, key))
             res, unres = g[g["resolved"]], g[~g["resolved"]]
-            ax.errorbar(res["n"], res["inal"], yerr=res["inal_se"], fmt="o", ms=4, color=color, capsize=2)
+            if "inal_lo" in res.columns:   # the scaled chi-square interval: asymmetric
+                yerr = np.vstack([res["inal"] - res["inal_lo"], res["inal_hi"] - res["inal"]]).clip(min=0)
+            else:
+                yerr = res["inal_se"]
+            ax.errorbar(res["n"], res["inal"], yerr=yerr, fmt="o", ms=4, color=color, capsize=2)
             if len(unres):
                 ax.scatter(unres["n"], unres["upper"], marker="v", facecolors="none", edgecolors=color, s=30)
             label = group_label(rec, label_keys)
@@ -112,9 +127,11 @@ def plot_inal_scaling(points: pd.DataFrame, fits: pd.DataFrame) -> Figure:
                     nominal_drawn = True
             else:
                 ax.plot([], [], "o", color=color, label=f"{label}: not fitted")
+        if (~pts_t["resolved"]).any():
+            _unresolved_handle(ax)
         _n_axis(ax, pts_t["n"])
         ax.set_yscale("log")
-        ax.set_ylabel("INAL (max over layers)")
+        ax.set_ylabel("INAL (" + (layer_label.split(":")[0] if layer_label else "max over layers") + ")")
         ax.set_title(f"{target}: INAL vs n", fontsize=10)
         ax.legend(fontsize=7, loc="best")
         ax.grid(True, which="both", alpha=0.3)
@@ -144,6 +161,8 @@ def plot_bound_check(points: pd.DataFrame, checks: pd.DataFrame) -> Figure:
                 ax.scatter(g["n"][~res], (g["R_upper"] * comp)[~res], marker="v", facecolors="none",
                            edgecolors=color, s=30)
             label = f"{group_label(chk, label_keys)}: {chk['verdict']}"
+            if chk["verdict"] != "unresolved" and "informative" in chk:
+                label += "" if chk["informative"] else ", uninformative (√E alone)"
             if math.isfinite(chk["slope"]):
                 ns = np.geomspace(min(chk["n_resolved_values"]), max(chk["n_resolved_values"]), 20)
                 ax.plot(ns, np.exp(chk["intercept"]) * ns ** chk["compensated_slope"], "-", color=color,
@@ -153,6 +172,8 @@ def plot_bound_check(points: pd.DataFrame, checks: pd.DataFrame) -> Figure:
                 ax.plot(ns, np.full_like(ns, y0), ":", color=color, lw=1.0)
             else:
                 ax.plot([], [], "o", color=color, label=label)
+        if len(points) and (~points["resolved"].astype(bool)).any():
+            _unresolved_handle(ax)
         _n_axis(ax, points.loc[points["c"] == c, "n"] if "c" in points.columns else points["n"])
         ax.set_yscale("log")
         ax.set_ylabel("R(n) · n^((c_eff-1)/8)")
@@ -178,7 +199,7 @@ def plot_corr_vs_inal(table: pd.DataFrame) -> Figure:
     for color, (key, g) in zip(_colors(len(groups)), groups):
         rec = dict(zip(keys, key))
         target, c = rec["target"], rec["c"]
-        label = f"{target} c={c:g}" + (" " + group_label(rec, cfg) if cfg else "")
+        label = _target_title(target, c) + (" " + group_label(rec, cfg) if cfg else "")
         x = np.where(g["inal_resolved"].astype(bool), g["inal"], g["inal"].clip(lower=0) + 2 * g["inal_se"])
         filled = g["inal_resolved"].astype(bool).to_numpy()
         ax.errorbar(x[filled], g["corr_mean"][filled], yerr=g["corr_se"][filled], fmt="o", ms=4,
@@ -233,8 +254,90 @@ def plot_learning_curves(curves: pd.DataFrame) -> Figure:
         ax.set_xlabel("step")
         ax.set_ylabel("correlation (mean ± se over seeds)")
         extra = " ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in shown.items())
-        ax.set_title(f"{target} c={c:g}\n{extra}", fontsize=9)
+        ax.set_title(f"{_target_title(target, c)}\n{extra}", fontsize=9)
         ax.legend(fontsize=7)
         ax.grid(True, alpha=0.3)
     fig.suptitle("Learning curves", fontsize=11)
+    return fig
+
+
+def plot_fourier_step(table: pd.DataFrame, fits: pd.DataFrame) -> Figure:
+    """``W^{<=k} / (n^{k+1} INAL)`` against n (log-log) per target and c, with its interval: bounded
+    (flat or falling) is what the Fourier step of the proof needs."""
+    tab = table[np.isfinite(table["ratio"])] if len(table) else table
+    fig = Figure(figsize=(7.5, 5), layout="constrained")
+    ax = fig.subplots()
+    keys = [k for k in ("target", "c", "width", "depth") if k in tab.columns]
+    groups = list(tab.groupby(keys, dropna=False, sort=True))
+    for color, (key, g) in zip(_colors(len(groups)), groups):
+        rec = dict(zip(keys, key))
+        g = g.sort_values("n")
+        f = fits[np.logical_and.reduce([fits[k].astype(str) == str(v) for k, v in rec.items() if k in fits.columns])]
+        verdict = f"; slope {f.iloc[0]['slope']:.2f}: {f.iloc[0]['verdict']}" if len(f) and math.isfinite(
+            f.iloc[0]["slope"]) else ""
+        yerr = np.vstack([g["ratio"] - g["ratio_lo"], g["ratio_hi"] - g["ratio"]]).clip(min=0)
+        ax.errorbar(g["n"], g["ratio"], yerr=yerr, fmt="-o", ms=4, color=color, capsize=2,
+                    label=f"{_target_title(rec['target'], rec['c'])} (k={int(g['k'].iloc[0])}){verdict}")
+    _n_axis(ax, tab["n"])
+    ax.set_yscale("log")
+    ax.set_ylabel("W^{≤k}[f] / (n^{k+1} · INAL)")
+    ax.set_title("Fourier step: the ratio stays bounded in n (flat or falling)", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def plot_time_to_learn(ttl: pd.DataFrame, fits: pd.DataFrame, inal_points: pd.DataFrame) -> Figure:
+    """Left: Kaplan–Meier median T* against n per (target, c), with intervals; ▲ at the last step where
+    fewer than half the runs learned (censored: T* lies beyond). Right: median T* against INAL at the
+    same n: the INAL below which nothing is learned within the steps run."""
+    fig = Figure(figsize=(12, 4.8), layout="constrained")
+    ax, bx = fig.subplots(1, 2)
+    keys = [k for k in ("target", "c", "width", "n_steps", "gamma", "sigma") if k in ttl.columns]
+    groups = list(ttl.groupby(keys, dropna=False, sort=True))
+    inal = {}
+    if len(inal_points):
+        for _, p in inal_points.iterrows():
+            inal[(str(p["target"]), float(p["c"]), int(p["n"]))] = float(p["inal"])
+    for color, (key, g) in zip(_colors(len(groups)), groups):
+        rec = dict(zip(keys, key))
+        g = g.sort_values("n")
+        ok = np.isfinite(g["median"]).to_numpy()
+        f = fits[np.logical_and.reduce([fits[k].astype(str) == str(v) for k, v in rec.items() if k in fits.columns])] \
+            if len(fits) else fits
+        expo = f" (T* ~ n^{f.iloc[0]['exponent']:.2f})" if len(f) and math.isfinite(f.iloc[0]["exponent"]) else ""
+        label = _target_title(rec["target"], rec["c"]) + expo
+        hi = np.where(np.isfinite(g["median_hi"]), g["median_hi"], g["last_step"])
+        lo = np.where(np.isfinite(g["median_lo"]), g["median_lo"], g["median"])
+        med = g["median"].to_numpy()
+        ax.errorbar(g["n"][ok], med[ok], yerr=np.vstack([med[ok] - lo[ok], hi[ok] - med[ok]]).clip(min=0),
+                    fmt="-o", ms=4, color=color, capsize=2, label=label)
+        if (~ok).any():
+            ax.scatter(g["n"][~ok], g["last_step"][~ok], marker="^", facecolors="none", edgecolors=color, s=36)
+        x = np.array([inal.get((str(rec["target"]), float(rec["c"]), int(n)), np.nan) for n in g["n"]])
+        bx.scatter(x[ok], med[ok], color=color, s=20, label=label)
+        if (~ok).any():
+            bx.scatter(x[~ok], g["last_step"][~ok], marker="^", facecolors="none", edgecolors=color, s=36)
+    _unresolved_handle(ax, marker="^", text="fewer than half learned: T* > last step")
+    _n_axis(ax, ttl["n"])
+    ax.set_yscale("log")
+    ax.set_ylabel("median T* (steps; Kaplan–Meier)")
+    ax.set_title("Time to learn against n", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    if len(inal) and np.isfinite(list(inal.values())).any() and (np.array(list(inal.values())) > 0).any():
+        from matplotlib.ticker import NullFormatter
+        bx.set_xscale("log")
+        bx.set_yscale("log")
+        bx.xaxis.set_minor_formatter(NullFormatter())   # minor labels (2x10^-3, 3x10^-3) collide
+    else:
+        bx.text(0.5, 0.5, "no INAL estimates for these targets", ha="center", va="center", transform=bx.transAxes)
+    bx.set_xlabel("INAL at n")
+    bx.set_ylabel("median T* (▲: beyond the last step)")
+    bx.set_title("Learnability threshold: INAL against time to learn", fontsize=10)
+    bx.grid(True, which="both", alpha=0.3)
+    thr = ""
+    if "threshold" in ttl.columns and len(ttl):
+        thr = f" (T* = first checkpoint with correlation ≥ {float(ttl['threshold'].iloc[0]):g})"
+    fig.suptitle("Time to learn" + thr, fontsize=11)
     return fig

@@ -4,7 +4,8 @@
 holding several studies. Writes to ``--out`` (default ``<results dir>/report``):
 
 - ``report.md``: what was measured, the figures, and tables of every fit and verdict;
-- ``inal_scaling.png``, ``bound_check.png``, ``corr_vs_inal.png``, ``learning_curves.png``;
+- ``inal_scaling``, ``bound_check``, ``corr_vs_inal``, ``learning_curves``, ``fourier_step``,
+  ``time_to_learn`` figures (``--format png,svg,pdf``), each only when the study has data for it;
 - ``summary.json``: every fitted exponent, interval, verdict and the numbers behind it;
 
 and prints a short summary table. INAL-only studies (``T = 0``) get the INAL part, training-only
@@ -24,11 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .bound_check import VERDICTS, bound_points, check_bound
-from .fits import fit_inal_exponents, group_label, inal_points
+from .bound_check import BOUND_GROUP_KEYS, VERDICTS, bound_points, check_bound, informativeness_text
+from .fits import INAL_GROUP_KEYS, fit_inal_exponents, group_label, inal_points, resolve_layer
+from .fourier_step import fourier_step_fits, fourier_step_table
 from .learnability import learnability_table, mean_curves
 from .load import Study, find_study_dirs, load_study
 from .regression import SCALES
+from .time_to_learn import time_to_learn_fits, time_to_learn_table
 
 __all__ = ["Analysis", "analyze", "write_report", "summary_dict", "summary_table", "main"]
 
@@ -37,7 +40,9 @@ _CI_TEXT = {
     "birge": "normal quantile, scaled by max(1, χ²/dof)",
     "known": "normal quantile, the standard errors taken as exact",
 }
-FIGURES = ("inal_scaling.png", "bound_check.png", "corr_vs_inal.png", "learning_curves.png")
+FIGURES = ("inal_scaling", "bound_check", "corr_vs_inal", "learning_curves", "fourier_step", "time_to_learn")
+FORMATS = ("png", "svg", "pdf")
+TTL_KEYS = tuple(k for k in BOUND_GROUP_KEYS if k not in ("n",))
 
 
 @dataclass
@@ -54,11 +59,45 @@ class Analysis:
     learnability: pd.DataFrame
     curves: pd.DataFrame
     settings: dict
+    fourier: pd.DataFrame = None
+    fourier_fits: pd.DataFrame = None
+    ttl: pd.DataFrame = None
+    ttl_fits: pd.DataFrame = None
+    layer_note: str = ""
 
 
-def analyze(path: str, *, level: float = 0.95, resolve_z: float = 2.0, min_resolved: int = 3,
-            ci: str = "residual", **filters) -> Analysis:
-    """Load the studies under ``path`` (with optional column filters) and compute every view."""
+def _filter(frame: pd.DataFrame, column: str, values) -> pd.DataFrame:
+    if not values or column not in frame.columns or len(frame) == 0:
+        return frame
+    return frame[frame[column].astype(str).isin([str(v) for v in values])].reset_index(drop=True)
+
+
+def load_many(paths, *, targets=(), studies=()) -> Study:
+    """Every study under each path, concatenated, filtered to ``targets`` and ``studies`` (empty: all)."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    loaded = [load_study(str(p)) for p in paths]
+    frames = {}
+    for name in ("runs", "curves", "inal"):
+        parts = [getattr(st, name) for st in loaded if len(getattr(st, name))]
+        frames[name] = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (
+            parts[0] if parts else getattr(loaded[0], name))
+    runs = _filter(_filter(frames["runs"], "target", targets), "study", studies)
+    inal = _filter(_filter(frames["inal"], "target", targets), "study", studies)
+    curves = frames["curves"]
+    if (targets or studies) and len(curves):
+        curves = curves[curves["run_id"].isin(set(runs["run_id"]))].reset_index(drop=True)
+    return Study(runs=runs, curves=curves, inal=inal)
+
+
+def analyze(path, *, level: float = 0.95, resolve_z: float = 2.0, min_resolved: int = 3,
+            ci: str = "residual", layer="selected", threshold: float = 0.5, targets=(), studies=(),
+            **filters) -> Analysis:
+    """Load the studies under ``path`` (one path or several; optional filters) and compute every view.
+
+    ``layer``: what the INAL exponent fits use (``"selected"``, ``"max"`` or a layer number;
+    :func:`analysis.fits.resolve_layer`); ``threshold``: the correlation that counts as learned for
+    the time to learn (:mod:`analysis.time_to_learn`).
+    """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     if not resolve_z > 0:
@@ -67,9 +106,16 @@ def analyze(path: str, *, level: float = 0.95, resolve_z: float = 2.0, min_resol
         raise ValueError(f"min_resolved must be >= 3 (a slope with an interval needs 3 points), got {min_resolved!r}")
     if ci not in SCALES:
         raise ValueError(f"ci must be one of {SCALES}, got {ci!r}")
-    study = load_study(path, **filters)
-    ipts = inal_points(study.inal, resolve_z=resolve_z)
-    fits = fit_inal_exponents(study.inal, level=level, resolve_z=resolve_z, min_points=min_resolved, ci=ci)
+    if not (layer in ("selected", "max") or (str(layer).isdigit() and int(layer) >= 1)):
+        raise ValueError(f"layer must be 'selected', 'max' or a layer number >= 1, got {layer!r}")
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+    layer = layer if layer in ("selected", "max") else int(layer)
+    study = load_many(path, targets=targets, studies=studies) if not filters else load_study(path, **filters)
+    used, note = resolve_layer(study.inal, layer)
+    ipts = inal_points(study.inal, layer=layer, resolve_z=resolve_z)
+    fits = fit_inal_exponents(study.inal, layer=layer, level=level, resolve_z=resolve_z, min_points=min_resolved,
+                              ci=ci)
     layers = sorted(int(v) for v in study.inal["layer"].unique()) if len(study.inal) else []
     by_layer = [fit_inal_exponents(study.inal, layer=k, level=level, resolve_z=resolve_z,
                                    min_points=min_resolved, ci=ci) for k in layers]
@@ -78,9 +124,16 @@ def analyze(path: str, *, level: float = 0.95, resolve_z: float = 2.0, min_resol
     checks = check_bound(study.runs, fits, level=level, resolve_z=resolve_z, min_resolved=min_resolved, ci=ci)
     learn = learnability_table(study.runs, study.inal, resolve_z=resolve_z)
     curves = mean_curves(study.runs, study.curves)
+    fourier = fourier_step_table(ipts)
+    fourier_fits = fourier_step_fits(fourier, INAL_GROUP_KEYS, level=level, min_points=min_resolved)
+    ttl = time_to_learn_table(study.runs, study.curves, TTL_KEYS, threshold=threshold, level=level)
+    ttl_fits = time_to_learn_fits(ttl, TTL_KEYS, level=level, min_points=min_resolved)
     settings = {"level": level, "resolve_z": resolve_z, "min_resolved": int(min_resolved), "ci": ci,
-                "filters": filters}
-    return Analysis(str(path), study, ipts, fits, by_layer, bpts, checks, learn, curves, settings)
+                "layer": str(layer), "layer_used": str(used), "threshold": threshold,
+                "filters": {**filters, "target": list(targets), "study": list(studies)}}
+    src = path if isinstance(path, (str, os.PathLike)) else ", ".join(str(p) for p in path)
+    return Analysis(str(src), study, ipts, fits, by_layer, bpts, checks, learn, curves, settings,
+                    fourier, fourier_fits, ttl, ttl_fits, note)
 
 
 def _jsonable(value):
@@ -125,7 +178,10 @@ def summary_dict(a: Analysis) -> dict:
         "inal_fits": _records(a.inal_fits), "inal_fits_by_layer": _records(a.inal_fits_by_layer),
         "bound_checks": _records(a.bound_checks),
         "bound_points": _records(a.bound_points), "learnability": _records(a.learnability),
-        "figures": list(FIGURES),
+        "layer_note": a.layer_note,
+        "fourier_step": _records(a.fourier_fits), "fourier_step_points": _records(a.fourier),
+        "time_to_learn": _records(a.ttl), "time_to_learn_fits": _records(a.ttl_fits),
+        "figures": list(a.settings.get("figures", [])),
     })
 
 
@@ -156,14 +212,56 @@ def _inal_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
 
 def _bound_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
     header = ["group", "c", "c_eff", "predicted slope", "slope", f"{a.settings['level']:.0%} CI",
-              "resolved / unresolved n", "verdict"]
+              "√E alone", "|E corr| slope", "detectable excess", "resolved / unresolved n", "verdict"]
     keys = ["target", "width", "depth", "n_steps", "gamma", "sigma", "A"]
     rows = []
     for _, r in a.bound_checks.iterrows():
+        verdict = f"**{r['verdict']}**"
+        if r["verdict"] != "unresolved" and "informative" in r:
+            verdict += " (informative)" if r["informative"] else " (uninformative: √E alone)"
         rows.append([group_label(r, [k for k in keys if k in r]), _fmt(r["c_nominal"]), _fmt(r["c_eff"]),
                      _fmt(r["predicted_slope"]), _fmt(r["slope"]),
-                     f"[{_fmt(r['slope_lo'])}, {_fmt(r['slope_hi'])}]",
-                     f"{r['n_resolved']} / {r['n_unresolved']}", f"**{r['verdict']}**"])
+                     f"[{_fmt(r['slope_lo'])}, {_fmt(r['slope_hi'])}]", _fmt(r.get("sqrtE_slope")),
+                     f"{_fmt(r.get('corr_slope'))} [{_fmt(r.get('corr_slope_lo'))}, {_fmt(r.get('corr_slope_hi'))}]",
+                     _fmt(r.get("detectable_excess")),
+                     f"{r['n_resolved']} / {r['n_unresolved']}", verdict])
+    return header, rows
+
+
+def _fourier_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
+    header = ["group", "k", "n", "W^{<=k}", "INAL", "ratio W/(n^{k+1} INAL)", f"{a.settings['level']:.0%} interval"]
+    rows = []
+    for _, r in a.fourier.iterrows():
+        if not math.isfinite(r.get("ratio", math.nan)):
+            continue
+        rows.append([group_label(r, ["target", "c", "width", "depth"]), _fmt(r["k"], ".0f"), str(int(r["n"])),
+                     _fmt(r["W_le_k"]), _fmt(r["inal"]), _fmt(r["ratio"]),
+                     f"[{_fmt(r['ratio_lo'])}, {_fmt(r['ratio_hi'])}]"])
+    return header, rows
+
+
+def _fourier_fit_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
+    header = ["group", "k", "points", "ratio range", "slope of log ratio", f"{a.settings['level']:.0%} CI", "verdict"]
+    rows = [[group_label(r, ["target", "c", "width", "depth"]), _fmt(r["k"]), str(r["n_points"]),
+             f"{_fmt(r['ratio_min'])}–{_fmt(r['ratio_max'])}", _fmt(r["slope"]),
+             f"[{_fmt(r['slope_lo'])}, {_fmt(r['slope_hi'])}]", f"**{r['verdict']}**"]
+            for _, r in a.fourier_fits.iterrows()]
+    return header, rows
+
+
+def _ttl_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
+    header = ["group", "n", "runs", "learned", "median T*", f"{a.settings['level']:.0%} CI", "INAL at n"]
+    inal = {}
+    if len(a.inal_points):
+        for _, p in a.inal_points.iterrows():
+            inal[(str(p["target"]), float(p["c"]), int(p["n"]))] = p["inal"]
+    rows = []
+    for _, r in a.ttl.iterrows():
+        med = _fmt(r["median"], ".0f") if math.isfinite(r["median"]) else f"> {r['last_step']:.0f}"
+        rows.append([group_label(r, ["target", "c", "width", "n_steps", "gamma", "sigma"]), str(int(r["n"])),
+                     str(r["n_runs"]), str(r["n_learned"]), med,
+                     f"[{_fmt(r['median_lo'], '.0f')}, {_fmt(r['median_hi'], '.0f')}]",
+                     _fmt(inal.get((str(r["target"]), float(r["c"]), int(r["n"])), math.nan))])
     return header, rows
 
 
@@ -198,96 +296,195 @@ def _headline(a: Analysis) -> str:
         parts.append("No INAL exponent could be fitted (too few resolved n values).")
     if len(a.bound_checks):
         v = _counts(a)["verdicts"]
+        tested = a.bound_checks[a.bound_checks["verdict"] != "unresolved"]
+        n_inf = int(tested["informative"].sum()) if "informative" in tested else 0
         parts.append(f"Bound check over {len(a.bound_checks)} groups: {v['consistent']} consistent, "
-                     f"{v['violated']} violated, {v['unresolved']} unresolved.")
+                     f"{v['violated']} violated, {v['unresolved']} unresolved; of the {len(tested)} tested, "
+                     f"{n_inf} informative and {len(tested) - n_inf} carried by √E alone (uninformative).")
     return " ".join(parts) or "Nothing to analyze: the study holds no INAL estimates and no runs."
 
 
-def _report_markdown(a: Analysis) -> str:
+def _bound_headlines(a: Analysis) -> list[str]:
+    """One line per bound-check group: the verdict, whether it is informative, with the numbers."""
+    out = []
+    for _, r in a.bound_checks.iterrows():
+        label = group_label(r, ["target", "c", "width", "n_steps", "gamma", "sigma"])
+        if r["verdict"] == "unresolved":
+            out.append(f"- **{label}: unresolved** — {r['reason']}")
+            continue
+        out.append(f"- **{label}: {r['verdict']}, {'informative' if r['informative'] else 'uninformative'}** — "
+                   f"slope {r['slope']:.3f} [{r['slope_lo']:.3f}, {r['slope_hi']:.3f}] vs predicted "
+                   f"≤ {r['predicted_slope']:.3f}; {informativeness_text(r)}.")
+    return out
+
+
+def _available_figures(a: Analysis) -> list[str]:
+    """The figures this study has data for: no placeholder figures (an INAL-only study gets no bound plot)."""
+    has_runs, has_inal = len(a.study.runs) > 0, len(a.inal_points) > 0
+    out = []
+    if has_inal:
+        out.append("inal_scaling")
+    if len(a.bound_checks):
+        out.append("bound_check")
+    if len(a.learnability) and "inal" in a.learnability and np.isfinite(a.learnability["inal"]).any():
+        out.append("corr_vs_inal")
+    if has_runs and len(a.curves):
+        out.append("learning_curves")
+    if a.fourier is not None and len(a.fourier) and np.isfinite(a.fourier.get("ratio", pd.Series(dtype=float))).any():
+        out.append("fourier_step")
+    if a.ttl is not None and len(a.ttl):
+        out.append("time_to_learn")
+    return out
+
+
+def _report_markdown(a: Analysis, ext: str = "png") -> str:
     c = _counts(a)
     lvl = f"{a.settings['level']:.0%}"
+    figs = set(a.settings.get("figures", _available_figures(a)))
+
+    def fig(name: str, alt: str) -> list[str]:
+        return [f"![{alt}]({name}.{ext})", ""] if name in figs else []
+
     status = ", ".join(f"{v} {k}" for k, v in c["runs_by_status"].items())
     md = ["# INAL study report", "",
           f"Source: `{a.source}` — studies {', '.join(c['studies']) or '(none)'}; {c['runs']} training runs"
           f"{f' ({status})' if status else ''}; {c['inal_settings']} INAL settings. Generated "
           f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by `inal-report`.", "",
-          "**At a glance.** " + _headline(a), "",
-          "Statistics: exponents are weighted least-squares slopes in log-log coordinates with "
-          f"{lvl} intervals ({_CI_TEXT[a.settings['ci']]}; `analysis/regression.py`). "
-          f"Points within {a.settings['resolve_z']:g} standard errors of zero are unresolved: shown as ▽ "
-          "upper bounds and never fitted.", ""]
+          "**At a glance.** " + _headline(a), ""]
+    if len(a.bound_checks):
+        md += ["**Bound check, per group** (informative: the verdict needs the correlation itself to decay; "
+               "uninformative: √E(n) alone gives a slope below the prediction, so only a correlation growing "
+               "with n could fail the test):", ""] + _bound_headlines(a) + [""]
+    md += ["Statistics: exponents are weighted least-squares slopes in log-log coordinates with "
+           f"{lvl} intervals ({_CI_TEXT[a.settings['ci']]}, the scale factor floored at 1; `analysis/regression.py`). "
+           f"Points within {a.settings['resolve_z']:g} standard errors of zero are unresolved: shown as ▽ "
+           "upper bounds and never fitted.", ""]
     md += ["## INAL against n", ""]
     if len(a.inal_fits):
-        md += ["![INAL scaling](inal_scaling.png)", "",
-               "Solid: fitted power law with the measured exponent ĉ; dashed: the nominal slope −c.", "",
+        md += [f"Fitted quantity: {a.layer_note} (`--layer {a.settings.get('layer', 'selected')}`). Each point is "
+               "modelled as a scaled chi-square (INAL is a mean of squared correlations, right-skewed): the "
+               "fit uses the bias-corrected log and its variance under that model (`analysis/inal_intervals.py`).", ""]
+        md += fig("inal_scaling", "INAL scaling")
+        md += ["Solid: fitted power law with the measured exponent ĉ; dashed: the nominal slope −c.", "",
                _markdown_table(*_inal_rows(a)), ""]
     else:
         md += ["No INAL estimates in this study.", ""]
     md += ["## The bound: R(n) · n^((c_eff−1)/8)", ""]
     if len(a.bound_checks):
-        md += ["![bound check](bound_check.png)", "",
-               "R(n) = |E corr_T| σ / (γ T √(E A)) with E corr_T the mean over seeds. The bound predicts a "
+        md += fig("bound_check", "bound check")
+        md += ["R(n) = |E corr_T| σ / (γ T √(E A)) with E corr_T the mean over seeds. The bound predicts a "
                "log-log slope ≤ −(c_eff−1)/8, c_eff = min(c, lower limit of ĉ): the compensated ratio plotted "
                "here should be flat (dotted) or falling. *Violated* means the slope's lower "
                f"{lvl} limit lies above the prediction (a one-sided test at {(1 - a.settings['level']) / 2:.1%}); "
                f"*unresolved* means fewer than {a.settings['min_resolved']} resolved n values or no testable "
                f"exponent. {c['bound_groups']} groups tested: {c['verdicts']}. With many groups, an "
-               "occasional *violated* at this level is expected by chance.", "",
+               "occasional *violated* at this level is expected by chance. \"√E alone\": the slope of "
+               "−log √E(n), what R's slope would be with a constant correlation; \"detectable excess\": the "
+               "smallest slope excess over the prediction the test detects with 80% power.", "",
                _markdown_table(*_bound_rows(a)), ""]
         reasons = [f"- {group_label(r, ['target', 'c', 'width', 'n_steps', 'gamma', 'sigma'])}: {r['reason']}"
                    for _, r in a.bound_checks.iterrows()]
         md += ["Reasons:", ""] + reasons + [""]
     else:
         md += ["No training runs in this study (T = 0 means INAL only): no bound to check.", ""]
-    md += ["## Learnability: final correlation against INAL", ""]
-    if len(a.learnability) and "inal" in a.learnability and np.isfinite(a.learnability["inal"]).any():
-        md += ["![correlation vs INAL](corr_vs_inal.png)", ""]
+    md += ["## The Fourier step: W^{≤k} ≤ O(n^{k+1}) · INAL", ""]
+    if a.fourier_fits is not None and len(a.fourier_fits):
+        md += fig("fourier_step", "Fourier step")
+        md += ["Exact spectrum of each target (fast Walsh–Hadamard transform) against its measured INAL; k is "
+               "the target's lowest degree with Fourier weight. *Bounded*: the slope of log ratio against "
+               f"log n has a {lvl} interval reaching 0 or below (over this range of n; `analysis/fourier_step.py`).", "",
+               _markdown_table(*_fourier_fit_rows(a)), "", _markdown_table(*_fourier_rows(a)), ""]
     else:
-        md += ["Needs both training runs and INAL estimates of the same targets and networks.", ""]
+        md += ["Needs INAL estimates at n small enough for an exact spectrum (n ≤ 22).", ""]
+    md += ["## Time to learn", ""]
+    if a.ttl is not None and len(a.ttl):
+        md += fig("time_to_learn", "time to learn")
+        md += [f"T*(n): the first checkpoint at which a run's correlation reaches {a.settings['threshold']:g}; runs "
+               "that never do are right-censored at their last step. Median T* by Kaplan–Meier with a "
+               f"{lvl} log-log Greenwood interval (`analysis/time_to_learn.py`); \"> T\" where fewer than half "
+               "the runs learned.", "", _markdown_table(*_ttl_rows(a)), ""]
+        if len(a.ttl_fits):
+            rows = [[group_label(r, ["target", "c", "width", "n_steps", "gamma", "sigma"]),
+                     _fmt(r["exponent"]), f"[{_fmt(r['exponent_lo'])}, {_fmt(r['exponent_hi'])}]",
+                     f"{r['n_defined']} ({r['n_censored']} with median beyond the last step)", r["status"]]
+                    for _, r in a.ttl_fits.iterrows()]
+            md += ["Exponent of the median T* in n (least squares on the n with a defined median):", "",
+                   _markdown_table(["group", "exponent", f"{lvl} CI", "n with a median", "status"], rows), ""]
+    else:
+        md += ["Needs training runs with learning curves.", ""]
+    md += ["## Learnability: final correlation against INAL", ""]
+    md += (fig("corr_vs_inal", "correlation vs INAL") if "corr_vs_inal" in figs
+           else ["Needs both training runs and INAL estimates of the same targets and networks.", ""])
     md += ["## Learning curves", ""]
-    md += (["![learning curves](learning_curves.png)", ""] if len(a.curves) else ["No learning curves.", ""])
+    md += fig("learning_curves", "learning curves") if "learning_curves" in figs else ["No learning curves.", ""]
     md += ["Every number above, and the points behind each fit, are in `summary.json`.", ""]
     return "\n".join(md)
 
 
-def write_report(a: Analysis, out_dir: str, *, dpi: int = 110) -> dict[str, str]:
-    """Write report.md, the PNG figures and summary.json into ``out_dir``; returns their paths."""
-    from .plots import plot_bound_check, plot_corr_vs_inal, plot_inal_scaling, plot_learning_curves
+def write_report(a: Analysis, out_dir: str, *, dpi: int = 110, formats=("png",)) -> dict[str, str]:
+    """Write report.md, the figures (each in every format of ``formats``) and summary.json into
+    ``out_dir``; returns their paths. Only figures with data are written."""
+    from .plots import (plot_bound_check, plot_corr_vs_inal, plot_fourier_step, plot_inal_scaling,
+                        plot_learning_curves, plot_time_to_learn)
 
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ValueError(f"format must be a comma-separated subset of {FORMATS}, got {list(formats)}")
     os.makedirs(out_dir, exist_ok=True)
-    figures = {
-        "inal_scaling.png": plot_inal_scaling(a.inal_points, a.inal_fits),
-        "bound_check.png": plot_bound_check(a.bound_points, a.bound_checks),
-        "corr_vs_inal.png": plot_corr_vs_inal(a.learnability),
-        "learning_curves.png": plot_learning_curves(a.curves),
+    names = _available_figures(a)
+    a.settings["figures"] = names
+    a.settings["formats"] = list(formats)
+    makers = {
+        "inal_scaling": lambda: plot_inal_scaling(a.inal_points, a.inal_fits, layer_label=a.layer_note),
+        "bound_check": lambda: plot_bound_check(a.bound_points, a.bound_checks),
+        "corr_vs_inal": lambda: plot_corr_vs_inal(a.learnability),
+        "learning_curves": lambda: plot_learning_curves(a.curves),
+        "fourier_step": lambda: plot_fourier_step(a.fourier, a.fourier_fits),
+        "time_to_learn": lambda: plot_time_to_learn(a.ttl, a.ttl_fits, a.inal_points),
     }
     paths = {}
-    for name, fig in figures.items():
-        paths[name] = os.path.join(out_dir, name)
-        fig.savefig(paths[name], dpi=dpi)
+    for name in names:
+        fig = makers[name]()
+        for ext in formats:
+            paths[f"{name}.{ext}"] = os.path.join(out_dir, f"{name}.{ext}")
+            fig.savefig(paths[f"{name}.{ext}"], dpi=dpi)
+    ext = "png" if "png" in formats else formats[0]
     paths["report.md"] = os.path.join(out_dir, "report.md")
     with open(paths["report.md"], "w", encoding="utf-8") as fh:
-        fh.write(_report_markdown(a))
+        fh.write(_report_markdown(a, ext))
     paths["summary.json"] = os.path.join(out_dir, "summary.json")
     with open(paths["summary.json"], "w", encoding="utf-8") as fh:
         json.dump(summary_dict(a), fh, indent=1, allow_nan=False)
     return paths
 
 
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in str(text).split(",") if t.strip()]
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inal-report",
-                                description="Fits, the bound check, figures, report.md and summary.json "
-                                            "of an INAL study (or of every study under a results root).",
+                                description="Fits, the bound check, the Fourier step, time to learn, figures, "
+                                            "report.md and summary.json of an INAL study (or of every study "
+                                            "under a results root, or of several paths together).",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("results_dir", help="a study directory or a results root holding studies")
-    p.add_argument("--out", default=None, help="output directory (default: <results_dir>/report)")
+    p.add_argument("results_dir", nargs="+", help="study directories or results roots holding studies")
+    p.add_argument("--out", default=None, help="output directory (default: <first results_dir>/report)")
+    p.add_argument("--layer", default="selected",
+                   help="INAL fitted: selected (selection-free, default; 'max' on studies without it), "
+                        "max (max over layers, biased upward), or a layer number 1, 2, ...")
+    p.add_argument("--target", default="", help="only these targets (comma-separated), e.g. parity,majority")
+    p.add_argument("--study", default="", help="only these studies (comma-separated) of the given paths")
+    p.add_argument("--format", default="png", help="figure formats, comma-separated subset of png,svg,pdf")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="correlation that counts as learned, for the time to learn (default 0.5)")
     p.add_argument("--level", type=float, default=0.95, help="confidence level of intervals (default 0.95)")
     p.add_argument("--resolve-z", type=float, default=2.0,
                    help="a point is resolved when |value| > z * se (default 2)")
     p.add_argument("--min-resolved", type=int, default=3, help="resolved n values needed for a verdict (>= 3)")
     p.add_argument("--ci", choices=SCALES, default="residual",
-                   help="error scale of the intervals: residual (t, scaled by the scatter; default), "
-                        "birge (normal, scaled up only when chi2/dof > 1), known (normal, errors as given)")
+                   help="error scale of the intervals: residual (t, scaled by max(1, chi2/dof); default), "
+                        "birge (normal, scaled by max(1, chi2/dof)), known (normal, errors as given)")
     p.add_argument("--dpi", type=int, default=110, help="figure resolution (default 110)")
     return p
 
@@ -304,20 +501,29 @@ def _default_out(results_dir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the exit status (2 on bad input)."""
+    """Console entry point; returns the exit status (2 on bad input, nothing written)."""
     import matplotlib
 
     matplotlib.use("Agg")
     args = _parser().parse_args(argv)
+    formats = _csv(args.format)
     try:
-        find_study_dirs(args.results_dir)
+        bad = [f for f in formats if f not in FORMATS]
+        if bad or not formats:
+            raise ValueError(f"--format: {args.format!r} is not a comma-separated subset of {','.join(FORMATS)}")
+        for path in args.results_dir:
+            find_study_dirs(path)
         a = analyze(args.results_dir, level=args.level, resolve_z=args.resolve_z,
-                    min_resolved=args.min_resolved, ci=args.ci)
+                    min_resolved=args.min_resolved, ci=args.ci, layer=args.layer, threshold=args.threshold,
+                    targets=_csv(args.target), studies=_csv(args.study))
+        if (args.target or args.study) and not len(a.study.runs) and not len(a.study.inal):
+            raise ValueError(f"--target {args.target or '(any)'} --study {args.study or '(any)'}: "
+                             "no runs and no INAL estimates match")
     except (FileNotFoundError, ValueError) as err:
         print(f"inal-report: {err}", file=sys.stderr)
         return 2
-    out = args.out or _default_out(str(args.results_dir))
-    paths = write_report(a, out, dpi=args.dpi)
+    out = args.out or _default_out(str(args.results_dir[0]))
+    paths = write_report(a, out, dpi=args.dpi, formats=formats)
     print(summary_table(a))
     print(f"report: {paths['report.md']}")
     return 0

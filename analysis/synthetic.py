@@ -120,6 +120,11 @@ def synthetic_tables(study: str, targets: Sequence[SyntheticTarget], s: _Setting
                 "layer": layers.tolist(), "inal": est.tolist(), "inal_se": se.tolist(),
                 "is_max": (layers == 1 + int(np.argmax(est))).tolist(),
                 "n_inits": [s.n_inits] * layers.size, "n_inputs": [2**n] * layers.size,
+                # selection-free columns: the truly largest layer's estimate (a perfect choice)
+                "selected_inal": [float(est[np.argmax(truth)])] * layers.size,
+                "selected_inal_se": [float(se[np.argmax(truth)])] * layers.size,
+                "selected_layer_a": [1 + int(np.argmax(truth))] * layers.size,
+                "selected_layer_b": [1 + int(np.argmax(truth))] * layers.size,
                 "seed": [0] * layers.size, "wall_s": [0.0] * layers.size,
             }))
             if s.T <= 0:

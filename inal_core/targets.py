@@ -23,15 +23,19 @@ coins (balanced, no ties); for an even k a tie (sum 0) gives +1 and the function
 ``planted`` (a continuous knob on the exponent): with ``r`` "event" bits ``x_2..x_{r+1}`` read as
 the integer ``u = sum_j bit(x_{j+2}) 2^j`` and ``E = {u < K}`` (so ``p = K / 2^r``), and a parity
 ``chi_T`` over the next ``m`` bits (disjoint from ``x_1`` and the event bits),
-``f = x_1`` on E and ``f = chi_T`` off E. Its Fourier coefficient on ``x_1`` is
-``E[1_E] = p``, so ``W^{=1} = p^2``; the first-layer INAL of a degree-1 component is about
-``const * W^{=1} / n``, and ``p = n^{-(c-1)/2}`` aims at ``INAL ~ n^{-c}``. ``r`` is
+``f = x_1`` on E and ``f = chi_T`` off E, i.e. ``f = x_1 1_E + chi_T (1 - 1_E)``. Its Fourier
+coefficient on ``x_1`` is ``E[1_E] = p``, so ``W^{=1} = p^2``; on ``x_1 chi_A`` (A a nonempty set of
+event bits) it is ``E[1_E chi_A]``, and these carry most of the ``x_1 1_E`` part's weight, which is
+``E[1_E^2] = p`` in total, not ``p^2``. When ``K`` is a power of two, E fixes the top
+``r - log2 K`` event bits, and each A inside those bits has coefficient exactly ``p``: at n = 16,
+c = 3 (``p = 1/16``, two fixed bits) ``W^{=2} = 4 p^2 > W^{=1} = p^2``. The knob aims at the
+degree-1 part (the first-layer INAL of a degree-1 component is about ``const * W^{=1} / n``, and
+``p = n^{-(c-1)/2}`` aims at ``INAL ~ n^{-c}``), but the degree-2 and higher terms align too. ``r`` is
 ``ceil(log2 1/p) + resolution_bits`` (capped by the bits left after the parity), ``K =
 round(p 2^r)``, and the realised ``p`` and ``c_effective = 1 + 2 log(1/p) / log n`` are recorded.
 Limitations: p is realised only to the resolution ``2^-r``; the parity part (degree m, default
-``ceil((n-1)/2)``) and the ``x_1 chi_A`` terms (``A`` within the event bits, weight ``p 2^-r``
-each) add alignment of their own, negligible only for large n. The measured exponent is what
-counts.
+``ceil((n-1)/2)``) and the ``x_1 chi_A`` terms above add alignment of their own. The measured
+exponent is what counts (tests/test_targets.py checks this spectrum against brute force).
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ TYPES: dict[str, pa.DataType] = {
     "status": _S, "diverged_step": _I, "error": _S, "bound_prefactor": _F,
     "inal_id": _S, "estimator": _S, "n_inits": _I, "n_inputs": _I, "method": _S,
     "layer": _I, "inal": _F, "inal_se": _F, "is_max": _B, "step": _I,
+    "selected_inal": _F, "selected_inal_se": _F, "selected_layer_a": _I, "selected_layer_b": _I,
     "wall_s": _F, "git_commit": _S, "host": _S, "device": _S, "torch_version": _S,
     "engine_version": _I, "created_at": _TS,
 }
@@ -163,6 +164,10 @@ TABLES: dict[str, tuple[Column, ...]] = {
                                     "standard error over inits", "measured"),
         Column(("is_max",), "the layer attaining INAL = max over layers", "measured"),
         Column(("n_inits", "n_inputs"), "initializations; inputs per init (2^n for exact)", "measured"),
+        Column(("selected_inal", "selected_inal_se", "selected_layer_a", "selected_layer_b"),
+               "selection-free INAL (`inal_core.inal_summary.selection_free_max`, the same on every layer row): "
+               "the layer chosen on one half of the inits (`_a`: first half, `_b`: second half) and measured on "
+               "the other, the two averaged; its standard error (NaN / -1 with fewer than 4 inits)", "measured"),
         Column(("seed",), "the setting's derived seed", "job"),
         Column(("wall_s",), "seconds of the estimate", "measured"),
         Column(PROVENANCE, _PROV_DOC, "provenance"),

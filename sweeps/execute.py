@@ -31,6 +31,7 @@ import torch
 
 import inal_core
 from inal_core.bound import bound_prefactor
+from inal_core.inal_summary import selection_free_max
 from inal_core.inal import estimate_inal
 from inal_core.ngd import NGDConfig, train_noisy_gd
 from inal_core.targets import extend
@@ -129,12 +130,15 @@ def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
         return {"inal_id": job.inal_id, "status": "failed", "wall_s": time.perf_counter() - t0, "error": text}
     layers = np.arange(1, len(result.per_layer) + 1)  # (depth+1,), output neuron = depth + 1
     L = len(layers)
+    sf = selection_free_max(result.per_init) if result.n_inits >= 4 else None
     measured = {
         "method": [result.method] * L, "layer": layers.tolist(),
         "inal": np.asarray(result.per_layer, dtype=np.float64).tolist(),
         "inal_se": np.asarray(result.per_layer_se, dtype=np.float64).tolist(),
         "is_max": (layers == int(result.argmax_layer)).tolist(),
         "n_inits": [int(result.n_inits)] * L, "n_inputs": [int(result.n_inputs)] * L,
+        "selected_inal": [sf.value if sf else math.nan] * L, "selected_inal_se": [sf.se if sf else math.nan] * L,
+        "selected_layer_a": [sf.layer_a if sf else -1] * L, "selected_layer_b": [sf.layer_b if sf else -1] * L,
         "wall_s": [float(result.wall_s)] * L,
     }
     rows = {**{k: [val] * L for k, val in job_columns("inal", job).items()}, **measured,

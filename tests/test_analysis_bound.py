@@ -48,9 +48,31 @@ def test_steep_decay_is_consistent():
     chk = check_bound(runs_frame(-0.8, c=3.0)).iloc[0]
     assert chk["verdict"] == "consistent"
     assert chk["predicted_slope"] == pytest.approx(-0.25)
-    assert chk["slope_hi"] < -0.25 and chk["decay_established"]
+    assert chk["slope_hi"] < -0.25
     assert chk["n_resolved"] == len(N_VALUES) and chk["n_unresolved"] == 0
     assert chk["slope_lo"] <= -0.8 <= chk["slope_hi"] or abs(chk["slope"] + 0.8) < 0.1
+    # E = 8 n^2 + ...: sqrt(E) alone gives a slope near -1, below -0.25: the verdict is carried by it
+    e = np.array([prefactor(n)[1] for n in N_VALUES], dtype=float)
+    ls = np.polyfit(np.log(N_VALUES), -0.5 * np.log(e), 1)[0]
+    assert chk["sqrtE_slope"] == pytest.approx(ls, abs=0.02)
+    assert not chk["informative"] and chk["decay_by_sqrtE_alone"] and not chk["decay_established"]
+    assert chk["violation_needs_corr_slope"] == pytest.approx(-0.25 - chk["sqrtE_slope"])
+    assert chk["slope"] == pytest.approx(chk["corr_slope"] + chk["sqrtE_slope"], abs=1e-9)
+    assert "uninformative" in chk["reason"]
+
+
+def test_verdict_with_fixed_size_is_informative():
+    """With E the same at every n, sqrt(E) implies slope 0: the verdict rests on the correlation itself."""
+    runs = runs_frame(-1.8, c=3.0)   # E ~ 8 n^2 in the generator: |E corr| ~ n^(-1.8 + ~1) = n^-0.8
+    runs["E"] = 5000
+    chk = check_bound(runs).iloc[0]
+    assert chk["sqrtE_slope"] == pytest.approx(0.0, abs=1e-12)
+    assert chk["informative"] and chk["decay_established"] and chk["verdict"] == "consistent"
+    assert chk["corr_slope"] == pytest.approx(chk["slope"], abs=1e-9)
+    # the smallest detectable excess is (q_t + z_0.8) * slope_se, q_t the t quantile with m - 2 dof
+    from scipy import stats
+    q = stats.t.ppf(0.975, len(N_VALUES) - 2) + stats.norm.ppf(0.8)
+    assert chk["detectable_excess"] == pytest.approx(q * chk["slope_se"], rel=1e-9)
 
 
 def test_flat_ratio_with_high_c_is_violated():
@@ -116,7 +138,7 @@ def test_c_eff_is_the_lower_limit_of_the_measured_exponent():
     assert chk["predicted_slope"] == pytest.approx(predicted_slope(1.4)) == pytest.approx(-0.05)
     # a measured exponent above the nominal one does not raise c_eff
     chk = check_bound(frame, inal_fit_row(3.0, 3.5, 4.0)).iloc[0]
-    assert chk["c_eff"] == 3.0 and chk["c_source"] == "nominal"
+    assert chk["c_eff"] == 3.0 and chk["c_source"] == "nominal_within_fit"
 
 
 def test_measured_exponent_below_one_means_the_theorem_does_not_apply():

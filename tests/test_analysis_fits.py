@@ -48,7 +48,8 @@ def test_fit_interval_coverage_over_400_replicates():
     fits = fit_inal_exponents(rows, group_keys=INAL_GROUP_KEYS + ("replicate",))
     assert len(fits) == 400 and (fits["status"] == "fitted").all()
     coverage = float(np.mean((fits["c_hat_lo"] <= 3.0) & (3.0 <= fits["c_hat_hi"])))
-    assert 0.915 <= coverage <= 0.985, coverage
+    # at least nominal: the residual scale is floored at 1, so with right errors the interval is conservative
+    assert 0.93 <= coverage, coverage
     # the exponent estimate itself is unbiased to within its Monte Carlo error
     assert abs(fits["c_hat"].mean() - 3.0) < 4 * fits["c_hat"].std() / math.sqrt(400)
 
@@ -103,3 +104,18 @@ def test_layer_selection_and_groups_from_a_written_study(tmp_path):
     # the output layer (depth+1 = 3) has the same exponent in the synthetic model
     out = fit_inal_exponents(inal, layer=3, level=0.999)
     assert (out["c_hat_lo"] <= out["c_nominal"]).all() and (out["c_nominal"] <= out["c_hat_hi"]).all()
+
+
+def test_selected_layer_falls_back_to_max_on_old_studies():
+    """Rows without the selection-free columns (studies written before them): 'selected' = 'max', said so."""
+    from analysis.fits import resolve_layer
+
+    rows = inal_rows(2.0, seed=5)
+    assert resolve_layer(rows, "selected")[0] == "max" and "predates" in resolve_layer(rows, "selected")[1]
+    a, b = fit_inal_exponents(rows), fit_inal_exponents(rows, layer="max")
+    assert a["c_hat"].tolist() == b["c_hat"].tolist()
+    # with the columns, 'selected' fits them: here the selection-free value is twice the max row's
+    rows = rows.assign(selected_inal=2 * rows["inal"], selected_inal_se=2 * rows["inal_se"],
+                       selected_layer_a=1, selected_layer_b=1)
+    pts = inal_points(rows)
+    assert np.allclose(pts.sort_values("n")["inal"], 2 * inal_points(rows, layer="max").sort_values("n")["inal"])

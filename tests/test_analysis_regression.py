@@ -58,7 +58,7 @@ def test_fit_line_matches_closed_form_wls():
     assert fit.slope == pytest.approx(slope, rel=1e-10)
     assert fit.intercept == pytest.approx(ybar - slope * xbar, rel=1e-10)
     chi2 = np.sum(w * (y - fit.intercept - fit.slope * x) ** 2)
-    assert fit.slope_se == pytest.approx(math.sqrt(known_var * chi2 / (x.size - 2)), rel=1e-10)
+    assert fit.slope_se == pytest.approx(math.sqrt(known_var * max(1.0, chi2 / (x.size - 2))), rel=1e-10)
     known = fit_line(x, y, se, scale="known")
     assert known.slope_se == pytest.approx(math.sqrt(known_var), rel=1e-10)
 
@@ -87,7 +87,24 @@ def test_fit_line_interval_coverage(scale, m):
         y = 0.3 - 1.7 * x + se * rng.standard_normal(m)
         lo, hi = fit_line(x, y, se, scale=scale).slope_ci
         covered += lo <= -1.7 <= hi
-    assert 0.915 <= covered / 400 <= 0.985
+    if scale == "known":
+        assert 0.915 <= covered / 400 <= 0.985
+    else:  # the floor at 1 makes the residual interval conservative when the errors are right
+        assert 0.93 <= covered / 400
+
+
+@pytest.mark.parametrize("m", [3, 4, 6, 10])
+def test_residual_interval_never_narrower_than_the_standard_errors(m):
+    """The PDG floor: whatever the scatter, the residual interval contains the known-errors interval."""
+    rng = np.random.default_rng(7 + m)
+    x = np.log(np.linspace(4, 20, m))
+    se = rng.uniform(0.05, 0.2, m)
+    for shrink in (0.01, 0.1, 0.5, 1.0, 3.0):  # points scattering far less (and more) than their errors
+        y = 0.5 - 1.0 * x + shrink * se * rng.standard_normal(m)
+        known = fit_line(x, y, se, scale="known")
+        resid = fit_line(x, y, se)
+        assert resid.slope_se >= known.slope_se * (1 - 1e-12)
+        assert resid.slope_ci[0] <= known.slope_ci[0] + 1e-12 and resid.slope_ci[1] >= known.slope_ci[1] - 1e-12
 
 
 def test_birge_scale_never_narrower_than_known_and_conservative():

@@ -36,11 +36,15 @@ def test_report_files_and_verdicts(study, tmp_path, capsys):
     assert main([study, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "verdicts" in printed and "ĉ=" in printed and "report.md" in printed
-    for name in FIGURES:
-        assert_png(out / name)
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"inal_scaling", "bound_check", "corr_vs_inal", "learning_curves", "fourier_step",
+            "time_to_learn"} == set(summary["figures"]) <= set(FIGURES)
     md = (out / "report.md").read_text()
-    for name in FIGURES:
-        assert f"]({name})" in md
+    for name in summary["figures"]:
+        assert_png(out / f"{name}.png")
+        assert f"]({name}.png)" in md
+    assert "## The Fourier step" in md and "## Time to learn" in md
+    assert "informative" in md
     assert "## The bound" in md and "**violated**" in md and "**consistent**" in md
     summary = json.loads((out / "summary.json").read_text())
     fits = {f["target"]: f for f in summary["inal_fits"]}
@@ -68,7 +72,41 @@ def test_inal_only_study(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["inal_fits"]) == 3 and summary["bound_checks"] == []
     assert_png(out / "inal_scaling.png")
-    assert_png(out / "bound_check.png", min_bytes=2_000)   # a placeholder saying why it is empty
+    for name in ("bound_check", "corr_vs_inal", "learning_curves", "time_to_learn"):   # no placeholders
+        assert not (out / f"{name}.png").exists() and f"]({name}.png)" not in md
+
+
+def test_formats_layer_and_filters(study, tmp_path):
+    out = tmp_path / "f"
+    assert main([study, "--out", str(out), "--format", "png,svg,pdf", "--layer", "max", "--target", "parity"]) == 0
+    assert (out / "inal_scaling.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+    assert (out / "inal_scaling.pdf").read_bytes()[:5] == b"%PDF-"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["layer"] == "max"
+    assert {f["target"] for f in summary["inal_fits"]} == {"parity"}
+    assert main([study, "--out", str(tmp_path / "g"), "--layer", "2"]) == 0
+    summary = json.loads((tmp_path / "g" / "summary.json").read_text())
+    assert {f["layer"] for f in summary["inal_fits"]} == {"2"}
+
+
+@pytest.mark.parametrize("args,text", [(["--format", "png,gif"], "--format"), (["--layer", "top"], "layer"),
+                                       (["--target", "nosuch"], "no runs")])
+def test_bad_options_exit_2_and_write_nothing(study, tmp_path, capsys, args, text):
+    out = tmp_path / "bad"
+    assert main([study, "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert text in err and "Traceback" not in err and not out.exists()
+
+
+def test_several_paths_and_study_filter(tmp_path):
+    a = write_synthetic_study(tmp_path / "a", "one", TARGETS[:1], T=0)
+    b = write_synthetic_study(tmp_path / "b", "two", TARGETS[1:2], T=0)
+    assert main([a, b, "--out", str(tmp_path / "ab")]) == 0
+    summary = json.loads((tmp_path / "ab" / "summary.json").read_text())
+    assert set(summary["counts"]["studies"]) == {"one", "two"}
+    assert main([a, b, "--out", str(tmp_path / "b2"), "--study", "two"]) == 0
+    summary = json.loads((tmp_path / "b2" / "summary.json").read_text())
+    assert summary["counts"]["studies"] == ["two"]
 
 
 def test_training_only_study_uses_nominal_c(tmp_path):
@@ -77,7 +115,7 @@ def test_training_only_study_uses_nominal_c(tmp_path):
     assert main([study, "--out", str(tmp_path / "o")]) == 0
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["inal_fits"] == []
-    assert summary["bound_checks"][0]["c_source"] == "nominal"
+    assert summary["bound_checks"][0]["c_source"] == "nominal_no_fit"
     assert_png(tmp_path / "o" / "learning_curves.png")
 
 

@@ -1,0 +1,157 @@
+"""Time to learn: ``T*(n)``, the first checkpoint at which a run's correlation passes a threshold.
+
+The theorem is about how long noisy GD needs before it correlates with the target. From the curves
+(the correlation at every checkpoint), each ``ok`` run gives an event time ``T* = first step with
+correlation >= threshold``, or, when it never passes, a right-censored time (its last checkpoint: it
+had not learned by then). A mean over the runs that did pass would ignore the ones that did not and
+so understate ``T*``; the Kaplan–Meier estimator uses both.
+
+Kaplan–Meier (Kaplan & Meier 1958). With distinct event times ``t_1 < t_2 < ...``, ``d_j`` events
+at ``t_j`` and ``r_j`` runs still at risk just before ``t_j`` (not yet passed, not censored before
+``t_j``; a run censored at ``t_j`` counts as at risk at ``t_j``),
+
+    S(t) = prod_{t_j <= t} (1 - d_j / r_j),
+
+the probability of not having learned by step ``t``. The median ``T*`` is the first ``t`` with
+``S(t) <= 1/2`` (undefined, reported as ``> last step``, when S stays above 1/2).
+
+Interval (Greenwood's variance with the log-log transform, Kalbfleisch & Prentice 2002, §1.4):
+``V(t) = sum_{t_j <= t} d_j / (r_j (r_j - d_j))``, ``sigma(t) = sqrt(V(t)) / |log S(t)|``, and the
+pointwise band ``S(t)^{exp(± z sigma(t))}``. The median's interval (Brookmeyer & Crowley 1982) is
+the set of t at which the band contains 1/2: lower limit the first t whose lower band is
+``<= 1/2``, upper limit the first t whose upper band is ``<= 1/2`` (``inf`` when it never is).
+
+Threshold: ``threshold`` (default 0.5) on the correlation, and optionally ``se_multiple``: a
+checkpoint passes only if also ``correlation > se_multiple * correlation_se`` (distinguishable from
+0). The exponent of ``T*`` in n per group is the least-squares slope of ``log median T*`` on
+``log n`` over the n whose median is defined; the interval of each median enters as a standard
+error on the log scale, ``(log hi - log lo) / (2 z)`` (finite limits only).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .regression import fit_line
+
+__all__ = ["kaplan_meier", "km_median", "first_passage", "time_to_learn_table", "time_to_learn_fits"]
+
+
+def kaplan_meier(times, events):
+    """``(t_j, S(t_j), greenwood V(t_j))`` at the distinct event times (module docstring).
+
+    ``times``: event or censoring time per run; ``events``: 1 if the run passed at that time, 0 if
+    censored there.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    e = np.asarray(events, dtype=bool)
+    if t.shape != e.shape:
+        raise ValueError("times and events must have the same length")
+    uniq = np.unique(t[e])
+    surv, var = [], []
+    s, v = 1.0, 0.0
+    for tj in uniq:
+        r = int(np.sum(t >= tj))
+        d = int(np.sum((t == tj) & e))
+        s *= 1.0 - d / r
+        v += d / (r * (r - d)) if r > d else math.inf
+        surv.append(s)
+        var.append(v)
+    return uniq, np.asarray(surv), np.asarray(var)
+
+
+def km_median(times, events, level: float = 0.95) -> tuple[float, float, float]:
+    """``(median, lo, hi)`` of the Kaplan–Meier curve with the log-log Greenwood interval; ``inf``
+    where undefined (the curve, or its band, never reaches 1/2)."""
+    tj, s, v = kaplan_meier(times, events)
+    z = stats.norm.ppf(0.5 * (1.0 + level))
+    if tj.size == 0:
+        return math.inf, math.inf, math.inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(s)
+        sig = np.sqrt(v) / np.abs(logs)
+        upper = np.where(s > 0, s ** np.exp(-z * sig), 0.0)      # s in (0,1): a smaller exponent -> larger
+        lower = np.where(s > 0, s ** np.exp(z * sig), 0.0)
+    upper = np.where(np.isfinite(upper), upper, np.where(s <= 0, 0.0, 1.0))
+    lower = np.where(np.isfinite(lower), lower, 0.0)
+
+    def first(mask):
+        idx = np.nonzero(mask)[0]
+        return float(tj[idx[0]]) if idx.size else math.inf
+
+    return first(s <= 0.5), first(lower <= 0.5), first(upper <= 0.5)
+
+
+def first_passage(curves: pd.DataFrame, *, threshold: float = 0.5, se_multiple: float = 0.0) -> pd.DataFrame:
+    """Per ``run_id``: ``t_star`` (first passing step, or the last step when censored) and ``event``."""
+    if len(curves) == 0:
+        return pd.DataFrame(columns=["run_id", "t_star", "event"])
+    c = curves.sort_values(["run_id", "step"])
+    passed = (c["correlation"] >= threshold) & (c["correlation"] > se_multiple * c["correlation_se"].fillna(0.0))
+    c = c.assign(_pass=passed)
+    out = []
+    for run_id, g in c.groupby("run_id", sort=False):
+        hit = g[g["_pass"]]
+        if len(hit):
+            out.append((run_id, float(hit["step"].iloc[0]), True))
+        else:
+            out.append((run_id, float(g["step"].iloc[-1]), False))
+    return pd.DataFrame(out, columns=["run_id", "t_star", "event"])
+
+
+def time_to_learn_table(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *, threshold: float = 0.5,
+                        se_multiple: float = 0.0, level: float = 0.95) -> pd.DataFrame:
+    """One row per (group, n): ``n_runs, n_learned, median, median_lo, median_hi, last_step``."""
+    if len(runs) == 0 or len(curves) == 0:
+        return pd.DataFrame()
+    ok = runs[runs["status"].astype(str) == "ok"]
+    keys = [k for k in group_keys if k in ok.columns]
+    mine = curves[curves["run_id"].isin(ok["run_id"])]
+    fp = first_passage(mine, threshold=threshold, se_multiple=se_multiple)
+    positive = mine.loc[mine["step"] > 0, "step"]
+    first_checkpoint = float(positive.min()) if len(positive) else math.nan
+    merged = ok[["run_id", *keys, "n"]].drop_duplicates("run_id").merge(fp, on="run_id", how="inner")
+    rows = []
+    for key, g in merged.groupby(keys + ["n"], dropna=False, sort=True):
+        rec = dict(zip(keys + ["n"], key if isinstance(key, tuple) else (key,)))
+        med, lo, hi = km_median(g["t_star"], g["event"], level=level)
+        rec.update(n_runs=int(len(g)), n_learned=int(g["event"].sum()), median=med, median_lo=lo, median_hi=hi,
+                   last_step=float(g["t_star"].max()), first_checkpoint=first_checkpoint, threshold=threshold)
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def time_to_learn_fits(table: pd.DataFrame, group_keys, *, level: float = 0.95, min_points: int = 3) -> pd.DataFrame:
+    """Per group: exponent of the median ``T*`` in n (module docstring)."""
+    if len(table) == 0:
+        return pd.DataFrame()
+    keys = [k for k in group_keys if k in table.columns]
+    z = stats.norm.ppf(0.5 * (1.0 + level))
+    out = []
+    for key, g in table.groupby(keys, dropna=False, sort=True):
+        rec = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        ok = g[np.isfinite(g["median"]) & (g["median"] > 0)]
+        rec.update(n_defined=int(len(ok)), n_censored=int(len(g) - len(ok)),
+                   n_learned_values=sorted(int(v) for v in ok["n"]),
+                   exponent=math.nan, exponent_lo=math.nan, exponent_hi=math.nan, status="too few n with a median")
+        if ok["n"].nunique() >= min_points:
+            se = np.where(np.isfinite(ok["median_lo"]) & np.isfinite(ok["median_hi"]) & (ok["median_lo"] > 0),
+                          (np.log(ok["median_hi"].clip(lower=1e-300)) - np.log(ok["median_lo"].clip(lower=1e-300)))
+                          / (2 * z), np.nan)
+            x, y = np.log(ok["n"].astype(float)), np.log(ok["median"].astype(float))
+            good = np.isfinite(se) & (se > 0)
+            fit = fit_line(x, y, se if good.all() else None, level=level)
+            status = "fitted" + ("" if good.all() else " (unweighted: some medians lack a finite interval)")
+            if "first_checkpoint" in ok and np.all(ok["median"] <= ok["first_checkpoint"]):
+                status = ("resolution-limited: every run learned by the first checkpoint "
+                          f"({float(ok['first_checkpoint'].iloc[0]):.0f}); T* is below it, its exponent unmeasured")
+            if status.startswith("resolution-limited"):
+                rec.update(status=status)
+            else:
+                rec.update(exponent=fit.slope, exponent_lo=fit.slope_ci[0], exponent_hi=fit.slope_ci[1], status=status)
+        out.append(rec)
+    return pd.DataFrame(out)
