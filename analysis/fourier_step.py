@@ -36,8 +36,13 @@ MAX_SPECTRUM_BITS = 22
 
 def _params(name: str, text) -> dict:
     """Family parameters the registry accepts, parsed from ``target_params`` (``k=2,subset=first``)."""
-    from inal_core.targets import _FAMILY_PARAMS
+    from inal_core.targets import FAMILIES
 
+    family = FAMILIES.get(name)
+    if family is None:
+        return {}
+    # parity's k is c (the registry folds it into c); every other parameter is the family's own
+    names = {p for p in family.param_names if not (family.c_rule == "degree" and p == "k")}
     out = {}
     if not isinstance(text, str) or not text or text.startswith("{"):
         return out
@@ -45,7 +50,7 @@ def _params(name: str, text) -> dict:
         if "=" not in part:
             continue
         key, val = part.split("=", 1)
-        if key in _FAMILY_PARAMS.get(name, ()) and key != "k":
+        if key in names:
             try:
                 val = int(val)
             except ValueError:
