@@ -22,7 +22,6 @@ import math
 import socket
 import time
 import traceback
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
@@ -64,13 +63,9 @@ def plan_packs(jobs: Sequence[JobSpec], max_pack: int) -> list[list[JobSpec]]:
     """
     if int(max_pack) < 1:
         raise ValueError(f"max_pack must be an integer >= 1, got {max_pack!r}")
-    groups: "OrderedDict[str, list[JobSpec]]" = OrderedDict()
-    for job in jobs:
-        groups.setdefault(job.pack_key, []).append(job)
-    packs = []
-    for group in groups.values():
-        packs.extend(group[i:i + max_pack] for i in range(0, len(group), max_pack))
-    return packs
+    from .plan import iter_packs  # the streaming implementation; this is its list form
+
+    return list(iter_packs(jobs, int(max_pack), max_buffered=1 << 62))
 
 
 @functools.lru_cache(maxsize=64)
@@ -180,12 +175,15 @@ def write_failed(jobs: Sequence[JobSpec], error: BaseException | str, device: st
         error = "".join(traceback.format_exception(error))
     text = str(error)[-_MAX_ERROR_CHARS:] or "unknown error"
     outcomes = []
+    rows: dict[str, list[dict[str, Any]]] = {}
     for job in jobs:
         if job.train:
             E = _network_spec(job, job.values["N"]).num_parameters
-            row = _run_row(job, device or job.device, E, 0.0, status="failed", error=text)
-            open_store(job.results_dir, job.study).write_run(job.target, row, None)
+            rows.setdefault((job.results_dir, job.study, job.target), []).append(
+                _run_row(job, device or job.device, E, 0.0, status="failed", error=text))
         outcomes.append(JobOutcome(job.run_id, "failed", 0.0, text))
+    for (results_dir, study, target), group in rows.items():  # one file per task and study
+        open_store(results_dir, study).write_runs(target, group, None)
     return outcomes
 
 
@@ -207,7 +205,7 @@ def run_training_pack(jobs: Sequence[JobSpec], device: str | None = None, *,
     jobs = list(jobs)
     if not jobs:
         return []
-    if len({j.pack_key for j in jobs}) != 1:
+    if len({j.pack_key for j in jobs}) != 1 or len({(j.results_dir, j.study) for j in jobs}) != 1:
         raise ValueError("run_training_pack needs jobs of one pack_key; group them with plan_packs")
     device = resolve_device(device or jobs[0].device)
     outcomes: list[JobOutcome] = []
@@ -234,6 +232,8 @@ def run_training_pack(jobs: Sequence[JobSpec], device: str | None = None, *,
     wall_per_run = (time.perf_counter() - t0) / len(jobs)
     E = spec.num_parameters
     batch_used = np.broadcast_to(np.asarray(result.batch_used, dtype=np.int64).reshape(-1), (len(jobs),))  # (R,)
+    rows = []
+    curves: dict[str, list[Any]] = {k: [] for k in ("study", "run_id", "step", *CURVE_COLUMNS_FROM_ENGINE)}
     for r, job in enumerate(jobs):
         status = str(result.status[r])
         measured = {
@@ -244,12 +244,13 @@ def run_training_pack(jobs: Sequence[JobSpec], device: str | None = None, *,
             "error": "" if status == "ok" else f"non-finite values at step {int(result.diverged_step[r])}",
         }
         steps = np.asarray(result.curves["step"][r], dtype=np.int64)  # (n_ckpt,)
-        curves = {
-            "study": [job.study] * len(steps), "run_id": [job.run_id] * len(steps), "step": steps.tolist(),
-            **{col: np.asarray(result.curves[k][r], dtype=np.float64).tolist()
-               for col, k in CURVE_COLUMNS_FROM_ENGINE.items()},
-        }
-        row = _run_row(job, device, E, wall_per_run, **measured)
-        open_store(job.results_dir, job.study).write_run(job.target, row, curves)
+        curves["study"] += [job.study] * len(steps)
+        curves["run_id"] += [job.run_id] * len(steps)
+        curves["step"] += steps.tolist()
+        for col, k in CURVE_COLUMNS_FROM_ENGINE.items():
+            curves[col] += np.asarray(result.curves[k][r], dtype=np.float64).tolist()
+        rows.append(_run_row(job, device, E, wall_per_run, **measured))
         outcomes.append(JobOutcome(job.run_id, status, wall_per_run))
+    # one runs file and one curves file for the whole pack (the store's cost grows with tasks)
+    open_store(jobs[0].results_dir, jobs[0].study).write_runs(jobs[0].target, rows, curves)
     return outcomes
