@@ -43,6 +43,14 @@ class InalRayLauncherConf:
         After the study, run ``python -m analysis.report <results_dir>/<study>`` in a subprocess.
     progress
         Progress bar on stderr (done/total, rate, ETA; plain lines when stderr is not a TTY).
+    dry_run
+        Plan only: print cells, already complete, to run, packs and an estimated time from the
+        cost model, then stop (no Ray, nothing written). ``inal-sweep -m ... hydra.launcher.dry_run=true``.
+    max_cells
+        Largest grid accepted (cells before deduplication); a larger one is refused before any
+        work, naming its size. The driver keeps about 150 bytes a cell.
+    max_in_flight
+        Most Ray tasks submitted and not yet collected at once (the driver's memory follows it).
     """
 
     _target_: str = "hydra_plugins.inal_ray_launcher.ray_launcher.InalRayLauncher"
@@ -57,6 +65,9 @@ class InalRayLauncherConf:
     dashboard: bool = False
     report: bool = True
     progress: bool = True
+    dry_run: bool = False
+    max_cells: int = 2_000_000
+    max_in_flight: int = 256
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="inal_ray", node=InalRayLauncherConf, provider="inal_ray_launcher")

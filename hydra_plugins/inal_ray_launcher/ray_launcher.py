@@ -30,7 +30,8 @@ def check_settings(**settings: Any) -> None:
         value = settings[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
             raise _bad(key, value, "a finite number >= 0 (fractions allowed)")
-    for key, minimum in (("max_pack", 1), ("max_retries", 0), ("local_cpus", 1), ("local_gpus", 0)):
+    for key, minimum in (("max_pack", 1), ("max_retries", 0), ("local_cpus", 1), ("local_gpus", 0),
+                         ("max_cells", 1), ("max_in_flight", 1)):
         value = settings[key]
         if value is None and key.startswith("local_"):
             continue
@@ -58,9 +59,13 @@ class InalRayLauncher(Launcher):
         dashboard: bool = False,
         report: bool = False,
         progress: bool = True,
+        dry_run: bool = False,
+        max_cells: int = 2_000_000,
+        max_in_flight: int = 256,
     ) -> None:
         check_settings(num_cpus=num_cpus, num_gpus=num_gpus, max_pack=max_pack, max_retries=max_retries,
-                       local_cpus=local_cpus, local_gpus=local_gpus)
+                       local_cpus=local_cpus, local_gpus=local_gpus, max_cells=max_cells,
+                       max_in_flight=max_in_flight)
         self.address = address
         self.local_cpus = local_cpus
         self.local_gpus = local_gpus
@@ -74,10 +79,13 @@ class InalRayLauncher(Launcher):
         self.dashboard = bool(dashboard)
         self.report = bool(report)
         self.progress = bool(progress)
+        self.dry_run = bool(dry_run)
+        self.max_cells = int(max_cells)
+        self.max_in_flight = int(max_in_flight)
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
-        self._fast_state: Any = None  # _fast_path.FastPathState, built on first use
+        self._fast_state: Any = None  # the fast path's GroupwiseComposer, built on first use
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
