@@ -27,14 +27,17 @@ non-seed settings.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
+import json
 import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from .jobs import VECTORIZED_KEYS, JobSpec, make_job
+from .jobs import VECTORIZED_KEYS, JobSpec, make_job, seed_from_hash
 
 __all__ = [
     "Axis", "grid_axes", "CellSource", "GridSource", "ListSource", "CellFactory", "PlanCounts",
@@ -189,14 +192,21 @@ class CellFactory:
                  cache_size: int = 4096) -> None:
         self.source = source
         self._compose, self._validate, self._localize = compose, validate, localize
-        self._cache: "OrderedDict[Tuple[str, ...], JobSpec]" = OrderedDict()
+        self._cache: "OrderedDict[Tuple[str, ...], Tuple[JobSpec, Optional[_RunIdTemplate]]]" = OrderedDict()
         self.cache_size = cache_size
         self.full_validations = 0
         # axis position -> (values key, {line: validated value})
         self.vectorized: Dict[int, Tuple[str, Dict[str, Any]]] = {}
         self._first: Optional[Tuple[str, ...]] = None
+        self._fast_ids = True
+        self._derived = 0
         if source.axes and len(source) > 1:
             self._factor(source.axes)
+        self._struct_pos = [i for i in range(len(source.axes or ())) if i not in self.vectorized]
+        self._vec_items = [(pos, key, mapping) for pos, (key, mapping) in self.vectorized.items()]
+        # the JSON text of each per-run scalar's value, as the identity hash writes it
+        self._encoded = {pos: {line: _encode(v) for line, v in mapping.items()}
+                         for pos, (_, mapping) in self.vectorized.items()}
 
     def exact(self, overrides: Sequence[str]) -> JobSpec:
         """``validate(compose(overrides))``, localized; ``ConfigError`` carries the cell's overrides."""
@@ -235,33 +245,52 @@ class CellFactory:
             if ok and key is not None:
                 self.vectorized[pos] = (key, {line: v[key] for line, v in mapping.items()})
 
-    def _structural(self, cell: Tuple[str, ...]) -> JobSpec:
-        ref = tuple(self._first[i] if i in self.vectorized else line  # type: ignore[index]
-                    for i, line in enumerate(cell))
-        job = self._cache.get(ref)
-        if job is None:
+    def _structural(self, cell: Tuple[str, ...]) -> Tuple[JobSpec, Optional["_RunIdTemplate"]]:
+        key = tuple([cell[i] for i in self._struct_pos])
+        entry = self._cache.get(key)
+        if entry is None:
+            ref = tuple(self._first[i] if i in self.vectorized else line  # type: ignore[index]
+                        for i, line in enumerate(cell))
             job = self.exact(ref)
-            self._cache[ref] = job
+            template = _RunIdTemplate.build(job, [k for k, _ in self.vectorized.values()]) \
+                if self._fast_ids and job.train else None
+            template = template.bind(self) if template is not None else None
+            entry = self._cache[key] = (job, template)
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(ref)
-        return job
+        return entry
 
     def job(self, cell: Tuple[str, ...]) -> JobSpec:
         """The validated job of one cell."""
         if not self.vectorized:
             return self.exact(cell)
-        base = self._structural(cell)
-        values = dict(base.values)
-        changed = False
-        for pos, (key, mapping) in self.vectorized.items():
+        base, template = self._structural(cell)
+        base_values = base.values
+        changes = []
+        for pos, key, mapping in self._vec_items:
             value = mapping[cell[pos]]
-            if values[key] != value or type(values[key]) is not type(value):
-                values[key] = value
-                changed = True
-        if not changed:
+            old = base_values[key]
+            if old != value or type(old) is not type(value):
+                changes.append((pos, key, value))
+        if not changes:
             return base
+        values = dict(base_values)
+        for _, key, value in changes:
+            values[key] = value
+        if not base.train:  # T = 0: the identity is the INAL setting's; per-run scalars do not split cells
+            return _with(base, values=values)
+        self._derived += 1
+        if template is not None:
+            run_id = template.run_id(cell, values)
+            if template.checked and self._derived % 4096:
+                return _with(base, run_id=run_id, seed=seed_from_hash(run_id), values=values)
+            job = make_job(values, study=base.study, results_dir=base.results_dir, device=base.device)
+            if job.run_id == run_id and job.pack_key == base.pack_key and job.inal_id == base.inal_id:
+                template.checked = True
+            else:  # the identity's format changed (sweeps.jobs): hash every cell the slow way from now on
+                self._fast_ids = False
+                self._cache.clear()
+            return job
         return make_job(values, study=base.study, results_dir=base.results_dir, device=base.device)
 
     def __iter__(self) -> Iterator[Tuple[int, Tuple[str, ...], JobSpec]]:
@@ -270,29 +299,109 @@ class CellFactory:
             yield i, cell, self.job(cell)
 
 
+class _RunIdTemplate:
+    """``run_id`` of a structural job with some per-run scalars replaced, without re-hashing everything.
+
+    The canonical JSON that ``sweeps.jobs.identity_hash`` hashes is built once with markers in
+    place of the scalars; a cell's text is that JSON with the markers replaced by the JSON of its
+    values. ``CellFactory`` checks the result against ``sweeps.jobs.make_job`` on the first
+    derived cell of every structural job and on every 4096th cell, and falls back to
+    ``make_job`` for good if they ever differ.
+    """
+
+    def __init__(self, parts: List[str], keys: List[str]) -> None:
+        self.parts, self.keys = parts, keys
+        self.checked = False
+        self.positions: List[int] = []
+        self.encoded: List[Dict[str, str]] = []
+
+    @classmethod
+    def build(cls, job: JobSpec, keys: List[str]) -> Optional["_RunIdTemplate"]:
+        try:
+            from . import jobs as J
+            import inal_core
+
+            hashed = {k: v for k, v in job.values.items() if k not in J.NOT_HASHED}
+            if not all(k in hashed for k in keys):
+                return None
+            markers = {k: f"@@inal-plan-marker-{i}@@" for i, k in enumerate(keys)}
+            hashed.update(markers)
+            payload = {"kind": "run", "engine_version": int(inal_core.ENGINE_VERSION),
+                       "values": {k: J._canonical(hashed[k]) for k in sorted(hashed)}}
+            text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        except Exception:  # noqa: BLE001 - any change of sweeps.jobs: no shortcut
+            return None
+        order = sorted(keys, key=lambda k: text.index(json.dumps(markers[k])))
+        parts = []
+        for k in order:
+            head, text = text.split(json.dumps(markers[k]), 1)
+            parts.append(head)
+        parts.append(text)
+        return cls(parts, order)
+
+    def bind(self, factory: "CellFactory") -> "_RunIdTemplate":
+        """Where each marker's value comes from in a cell (axis position, encoded lines)."""
+        pos_of = {key: pos for pos, key, _ in factory._vec_items}
+        self.positions = [pos_of[k] for k in self.keys]
+        self.encoded = [factory._encoded[p] for p in self.positions]
+        return self
+
+    def run_id(self, cell: Tuple[str, ...], values: Dict[str, Any]) -> str:
+        out = [self.parts[0]]
+        for pos, enc, part in zip(self.positions, self.encoded, self.parts[1:]):
+            out.append(enc[cell[pos]])
+            out.append(part)
+        return hashlib.blake2b("".join(out).encode(), digest_size=16).hexdigest()
+
+
+def _encode(value: Any) -> str:
+    from .jobs import _canonical
+
+    return json.dumps(_canonical(value))
+
+
+def _with(job: JobSpec, **changes: Any) -> JobSpec:
+    """``dataclasses.replace`` without its cost (the fields are copied as they are)."""
+    new = object.__new__(type(job))
+    try:
+        new.__dict__.update(job.__dict__)
+        new.__dict__.update(changes)
+    except AttributeError:  # a JobSpec with __slots__
+        return dataclasses.replace(job, **changes)
+    return new
+
+
 # ------------------------------------------------------------------------------ counting
 
 
 def pack_cost(job: JobSpec) -> float:
-    """FLOPs of training one run of ``job`` (``T * ngd_flops_per_step``; 0 when T = 0)."""
+    """FLOPs of training one run of ``job``: ``T * ngd_flops_per_step`` at the batch the engine
+    uses (the exact population of ``2^N`` inputs when small enough, else ``batch`` or its default),
+    plus the checkpoints' evaluations on ``n_eval`` inputs; 0 when T = 0."""
     import inal_core
-    from inal_core.ngd import ngd_flops_per_step
+    from inal_core.ngd import DEFAULT_BATCH, NGDConfig, ngd_flops_per_step
 
     v = job.values
     if not job.train:
         return 0.0
     spec = inal_core.NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
-    batch = v["batch"] or 2 ** v["N"]
-    return float(v["T"]) * ngd_flops_per_step(spec, batch)
+    exact_max = NGDConfig.__dataclass_fields__["exact_max_inputs"].default
+    exact = not v["batch"] and 2 ** v["N"] <= exact_max
+    batch = 2 ** v["N"] if exact else (v["batch"] or DEFAULT_BATCH)
+    checkpoints = v["checkpoints"]
+    n_ckpt = len(checkpoints) if isinstance(checkpoints, (list, tuple)) else int(checkpoints)
+    evals = n_ckpt * spec.flops_forward(min(v["n_eval"], 2 ** v["N"]))
+    return float(v["T"]) * ngd_flops_per_step(spec, batch) + evals
 
 
 def inal_cost(job: JobSpec) -> float:
-    """FLOPs of the INAL estimate of ``job``: ``n_inits`` forward passes over its inputs."""
+    """FLOPs of the INAL estimate of ``job``: ``n_inits`` forward passes over its inputs
+    (``n_inputs`` for Monte Carlo, the ``2^n`` cube otherwise)."""
     import inal_core
 
     v = job.values
     spec = inal_core.NetworkSpec(v["n"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
-    inputs = v["n_inputs"] or 2 ** v["n"]
+    inputs = v["n_inputs"] if v.get("inal_method") == "mc" and v["n_inputs"] else 2 ** v["n"]
     return float(v["n_inits"]) * spec.flops_forward(inputs)
 
 
