@@ -509,7 +509,7 @@ def iter_pending(factory: CellFactory, view: StoreView,
             on_cell(index, job, duplicate, complete)
 
 
-def count_plan(factory: CellFactory, view: StoreView, max_pack: int) -> PlanCounts:
+def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[[JobSpec], int]") -> PlanCounts:
     """One streaming pass: validate every cell (``ConfigError`` on the first bad one), dedupe,
     consult the store and count INAL tasks, training runs, packs and their cost."""
     counts = PlanCounts()
@@ -523,6 +523,7 @@ def count_plan(factory: CellFactory, view: StoreView, max_pack: int) -> PlanCoun
             counts.complete += int(complete)
 
     pack_flops: Dict[str, float] = {}
+    pack_sizes: Dict[str, int] = {}
     for job, need_inal, need_run in iter_pending(factory, view, on_cell):
         if need_inal:
             counts.inal_to_compute += 1
@@ -532,10 +533,11 @@ def count_plan(factory: CellFactory, view: StoreView, max_pack: int) -> PlanCoun
             per_pack_key[job.pack_key] = per_pack_key.get(job.pack_key, 0) + 1
             if job.pack_key not in pack_flops:
                 pack_flops[job.pack_key] = pack_cost(job)
+                pack_sizes[job.pack_key] = max(1, int(max_pack(job) if callable(max_pack) else max_pack))
             counts.train_flops += pack_flops[job.pack_key]
     for store in view.stores:
         roots[store.root] = None
-    counts.packs = sum(math.ceil(n / max_pack) for n in per_pack_key.values())
+    counts.packs = sum(math.ceil(n / pack_sizes[k]) for k, n in per_pack_key.items())
     counts.study_roots = list(roots)
     counts.full_validations = factory.full_validations
     return counts
@@ -579,3 +581,51 @@ def env_int(name: str, default: int) -> int:
         return int(os.environ.get(name, default))
     except ValueError:
         return default
+
+
+# ------------------------------------------------------------------------------ GPU packs
+
+
+def gpu_pack_size(*, device_memory_bytes: float, flops_per_s: float, num_parameters: int, layer_sizes: Sequence[int],
+                  batch: int, T: int, n_eval: int, elem_bytes: int = 4, gpu_fraction: float = 1.0,
+                  memory_fraction: float = 0.8, chunk_bytes: float = float(1 << 30), target_task_s: float = 60.0,
+                  min_fill_flops: float = 5e10, cap: int = 4096) -> int:
+    """How many runs of one shape to train as one stack on a GPU (pure function; CPU-testable).
+
+    Memory: per run the stack holds its parameters, gradient, noise and update (``4 E`` elements);
+    the engine's batch and evaluation chunks take at most ``chunk_bytes`` whatever the stack
+    (``inal_core.ngd.CHUNK_BYTES``). So ``R_mem = (memory_fraction *
+    device_memory * gpu_fraction - chunk_bytes) / per_run_bytes``.
+    Time: a task should last about ``target_task_s`` (resume and retries lose at most that), so
+    ``R_time = target_task_s * flops_per_s * gpu_fraction / (T * ngd_flops_per_step)``; but a stack
+    smaller than what fills the device (``min_fill_flops`` per step) wastes it, so the time bound is
+    raised to that fill. The pack is ``min(R_mem, max(R_time, R_fill), cap)``, at least 1.
+    """
+    import inal_core
+    from inal_core.ngd import ngd_flops_per_step
+
+    sizes = list(layer_sizes)
+    spec = inal_core.NetworkSpec(sizes[0], sizes[1], len(sizes) - 2)
+    per_step = float(ngd_flops_per_step(spec, batch))
+    per_run_bytes = elem_bytes * 4.0 * num_parameters
+    budget = memory_fraction * device_memory_bytes * gpu_fraction - min(chunk_bytes, 0.5 * device_memory_bytes * gpu_fraction)
+    r_mem = int(budget // max(per_run_bytes, 1.0))
+    r_time = int(target_task_s * flops_per_s * gpu_fraction // max(T * per_step, 1.0))
+    r_fill = int(math.ceil(min_fill_flops / max(per_step, 1.0)))
+    return max(1, min(r_mem, max(r_time, r_fill), int(cap)))
+
+
+def gpu_pack_size_of(job: JobSpec, *, device_memory_bytes: float, flops_per_s: float, gpu_fraction: float,
+                     cap: int) -> int:
+    """:func:`gpu_pack_size` for a job's shape (the engine's batch, ``N``-bit inputs)."""
+    import inal_core
+    from inal_core.ngd import DEFAULT_BATCH, NGDConfig
+
+    v = job.values
+    spec = inal_core.NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
+    exact_max = NGDConfig.__dataclass_fields__["exact_max_inputs"].default
+    exact = not v["batch"] and 2 ** v["N"] <= exact_max
+    batch = 2 ** v["N"] if exact else (v["batch"] or DEFAULT_BATCH)
+    return gpu_pack_size(device_memory_bytes=device_memory_bytes, flops_per_s=flops_per_s,
+                         num_parameters=spec.num_parameters, layer_sizes=spec.layer_sizes, batch=batch,
+                         T=max(1, v["T"]), n_eval=v["n_eval"], gpu_fraction=gpu_fraction, cap=cap)

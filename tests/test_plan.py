@@ -143,3 +143,44 @@ def test_a_grid_over_max_cells_is_refused_before_any_work(tmp_path):
     assert "hydra.launcher.max_cells" in proc.stderr and "30 cells" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "r").exists() and not (tmp_path / "sweep").exists()
+
+
+# ------------------------------------------------------------------------------ GPU pack sizes
+
+
+def _gpu(**over):
+    from sweeps.plan import gpu_pack_size
+
+    kw = dict(device_memory_bytes=80 * 2**30, flops_per_s=50e12, num_parameters=64 * 64 + 64 * 64 + 64,
+              layer_sizes=[64, 64, 64, 1], batch=4096, T=1000, n_eval=8192, cap=10**9)
+    kw.update(over)
+    return gpu_pack_size(**kw), kw
+
+
+def test_gpu_pack_fits_the_memory_budget():
+    """A huge network: memory binds. The stack's 4E float32 state fits in 80% of the device share
+    minus one chunk, and one more run would not."""
+    E = 50_000_000
+    for memory, fraction in ((80 * 2**30, 1.0), (80 * 2**30, 0.25), (16 * 2**30, 1.0)):
+        R, _ = _gpu(num_parameters=E, T=1, device_memory_bytes=memory, gpu_fraction=fraction)
+        budget = 0.8 * memory * fraction - 2**30
+        assert R * 16 * E <= budget < (R + 1) * 16 * E
+    quarter, _ = _gpu(num_parameters=E, T=1, gpu_fraction=0.25)
+    whole, _ = _gpu(num_parameters=E, T=1)
+    assert 3.5 < whole / quarter < 4.6  # a quarter of a GPU (num_gpus=0.25): about a quarter of the stack
+
+
+def test_gpu_pack_lasts_about_a_minute_but_fills_the_device():
+    from inal_core import NetworkSpec
+    from inal_core.ngd import ngd_flops_per_step
+
+    R, kw = _gpu()
+    step = ngd_flops_per_step(NetworkSpec(64, 64, 2), 4096)
+    assert R * kw["T"] * step / kw["flops_per_s"] <= 60.0 < (R + 1) * kw["T"] * step / kw["flops_per_s"]
+    # a tiny job: a minute would be millions of runs; memory and the cap bound it
+    tiny, _ = _gpu(num_parameters=10, layer_sizes=[4, 2, 1], batch=16, T=1, cap=4096)
+    assert tiny == 4096
+    # a very long job still packs enough runs to fill the device (>= 5e10 FLOP a step)
+    long_job, _ = _gpu(T=10**9)
+    assert long_job * step >= 5e10 and (long_job - 1) * step < 5e10
+    assert _gpu(num_parameters=10**12, T=1)[0] == 1  # never below one run

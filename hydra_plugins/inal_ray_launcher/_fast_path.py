@@ -36,7 +36,7 @@ from sweeps.compose import GroupwiseComposer
 from sweeps.execute import JobOutcome, run_inal_job, run_training_pack, write_failed
 from sweeps.jobs import JobSpec
 from sweeps.plan import (CellFactory, CellSource, GridSource, ListSource, PlanCounts, StoreView, check_max_cells,
-                         count_plan, id_bytes, iter_packs, iter_pending)
+                         count_plan, gpu_pack_size_of, id_bytes, iter_packs, iter_pending)
 from sweeps.schema import validate_job
 from sweeps.store import ResultsStore
 
@@ -86,7 +86,7 @@ def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
         composer.set_batch(list(source))
     factory = CellFactory(source, composer.compose_task, validate_job, localize)
     view = StoreView(ResultsStore)
-    counts = count_plan(factory, view, launcher.max_pack)
+    counts = count_plan(factory, view, pack_size_rule(launcher))
     return PreparedGrid(source, factory, view, counts, time.perf_counter() - t0)
 
 
@@ -206,7 +206,7 @@ def execute(launcher: Any, grid: PreparedGrid, record: "CellRecords") -> Tuple[O
 
     max_in_flight = max(1, int(launcher.max_in_flight))
     with progress:
-        for pack in iter_packs(training_jobs(), launcher.max_pack):
+        for pack in iter_packs(training_jobs(), pack_size_rule(launcher)):
             opts = task_options(launcher, f"train {pack[0].target} n={pack[0].values['n']} x{len(pack)}")
             in_flight[_pack_remote.options(**opts).remote(pack, kill_marker_dir)] = ("pack", pack)
             counts["packs"] += 1
@@ -216,6 +216,24 @@ def execute(launcher: Any, grid: PreparedGrid, record: "CellRecords") -> Tuple[O
         while in_flight:
             collect()
     return out, counts
+
+
+def pack_size_rule(launcher: Any) -> Any:
+    """``max_pack`` on CPUs; on GPUs (``num_gpus > 0``) the cost model's pack per job shape
+    (``sweeps.plan.gpu_pack_size_of``), capped by ``max_pack_gpu``, for the task's share of a GPU."""
+    if launcher.num_gpus <= 0:
+        return launcher.max_pack
+    memory = launcher.gpu_memory_gb * (1 << 30) if launcher.gpu_memory_gb else None
+    if memory is None:
+        try:
+            import torch
+
+            memory = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else 16 * (1 << 30)
+        except Exception:  # noqa: BLE001 - no CUDA on the driver: a conservative 16 GiB
+            memory = 16 * (1 << 30)
+    fraction = min(1.0, launcher.num_gpus)
+    return lambda job: gpu_pack_size_of(job, device_memory_bytes=memory, flops_per_s=launcher.gpu_tflops * 1e12,
+                                        gpu_fraction=fraction, cap=launcher.max_pack_gpu)
 
 
 class CellRecords:

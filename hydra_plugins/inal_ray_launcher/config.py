@@ -51,6 +51,11 @@ class InalRayLauncherConf:
         work, naming its size. The driver keeps about 150 bytes a cell.
     max_in_flight
         Most Ray tasks submitted and not yet collected at once (the driver's memory follows it).
+    max_pack_gpu, gpu_memory_gb, gpu_tflops
+        With ``num_gpus > 0`` a pack's size comes from the cost model (``sweeps.plan.gpu_pack_size``:
+        parameters and evaluation rows against ``gpu_memory_gb`` x ``num_gpus`` of memory, about a
+        minute of work at ``gpu_tflops`` x ``num_gpus``), at most ``max_pack_gpu``; ``gpu_memory_gb``
+        null: the driver's GPU 0, else 16.
     """
 
     _target_: str = "hydra_plugins.inal_ray_launcher.ray_launcher.InalRayLauncher"
@@ -68,6 +73,9 @@ class InalRayLauncherConf:
     dry_run: bool = False
     max_cells: int = 2_000_000
     max_in_flight: int = 256
+    max_pack_gpu: int = 4096
+    gpu_memory_gb: Optional[float] = None
+    gpu_tflops: float = 20.0
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="inal_ray", node=InalRayLauncherConf, provider="inal_ray_launcher")

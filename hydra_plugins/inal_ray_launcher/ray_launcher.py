@@ -31,7 +31,7 @@ def check_settings(**settings: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
             raise _bad(key, value, "a finite number >= 0 (fractions allowed)")
     for key, minimum in (("max_pack", 1), ("max_retries", 0), ("local_cpus", 1), ("local_gpus", 0),
-                         ("max_cells", 1), ("max_in_flight", 1)):
+                         ("max_cells", 1), ("max_in_flight", 1), ("max_pack_gpu", 1)):
         value = settings[key]
         if value is None and key.startswith("local_"):
             continue
@@ -62,10 +62,13 @@ class InalRayLauncher(Launcher):
         dry_run: bool = False,
         max_cells: int = 2_000_000,
         max_in_flight: int = 256,
+        max_pack_gpu: int = 4096,
+        gpu_memory_gb: Optional[float] = None,
+        gpu_tflops: float = 20.0,
     ) -> None:
         check_settings(num_cpus=num_cpus, num_gpus=num_gpus, max_pack=max_pack, max_retries=max_retries,
                        local_cpus=local_cpus, local_gpus=local_gpus, max_cells=max_cells,
-                       max_in_flight=max_in_flight)
+                       max_in_flight=max_in_flight, max_pack_gpu=max_pack_gpu)
         self.address = address
         self.local_cpus = local_cpus
         self.local_gpus = local_gpus
@@ -82,6 +85,12 @@ class InalRayLauncher(Launcher):
         self.dry_run = bool(dry_run)
         self.max_cells = int(max_cells)
         self.max_in_flight = int(max_in_flight)
+        self.max_pack_gpu = int(max_pack_gpu)
+        for key, value in (("gpu_memory_gb", gpu_memory_gb), ("gpu_tflops", gpu_tflops)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+                raise _bad(key, value, "a number > 0" + (" or null (the driver's GPU 0, else 16)" if key == "gpu_memory_gb" else ""))
+        self.gpu_memory_gb = None if gpu_memory_gb is None else float(gpu_memory_gb)
+        self.gpu_tflops = float(gpu_tflops)
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
