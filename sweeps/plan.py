@@ -509,14 +509,17 @@ def iter_pending(factory: CellFactory, view: StoreView,
             on_cell(index, job, duplicate, complete)
 
 
-def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[[JobSpec], int]") -> PlanCounts:
+def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[[JobSpec], int]",
+               on_cell: Optional[Callable[[int, JobSpec, bool, bool], None]] = None) -> PlanCounts:
     """One streaming pass: validate every cell (``ConfigError`` on the first bad one), dedupe,
     consult the store and count INAL tasks, training runs, packs and their cost."""
     counts = PlanCounts()
     per_pack_key: Dict[str, int] = {}
     roots: Dict[str, None] = {}
 
-    def on_cell(index: int, job: JobSpec, duplicate: bool, complete: bool) -> None:
+    def count_cell(index: int, job: JobSpec, duplicate: bool, complete: bool) -> None:
+        if on_cell is not None:
+            on_cell(index, job, duplicate, complete)
         counts.configs += 1
         if not duplicate:
             counts.cells += 1
@@ -524,7 +527,7 @@ def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[
 
     pack_flops: Dict[str, float] = {}
     pack_sizes: Dict[str, int] = {}
-    for job, need_inal, need_run in iter_pending(factory, view, on_cell):
+    for job, need_inal, need_run in iter_pending(factory, view, count_cell):
         if need_inal:
             counts.inal_to_compute += 1
             counts.inal_flops += inal_cost(job)

@@ -73,6 +73,7 @@ class PreparedGrid:
     view: StoreView
     counts: PlanCounts
     plan_s: float
+    records: "CellRecords"
 
 
 def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
@@ -86,8 +87,9 @@ def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
         composer.set_batch(list(source))
     factory = CellFactory(source, composer.compose_task, validate_job, localize)
     view = StoreView(ResultsStore)
-    counts = count_plan(factory, view, pack_size_rule(launcher))
-    return PreparedGrid(source, factory, view, counts, time.perf_counter() - t0)
+    records = CellRecords(len(source))  # ids of every cell (for the JobReturns), 34 bytes a cell
+    counts = count_plan(factory, view, pack_size_rule(launcher), records.on_cell)
+    return PreparedGrid(source, factory, view, counts, time.perf_counter() - t0, records)
 
 
 # --------------------------------------------------------------------------------- Ray tasks
@@ -296,20 +298,17 @@ def launch_grid(launcher: Any, grid: PreparedGrid) -> Sequence[JobReturn]:
         print(f"[inal-sweep] plan: dry run ({grid.plan_s:.1f} s planning, {counts.full_validations} full "
               "validations): nothing was started or written", flush=True)
         return []
-    records = CellRecords(len(grid.source))
+    records = grid.records
     outcomes = Outcomes()
     exec_counts: Dict[str, int] = {}
     if counts.to_run:
         ensure_ray(launcher)
         outcomes, exec_counts = execute(launcher, grid, records)
-    else:  # nothing to run: one pass to record the ids for the JobReturns
-        for _ in iter_pending(grid.factory, grid.view, records.on_cell):
-            pass
-    for store in grid.view.stores:  # the study ends: small files into large ones
-        try:
-            store.compact()
-        except OSError as err:
-            log.warning("compaction of %s skipped: %s", store.root, err)
+        for store in grid.view.stores:  # the study ends: small files into large ones
+            try:
+                store.compact()
+            except OSError as err:
+                log.warning("compaction of %s skipped: %s", store.root, err)
     status = {k: 0 for k in _STATUS}
     failures = []
     for rid in outcomes.pending:
