@@ -103,11 +103,18 @@ _RETRY_SLEEP_S = 0.2
 COMPACT_ROWS = 1 << 18  # rows of one compacted file at most
 
 
-class StoreReadError(OSError):
+try:  # Hydra's command line prints these as one line, without a traceback
+    from hydra.errors import CompactHydraException as _Compact
+except ImportError:  # pragma: no cover - hydra is a dependency; the store itself does not need it
+    class _Compact(Exception):  # type: ignore[no-redef]
+        pass
+
+
+class StoreReadError(OSError, _Compact):
     """A file could not be read after retries (not proven corrupt: nothing was quarantined)."""
 
 
-class LegacyLayoutError(RuntimeError):
+class LegacyLayoutError(RuntimeError, _Compact):
     """The study holds files of an older layout; the message names the migration command."""
 
 

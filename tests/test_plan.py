@@ -184,3 +184,25 @@ def test_gpu_pack_lasts_about_a_minute_but_fills_the_device():
     long_job, _ = _gpu(T=10**9)
     assert long_job * step >= 5e10 and (long_job - 1) * step < 5e10
     assert _gpu(num_parameters=10**12, T=1)[0] == 1  # never below one run
+
+
+def test_a_study_of_the_previous_layout_stops_with_the_migration_command(tmp_path):
+    """inal-sweep over a study written by 0767b9c's store: one line naming the command, nothing quarantined."""
+    from datetime import datetime, timezone
+
+    import pyarrow as pa
+
+    from test_store import _old_store_module
+
+    old = _old_store_module(tmp_path)
+    row = {f.name: (datetime(2026, 1, 1, tzinfo=timezone.utc) if pa.types.is_timestamp(f.type) else
+                    {pa.string(): "x", pa.int64(): 3, pa.float64(): 0.5, pa.bool_(): True}[f.type])
+           for f in old.RUNS_SCHEMA}
+    row.update(study="default", run_id="r0", status="ok")
+    old.ResultsStore(str(tmp_path / "r"), "default").write_run("parity", row, None)
+    proc = _cli(["-m", "n=4", "c=1", "width=2", "T=1", "train.N=2n", f"results_dir={tmp_path / 'r'}",
+                 "hydra.launcher.dry_run=true", f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path)
+    assert proc.returncode != 0
+    assert f"python -m sweeps.store migrate {tmp_path / 'r' / 'default'}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r" / "default" / "_quarantine").exists()
