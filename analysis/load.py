@@ -16,8 +16,7 @@ rows whose value is in it. Example: ``load_runs(path, target="parity", n=[8, 12]
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -48,13 +47,35 @@ _COLUMNS = {"runs": RUNS_COLUMNS, "curves": CURVES_COLUMNS, "inal": INAL_COLUMNS
 _HIVE = ds.partitioning(pa.schema([("target", pa.string())]), flavor="hive")
 
 
-@dataclass
 class Study:
-    """The three datasets of one or more studies; a missing dataset is an empty frame."""
+    """The three datasets of one or more studies; a missing dataset is an empty frame.
 
-    runs: pd.DataFrame
-    curves: pd.DataFrame
-    inal: pd.DataFrame
+    ``curves`` is loaded on first access (``load_study`` does not read it until then), with the
+    filters ``load_study`` was given; passing a DataFrame sets it directly.
+    """
+
+    def __init__(self, runs: pd.DataFrame, curves: "pd.DataFrame | None" = None,
+                 inal: "pd.DataFrame | None" = None, *, curves_loader: "Callable[[], pd.DataFrame] | None" = None) -> None:
+        self.runs = runs
+        self.inal = inal if inal is not None else _empty("inal")
+        self._curves = curves
+        self._curves_loader = curves_loader
+
+    @property
+    def curves(self) -> pd.DataFrame:
+        """One row per run and checkpoint (read from disk on first access)."""
+        if self._curves is None:
+            self._curves = self._curves_loader() if self._curves_loader is not None else _empty("curves")
+            self._curves_loader = None
+        return self._curves
+
+    @curves.setter
+    def curves(self, value: pd.DataFrame) -> None:
+        self._curves, self._curves_loader = value, None
+
+    @property
+    def curves_loaded(self) -> bool:
+        return self._curves is not None
 
     @property
     def has_training(self) -> bool:
@@ -65,6 +86,10 @@ class Study:
     def has_inal(self) -> bool:
         """True when at least one INAL estimate is present."""
         return len(self.inal) > 0
+
+    def __repr__(self) -> str:
+        curves = f"{len(self._curves)} curve rows" if self._curves is not None else "curves not loaded yet"
+        return f"Study({len(self.runs)} runs, {len(self.inal)} INAL rows, {curves})"
 
 
 def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
@@ -140,7 +165,15 @@ def _empty(name: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in _COLUMNS[name]})
 
 
-def _load_one(study_dir: str, name: str, filters: dict[str, Any]) -> pd.DataFrame | None:
+# Columns renamed in 02909a3 (files of older studies): legacy name -> current name.
+_LEGACY = {"runs": {"corr": "correlation", "corr_se": "correlation_se", "T": "n_steps"},
+           "curves": {"corr": "correlation", "corr_se": "correlation_se"}, "inal": {}}
+# Rows of one cell: a reader may see a cell twice during a compaction or a retry (sweeps.store).
+_KEYS = {"runs": ["run_id"], "curves": ["run_id", "step"], "inal": ["inal_id", "layer"]}
+
+
+def _load_one(study_dir: str, name: str, filters: dict[str, Any],
+              columns: Sequence[str] | None = None) -> pd.DataFrame | None:
     fs, base = _filesystem(study_dir)
     root = f"{base}/{name}"
     files = _parquet_files(fs, root)
@@ -159,9 +192,28 @@ def _load_one(study_dir: str, name: str, filters: dict[str, Any]) -> pd.DataFram
                                   promote_options="permissive")
         dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=fs,
                              partitioning=_HIVE, partition_base_dir=root)
-    _check_filters(name, schema.names, filters)
-    table = dataset.to_table(filter=_filter_expression(schema, filters))
-    return table.to_pandas()
+    legacy = {old: new for old, new in _LEGACY[name].items() if old in schema.names}
+    back = {new: old for old, new in legacy.items()}
+    names = set(schema.names) | set(legacy.values())
+    _check_filters(name, names, filters)
+    if columns is not None:
+        unknown = sorted(set(columns) - names)
+        if unknown:
+            raise ValueError(f"unknown column(s) {unknown} for dataset {name!r}; allowed: {sorted(names)}")
+        wanted = list(dict.fromkeys(list(columns) + [k for k in _KEYS[name] if k in names]))
+        read = [c for c in wanted if c in schema.names] + [back[c] for c in wanted if c in back]
+    else:
+        read = None
+    expr = _filter_expression(schema, {back.get(k, k) if k not in schema.names else k: v for k, v in filters.items()})
+    table = dataset.to_table(columns=read, filter=expr)
+    frame = table.to_pandas()
+    for old, new in legacy.items():  # a study of the previous layout (or one migrated half-way)
+        if old in frame.columns:
+            frame[new] = frame[new].fillna(frame[old]) if new in frame.columns else frame[old]
+            frame = frame.drop(columns=[old])
+    if columns is not None:
+        frame = frame[[c for c in wanted if c in frame.columns]]
+    return frame
 
 
 def _needs_unified_schema(dataset: ds.Dataset, files: list[str], fs: pafs.FileSystem) -> bool:
@@ -173,54 +225,76 @@ def _needs_unified_schema(dataset: ds.Dataset, files: list[str], fs: pafs.FileSy
     return not last.remove_metadata().equals(first.remove_metadata())
 
 
-def load_dataset(path: str, name: str, **filters: Any) -> pd.DataFrame:
+def load_dataset(path: str, name: str, columns: Sequence[str] | None = None, **filters: Any) -> pd.DataFrame:
     """Load dataset ``name`` (``"runs"``, ``"curves"`` or ``"inal"``) of every study under ``path``.
 
-    Returns an empty frame with the contract's columns when no study has that dataset (for example
-    ``runs`` of an INAL-only study). ``filters`` name columns; an unknown name raises ``ValueError``
-    listing the allowed ones.
+    ``columns`` reads only those columns (plus the dataset's id columns), which is what keeps a
+    10^5-run study in bounded memory; None reads every column. Each cell appears once (a cell
+    seen twice during a compaction or a retry of failed runs is kept once: for runs, a row that
+    is not ``failed`` wins). Returns an empty frame with the contract's columns when no study has
+    that dataset (for example ``runs`` of an INAL-only study). ``filters`` name columns; an
+    unknown name raises ``ValueError`` listing the allowed ones.
     """
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
-    frames = [f for f in (_load_one(d, name, filters) for d in find_study_dirs(path)) if f is not None]
+    frames = [f for f in (_load_one(d, name, filters, columns) for d in find_study_dirs(path)) if f is not None]
     if not frames:
         _check_filters(name, _COLUMNS[name], filters)
-        return _empty(name)
+        empty = _empty(name)
+        return empty[[c for c in columns if c in empty.columns]] if columns is not None else empty
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    keys = [k for k in _KEYS[name] if k in frame.columns]
+    if keys and len(frame) and frame.duplicated(keys).any():
+        if name == "runs" and "status" in frame.columns:
+            frame = frame.assign(_failed=frame["status"].eq("failed")).sort_values("_failed", kind="stable")
+            frame = frame.drop_duplicates(keys).sort_index().drop(columns="_failed")
+        else:
+            frame = frame.drop_duplicates(keys)
     return frame.reset_index(drop=True)
 
 
-def load_runs(path: str, **filters: Any) -> pd.DataFrame:
+def load_runs(path: str, columns: Sequence[str] | None = None, **filters: Any) -> pd.DataFrame:
     """One row per training run (see :func:`load_dataset`)."""
-    return load_dataset(path, "runs", **filters)
+    return load_dataset(path, "runs", columns, **filters)
 
 
-def load_curves(path: str, **filters: Any) -> pd.DataFrame:
+def load_curves(path: str, columns: Sequence[str] | None = None, **filters: Any) -> pd.DataFrame:
     """One row per run and checkpoint (see :func:`load_dataset`)."""
-    return load_dataset(path, "curves", **filters)
+    return load_dataset(path, "curves", columns, **filters)
 
 
-def load_inal(path: str, **filters: Any) -> pd.DataFrame:
+def load_inal(path: str, columns: Sequence[str] | None = None, **filters: Any) -> pd.DataFrame:
     """One row per INAL setting and layer (see :func:`load_dataset`)."""
-    return load_dataset(path, "inal", **filters)
+    return load_dataset(path, "inal", columns, **filters)
 
 
-def load_study(path: str, **filters: Any) -> Study:
+def load_study(path: str, *, columns: dict[str, Sequence[str]] | None = None, **filters: Any) -> Study:
     """All three datasets; a filter applies to every dataset that has the column.
 
-    ``curves`` carries no config columns beyond ``target``: it is filtered to the ``run_id`` values
-    of the filtered ``runs`` when ``filters`` name other columns.
+    ``runs`` and ``inal`` are read now, ``curves`` on first access of ``Study.curves``.
+    ``columns`` maps a dataset name to the columns to read (e.g. ``{"runs": ["run_id", "n",
+    "correlation"]}``); datasets not named are read whole. ``curves`` carries no config
+    columns beyond ``target``: it is filtered to the ``run_id`` values of the filtered ``runs``
+    when ``filters`` name other columns.
     """
-    def applicable(columns) -> dict[str, Any]:
-        return {k: v for k, v in filters.items() if k in columns}
+    def applicable(names) -> dict[str, Any]:
+        return {k: v for k, v in filters.items() if k in names}
 
+    columns = dict(columns or {})
+    unknown_kinds = sorted(set(columns) - set(DATASETS))
+    if unknown_kinds:
+        raise ValueError(f"columns must name datasets among {DATASETS}, got {unknown_kinds}")
     unknown = sorted(set(filters) - set(RUNS_COLUMNS) - set(INAL_COLUMNS) - set(CURVES_COLUMNS))
     if unknown:
         raise ValueError(f"unknown filter column(s) {unknown}; allowed: "
                          f"{sorted(set(RUNS_COLUMNS) | set(INAL_COLUMNS))}")
-    runs = load_runs(path, **applicable(RUNS_COLUMNS))
-    inal = load_inal(path, **applicable(INAL_COLUMNS))
-    curves = load_curves(path, **applicable(CURVES_COLUMNS))
-    if set(filters) - set(CURVES_COLUMNS) and len(curves):
-        curves = curves[curves["run_id"].isin(set(runs["run_id"]))].reset_index(drop=True)
-    return Study(runs=runs, curves=curves, inal=inal)
+    runs = load_runs(path, columns.get("runs"), **applicable(RUNS_COLUMNS))
+    inal = load_inal(path, columns.get("inal"), **applicable(INAL_COLUMNS))
+
+    def curves() -> pd.DataFrame:
+        frame = load_curves(path, columns.get("curves"), **applicable(CURVES_COLUMNS))
+        if set(filters) - set(CURVES_COLUMNS) and len(frame):
+            frame = frame[frame["run_id"].isin(set(runs["run_id"]))].reset_index(drop=True)
+        return frame
+
+    return Study(runs=runs, inal=inal, curves_loader=curves)

@@ -2,7 +2,8 @@
 
     inal-bench core     # inal_core engines: exact/junta INAL, noisy-GD throughput, GPU stacking
     inal-bench sweep    # end-to-end cost per cell of the Ray launcher
-    inal-bench all
+    inal-bench scale    # 10^5-10^6 cells: plan, run, resume, load, report (--cells, --plan-cells)
+    inal-bench all      # core and sweep (scale is long: run it on its own)
 
 Each suite module exposes ``run(args) -> Iterable[Measurement]``.
 """
@@ -18,7 +19,9 @@ from .common import emit
 SUITES: dict[str, list[str]] = {
     "core": ["inal_bench.core_inal", "inal_bench.core_ngd"],
     "sweep": ["inal_bench.sweep"],
+    "scale": ["inal_bench.scale"],
 }
+IN_ALL = ("core", "sweep")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,8 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU measurements skip without CUDA)")
     parser.add_argument("--only", default=None, help="run only measurements whose name contains this string")
+    from . import scale
+
+    scale.add_arguments(parser)
     args = parser.parse_args(argv)
-    modules = [m for s in (SUITES if args.suite == "all" else [args.suite]) for m in SUITES[s]]
+    modules = [m for s in (IN_ALL if args.suite == "all" else [args.suite]) for m in SUITES[s]]
     for name in modules:
         module = importlib.import_module(name)
         for measurement in module.run(args):

@@ -102,6 +102,10 @@ class GroupwiseComposer:
         lines = [set(o) for o in job_overrides]
         self._shared = frozenset(set.intersection(*lines)) if lines else frozenset()
 
+    def set_shared(self, lines: Sequence[str]) -> None:
+        """Like :meth:`set_batch` when the shared lines are known (a grid's single-valued axes)."""
+        self._shared = frozenset(lines)
+
     def _hoistable(self, values: List[Override]) -> Tuple[List[Override], List[Override]]:
         """``(shared, own)`` value overrides if the shared ones can be applied first, else ``([], values)``."""
         shared = [o for o in values if o.input_line in self._shared]

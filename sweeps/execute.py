@@ -21,7 +21,6 @@ import math
 import socket
 import time
 import traceback
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
@@ -36,7 +35,7 @@ from inal_core.inal import estimate_inal
 from inal_core.ngd import NGDConfig, train_noisy_gd
 from inal_core.targets import extend
 
-from .columns import job_columns
+from .columns import columns_of, job_columns
 from .jobs import JobSpec, git_commit
 from .store import ResultsStore
 
@@ -65,13 +64,9 @@ def plan_packs(jobs: Sequence[JobSpec], max_pack: int) -> list[list[JobSpec]]:
     """
     if int(max_pack) < 1:
         raise ValueError(f"max_pack must be an integer >= 1, got {max_pack!r}")
-    groups: "OrderedDict[str, list[JobSpec]]" = OrderedDict()
-    for job in jobs:
-        groups.setdefault(job.pack_key, []).append(job)
-    packs = []
-    for group in groups.values():
-        packs.extend(group[i:i + max_pack] for i in range(0, len(group), max_pack))
-    return packs
+    from .plan import iter_packs  # the streaming implementation; this is its list form
+
+    return list(iter_packs(jobs, int(max_pack), max_buffered=1 << 62))
 
 
 @functools.lru_cache(maxsize=64)
@@ -175,12 +170,15 @@ def write_failed(jobs: Sequence[JobSpec], error: BaseException | str, device: st
         error = "".join(traceback.format_exception(error))
     text = str(error)[-_MAX_ERROR_CHARS:] or "unknown error"
     outcomes = []
+    rows: dict[str, list[dict[str, Any]]] = {}
     for job in jobs:
         if job.train:
             E = _network_spec(job, job.values["N"]).num_parameters
-            row = _run_row(job, device or job.device, E, 0.0, status="failed", error=text)
-            open_store(job.results_dir, job.study).write_run(job.target, row, None)
+            rows.setdefault((job.results_dir, job.study, job.target), []).append(
+                _run_row(job, device or job.device, E, 0.0, status="failed", error=text))
         outcomes.append(JobOutcome(job.run_id, "failed", 0.0, text))
+    for (results_dir, study, target), group in rows.items():  # one file per task and study
+        open_store(results_dir, study).write_runs(target, group, None)
     return outcomes
 
 
@@ -202,7 +200,7 @@ def run_training_pack(jobs: Sequence[JobSpec], device: str | None = None, *,
     jobs = list(jobs)
     if not jobs:
         return []
-    if len({j.pack_key for j in jobs}) != 1:
+    if len({j.pack_key for j in jobs}) != 1 or len({(j.results_dir, j.study) for j in jobs}) != 1:
         raise ValueError("run_training_pack needs jobs of one pack_key; group them with plan_packs")
     device = resolve_device(device or jobs[0].device)
     outcomes: list[JobOutcome] = []
@@ -229,6 +227,8 @@ def run_training_pack(jobs: Sequence[JobSpec], device: str | None = None, *,
     wall_per_run = (time.perf_counter() - t0) / len(jobs)
     E = spec.num_parameters
     batch_used = np.broadcast_to(np.asarray(result.batch_used, dtype=np.int64).reshape(-1), (len(jobs),))  # (R,)
+    rows = []
+    curves: dict[str, list[Any]] = {k: [] for k in columns_of("curves")}
     for r, job in enumerate(jobs):
         status = str(result.status[r])
         measured = {
@@ -239,12 +239,13 @@ def run_training_pack(jobs: Sequence[JobSpec], device: str | None = None, *,
             "error": "" if status == "ok" else f"non-finite values at step {int(result.diverged_step[r])}",
         }
         steps = np.asarray(result.curves["step"][r], dtype=np.int64)  # (n_ckpt,)
-        curves = {
-            **{k: [val] * len(steps) for k, val in job_columns("curves", job).items()}, "step": steps.tolist(),
-            **{col: np.asarray(result.curves[k][r], dtype=np.float64).tolist()
-               for col, k in CURVE_COLUMNS_FROM_ENGINE.items()},
-        }
-        row = _run_row(job, device, E, wall_per_run, **measured)
-        open_store(job.results_dir, job.study).write_run(job.target, row, curves)
+        for col, val in job_columns("curves", job).items():  # study, run_id
+            curves[col] += [val] * len(steps)
+        curves["step"] += steps.tolist()
+        for col, k in CURVE_COLUMNS_FROM_ENGINE.items():
+            curves[col] += np.asarray(result.curves[k][r], dtype=np.float64).tolist()
+        rows.append(_run_row(job, device, E, wall_per_run, **measured))
         outcomes.append(JobOutcome(job.run_id, status, wall_per_run))
+    # one runs file and one curves file for the whole pack (the store's cost grows with tasks)
+    open_store(jobs[0].results_dir, jobs[0].study).write_runs(jobs[0].target, rows, curves)
     return outcomes

@@ -1,33 +1,63 @@
-"""The results store: three hive-partitioned Parquet datasets per study, one file per job.
+"""The results store: three hive-partitioned Parquet datasets per study, one file per task.
 
-Layout (CONTRACT.md)::
+Layout (schema version 2)::
 
-    <results_dir>/<study>/runs/target=<name>/<run_id>.parquet     one row per training run
-    <results_dir>/<study>/curves/target=<name>/<run_id>.parquet   one row per run and checkpoint
-    <results_dir>/<study>/inal/target=<name>/<inal_id>.parquet    one row per layer (1..depth+1)
-    <results_dir>/<study>/_quarantine/                            files found corrupt, moved aside
+    <results_dir>/<study>/runs/target=<name>/pack-<h>.parquet     runs of one training task (a pack)
+    <results_dir>/<study>/runs/target=<name>/failed-<h>.parquet   failed runs of one task (retried later)
+    <results_dir>/<study>/curves/target=<name>/pack-<h>.parquet   their curves (same name as the runs file)
+    <results_dir>/<study>/inal/target=<name>/<inal_id>.parquet     one INAL task: one row per layer
+    <results_dir>/<study>/{runs,curves,inal}/target=<name>/part-<h>.parquet   compacted (``compact``)
+    <results_dir>/<study>/_tmp/          files being written (renamed into place when complete)
+    <results_dir>/<study>/_quarantine/   files proven corrupt, moved aside with a .reason.txt
 
+Costs grow with tasks (packs), not with runs: a task writes one file per dataset, and resume
+(``completed_run_ids``) reads each file's footer, schema and id column only, never its rows.
 The ``target`` column lives only in the path (hive partitioning); readers get it back with
 ``pyarrow.dataset.dataset(p, partitioning="hive")``, ``pandas.read_parquet(p)``, DuckDB
 ``read_parquet('p/**/*.parquet', hive_partitioning=true)`` or polars
-``scan_parquet(p, hive_partitioning=True)``. Column types are fixed (``RUNS_SCHEMA`` ...):
-ints int64, floats float64, strings string, flags bool.
+``scan_parquet(p, hive_partitioning=True)``, with no extra library. Column types are fixed
+(``RUNS_SCHEMA`` ...): ints int64, floats float64, strings string, flags bool.
 
-Every file carries in its footer ``inal.schema_version``, ``inal.kind``, ``inal.id`` (the file's
-id, equal to its name) and ``inal.rows``; runs files also ``inal.status`` and ``inal.curve_rows``.
-A write goes to a hidden temporary name in the same directory and is renamed into place (on an
-object store, where a put is atomic, it is a single put), so a reader never sees half a file.
-A scan checks each file's footer, metadata, row count and id column; a file that fails is moved
-to ``_quarantine/`` and its job counts as not done, so a rerun recomputes it.
+Every file carries in its footer ``inal.schema_version`` ("2"), ``inal.kind``, ``inal.ids`` (the
+sorted ids it holds, comma-separated), ``inal.rows``; runs files also ``inal.status`` (``ok``:
+ok and diverged runs; ``failed``) and ``inal.curve_rows`` (rows of the curves file of the same
+name). A file is **sound** when its footer reads, its metadata match, its Arrow schema equals the
+expected one (field names and types, exactly), its row count is the recorded one and its id
+column holds exactly the recorded ids. A file that fails is **proven corrupt** and moved to
+``_quarantine/`` (its cells are then recomputed); a transient read error (``OSError``:
+permissions, timeouts, a flaky NFS or object store) is retried three times and then stops the
+scan with :class:`StoreReadError`, never quarantining a file. Two scans at once may both find a
+corrupt file: the second one's move finds it gone, which is fine.
+
+What a reader sees:
+
+- during a write: nothing of it. Files are written under ``<study>/_tmp/`` (outside the
+  dataset directories, so polars and DuckDB never list them) and renamed into place, which is
+  atomic on a POSIX filesystem; on an object store a put is atomic and goes to its final name.
+  A task writes its curves file before its runs file; the runs file marks the runs complete.
+- during a compaction (``compact``, at the end of a study): the compacted file is renamed in
+  first, then the small files it replaces are deleted, runs before curves. A reader listing the
+  directory in between (milliseconds) can see those cells twice; ``analysis.load`` drops such
+  duplicates by id, and a later scan deletes small files a compacted file covers (a compaction
+  killed half-way).
+- while failed runs are retried: the new rows are written, then the ``failed-`` file is
+  rewritten without them (or deleted); in between a reader sees both rows of a retried run.
+
+Studies written by the previous layout (schema version 1: one file per run named by its id,
+columns ``corr``/``corr_se``/``T`` before 02909a3) are migrated in place by
+``python -m sweeps.store migrate <results_dir>/<study>``; a scan that meets such a file stops
+with that command in its message instead of quarantining it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
+import sys
 import time
 import uuid
-from typing import Any, Iterable, Mapping
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -35,13 +65,35 @@ import pyarrow.parquet as pq
 
 from .columns import CURVES_SCHEMA, INAL_SCHEMA, RUNS_SCHEMA
 
-__all__ = ["ResultsStore", "RUNS_SCHEMA", "CURVES_SCHEMA", "INAL_SCHEMA", "SCHEMA_VERSION", "DATASETS"]
+__all__ = ["ResultsStore", "RUNS_SCHEMA", "CURVES_SCHEMA", "INAL_SCHEMA", "SCHEMA_VERSION", "DATASETS",
+           "StoreReadError", "LegacyLayoutError", "migrate_study"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+LEGACY_VERSIONS = ("1",)
 # the schemas are derived from the column tables in sweeps/columns.py (one place, with the README tables)
 DATASETS = {"runs": (RUNS_SCHEMA, "run_id"), "curves": (CURVES_SCHEMA, "run_id"), "inal": (INAL_SCHEMA, "inal_id")}
-_TMP_MARK = ".tmp-"
+#: Column renames of 02909a3 (legacy name -> current name), applied by ``migrate_study``.
+LEGACY_RENAMES = {"runs": {"corr": "correlation", "corr_se": "correlation_se", "T": "n_steps"},
+                  "curves": {"corr": "correlation", "corr_se": "correlation_se"}, "inal": {}}
 _STALE_TMP_S = 3600.0
+_READ_ATTEMPTS = 3
+_RETRY_SLEEP_S = 0.2
+COMPACT_ROWS = 1 << 18  # rows of one compacted file at most
+
+
+try:  # Hydra's command line prints these as one line, without a traceback
+    from hydra.errors import CompactHydraException as _Compact
+except ImportError:  # pragma: no cover - hydra is a dependency; the store itself does not need it
+    class _Compact(Exception):  # type: ignore[no-redef]
+        pass
+
+
+class StoreReadError(OSError, _Compact):
+    """A file could not be read after retries (not proven corrupt: nothing was quarantined)."""
+
+
+class LegacyLayoutError(RuntimeError, _Compact):
+    """The study holds files of an older layout; the message names the migration command."""
 
 
 def resolve_filesystem(results_dir: str) -> tuple[pafs.FileSystem, str]:
@@ -50,6 +102,19 @@ def resolve_filesystem(results_dir: str) -> tuple[pafs.FileSystem, str]:
         fs, path = pafs.FileSystem.from_uri(str(results_dir))
         return fs, path.rstrip("/")
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(str(results_dir)))
+
+
+def _digest(ids: Iterable[str]) -> str:
+    return hashlib.blake2b(",".join(sorted(ids)).encode(), digest_size=12).hexdigest()
+
+
+class FileEntry:
+    """One sound file found by a scan: its path, target partition, name, ids and footer metadata."""
+
+    __slots__ = ("path", "target", "name", "ids", "meta")
+
+    def __init__(self, path: str, target: str, name: str, ids: List[str], meta: Dict[str, str]) -> None:
+        self.path, self.target, self.name, self.ids, self.meta = path, target, name, ids, meta
 
 
 class ResultsStore:
@@ -78,35 +143,58 @@ class ResultsStore:
             return path
         return f"{self.results_dir.split('://', 1)[0]}://{path}"
 
-    def file_path(self, kind: str, target: str, file_id: str) -> str:
-        return posixpath.join(self.dataset_path(kind), f"target={target}", f"{file_id}.parquet")
+    def file_path(self, kind: str, target: str, name: str) -> str:
+        """Path of the file ``<name>.parquet`` of ``kind`` in partition ``target``."""
+        return posixpath.join(self.dataset_path(kind), f"target={target}", f"{name}.parquet")
+
+    @property
+    def tmp_dir(self) -> str:
+        return posixpath.join(self.root, "_tmp")
 
     # ------------------------------------------------------------------ writing
 
-    def _write(self, kind: str, target: str, file_id: str, columns: Mapping[str, Iterable[Any]],
-               extra_meta: Mapping[str, str] | None = None) -> str:
+    def _table(self, kind: str, columns: Mapping[str, Sequence[Any]], meta: Mapping[str, str]) -> Tuple[pa.Table, List[str]]:
         schema, id_col = DATASETS[kind]
         missing = [f.name for f in schema if f.name not in columns]
         if missing:
             raise ValueError(f"{kind} rows lack columns {missing}")
         table = pa.Table.from_pydict({f.name: list(columns[f.name]) for f in schema}, schema=schema)
         if table.num_rows == 0:
-            raise ValueError(f"refusing to write an empty {kind} file for {file_id}")
-        ids = set(table.column(id_col).to_pylist())
-        if ids != {file_id}:
-            raise ValueError(f"{kind} file {file_id} would hold rows of {sorted(ids)}")
-        meta = {"inal.schema_version": SCHEMA_VERSION, "inal.kind": kind, "inal.id": file_id,
-                "inal.rows": str(table.num_rows), **(extra_meta or {})}
-        table = table.replace_schema_metadata({k.encode(): v.encode() for k, v in meta.items()})
-        final = self.file_path(kind, target, file_id)
+            raise ValueError(f"refusing to write an empty {kind} file")
+        ids = sorted(set(table.column(id_col).to_pylist()))
+        full = {"inal.schema_version": SCHEMA_VERSION, "inal.kind": kind, "inal.ids": ",".join(ids),
+                "inal.rows": str(table.num_rows), **meta}
+        return table.replace_schema_metadata({k.encode(): v.encode() for k, v in full.items()}), ids
+
+    def _write(self, kind: str, target: str, name: str, columns: Mapping[str, Sequence[Any]],
+               meta: Mapping[str, str] | None = None, expect_ids: Optional[Sequence[str]] = None) -> str:
+        table, ids = self._table(kind, columns, meta or {})
+        if expect_ids is not None and set(ids) != set(expect_ids):
+            raise ValueError(f"{kind} file {name} would hold rows of {ids}, expected {sorted(expect_ids)}")
+        return self._put(table, self.file_path(kind, target, name))
+
+    def _put(self, table: pa.Table, final: str) -> str:
+        """Write ``table`` at ``final`` atomically: into ``_tmp/``, then a rename (a single put on object stores)."""
         directory = posixpath.dirname(final)
+        self._ensure_dir(directory)
         if not self._rename_writes:
-            self._write_table(table, final, directory)
+            pq.write_table(table, final, filesystem=self.fs)
             return final
-        tmp = posixpath.join(directory, f".{file_id}.parquet{_TMP_MARK}{uuid.uuid4().hex}")
+        self._ensure_dir(self.tmp_dir)
+        tmp = posixpath.join(self.tmp_dir, f"{uuid.uuid4().hex}.parquet")
         try:
-            self._write_table(table, tmp, directory)
-            self.fs.move(tmp, final)  # os.replace on a local filesystem: atomic
+            try:
+                pq.write_table(table, tmp, filesystem=self.fs)
+            except FileNotFoundError:  # the study was deleted while this process kept its store
+                self._made_dirs.clear()
+                self._ensure_dir(self.tmp_dir)
+                pq.write_table(table, tmp, filesystem=self.fs)
+            try:
+                self.fs.move(tmp, final)  # os.replace on a local filesystem: atomic
+            except FileNotFoundError:
+                self._made_dirs.discard(directory)
+                self._ensure_dir(directory)
+                self.fs.move(tmp, final)
         except BaseException:
             try:
                 self.fs.delete_file(tmp)
@@ -115,163 +203,350 @@ class ResultsStore:
             raise
         return final
 
-    def _write_table(self, table: pa.Table, path: str, directory: str) -> None:
-        """``pq.write_table``, creating ``directory`` once per store (again if it vanished meanwhile)."""
+    def _ensure_dir(self, directory: str) -> None:
         if directory not in self._made_dirs:
             self.fs.create_dir(directory, recursive=True)
             self._made_dirs.add(directory)
-        try:
-            pq.write_table(table, path, filesystem=self.fs)
-        except FileNotFoundError:  # the study was deleted while this process kept its store
-            self.fs.create_dir(directory, recursive=True)
-            pq.write_table(table, path, filesystem=self.fs)
+
+    def write_runs(self, target: str, rows: Sequence[Mapping[str, Any]],
+                   curves: Mapping[str, Sequence[Any]] | None = None) -> str:
+        """Write the runs of one task: its curves file first, then its runs file (which marks them done).
+
+        ``rows`` map every ``RUNS_SCHEMA`` column to a scalar; ``curves`` maps every
+        ``CURVES_SCHEMA`` column to a sequence (the checkpoints of all runs), or is None. Runs
+        whose status is ``failed`` go to a ``failed-`` file of their own (no curves), so that a
+        retry replaces them without touching the results of the others.
+        """
+        rows = list(rows)
+        failed = [r for r in rows if r["status"] == "failed"]
+        good = [r for r in rows if r["status"] != "failed"]
+        path = ""
+        if good:
+            ids = [r["run_id"] for r in good]
+            name = f"pack-{_digest(ids)}"
+            curve_rows = 0
+            if curves is not None and len(curves["step"]) > 0:
+                keep = set(ids)
+                sel = [i for i, rid in enumerate(curves["run_id"]) if rid in keep]
+                cols = {k: [v[i] for i in sel] for k, v in curves.items()}
+                if sel:
+                    self._write("curves", target, name, cols, expect_ids=ids)
+                    curve_rows = len(sel)
+            path = self._write("runs", target, name, {k: [r[k] for r in good] for k in good[0]},
+                               {"inal.status": "ok", "inal.curve_rows": str(curve_rows)})
+        if failed:
+            ids = [r["run_id"] for r in failed]
+            fpath = self._write("runs", target, f"failed-{_digest(ids)}", {k: [r[k] for r in failed] for k in failed[0]},
+                                {"inal.status": "failed", "inal.curve_rows": "0"})
+            path = path or fpath
+        return path
 
     def write_run(self, target: str, run_row: Mapping[str, Any],
                   curves: Mapping[str, Iterable[Any]] | None = None) -> str:
-        """Write one run: its curves file first, then its runs file (the runs file marks it done).
-
-        ``run_row`` maps every ``RUNS_SCHEMA`` column to a scalar; ``curves`` maps every
-        ``CURVES_SCHEMA`` column to a sequence (one entry per checkpoint), or is None.
-        """
-        run_id = run_row["run_id"]
-        curve_rows = 0
-        if curves is not None and len(list(curves["step"])) > 0:
-            curve_rows = self._write_curves(target, run_id, curves)
-        meta = {"inal.status": str(run_row["status"]), "inal.curve_rows": str(curve_rows)}
-        return self._write("runs", target, run_id, {k: [v] for k, v in run_row.items()}, meta)
-
-    def _write_curves(self, target: str, run_id: str, curves: Mapping[str, Iterable[Any]]) -> int:
-        cols = {k: list(v) for k, v in curves.items()}
-        self._write("curves", target, run_id, cols)
-        return len(cols["step"])
+        """Write one run (a task of one run): see :meth:`write_runs`."""
+        cols = None if curves is None else {k: list(v) for k, v in curves.items()}
+        return self.write_runs(target, [run_row], cols)
 
     def write_inal(self, target: str, inal_id: str, rows: Mapping[str, Iterable[Any]]) -> str:
         """Write the per-layer INAL rows of one ``inal_id`` (every ``INAL_SCHEMA`` column a sequence)."""
-        return self._write("inal", target, inal_id, rows)
+        cols = {k: list(v) for k, v in rows.items()}
+        return self._write("inal", target, inal_id, cols, expect_ids=[inal_id])
 
     # ------------------------------------------------------------------ checking
 
     def _list(self, kind: str) -> list[pafs.FileInfo]:
         selector = pafs.FileSelector(self.dataset_path(kind), recursive=True, allow_not_found=True)
-        return [info for info in self.fs.get_file_info(selector) if info.type == pafs.FileType.File]
+        return [info for info in self._retry(lambda: self.fs.get_file_info(selector), self.dataset_path(kind))
+                if info.type == pafs.FileType.File]
+
+    def _retry(self, fn, path: str):
+        """``fn()``, retried on ``OSError`` (transient: permissions, timeouts); ``StoreReadError`` at the end."""
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                return fn()
+            except FileNotFoundError:
+                raise
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                raise
+            except OSError as err:
+                if attempt + 1 == _READ_ATTEMPTS:
+                    raise StoreReadError(
+                        f"cannot read {path} ({type(err).__name__}: {err}) after {_READ_ATTEMPTS} attempts; "
+                        "nothing was changed: check the file system and run the same command again") from err
+                time.sleep(_RETRY_SLEEP_S * (attempt + 1))
 
     def check_file(self, kind: str, path: str) -> tuple[dict[str, str] | None, str]:
-        """``(footer metadata, "")`` for a sound file, ``(None, reason)`` otherwise.
+        """``(footer metadata, "")`` for a sound file, ``(None, reason)`` for a file proven corrupt.
 
-        Sound: the Parquet footer reads, ``inal.schema_version`` and ``inal.kind`` match,
-        ``inal.id`` equals the file name, the footer's row count equals ``inal.rows`` and every
-        value of the id column equals ``inal.id``.
+        Raises :class:`StoreReadError` when the file cannot be read (transient), ``FileNotFoundError``
+        when it vanished, and :class:`LegacyLayoutError` for a file of an older layout.
         """
+        return self._retry(lambda: self._check(kind, path), path)
+
+    def _check(self, kind: str, path: str) -> tuple[dict[str, str] | None, str]:
         schema, id_col = DATASETS[kind]
-        file_id = posixpath.basename(path)[: -len(".parquet")]
         try:
             with self.fs.open_input_file(path) as handle:
                 pf = pq.ParquetFile(handle)
                 raw = pf.metadata.metadata or {}
                 meta = {k.decode(): v.decode() for k, v in raw.items() if k.startswith(b"inal.")}
-                if meta.get("inal.schema_version") != SCHEMA_VERSION:
-                    return None, f"schema version {meta.get('inal.schema_version')!r} != {SCHEMA_VERSION!r}"
-                if meta.get("inal.kind") != kind or meta.get("inal.id") != file_id:
-                    return None, f"metadata kind/id {meta.get('inal.kind')}/{meta.get('inal.id')} do not match the path"
+                version = meta.get("inal.schema_version")
+                if version in LEGACY_VERSIONS:
+                    raise LegacyLayoutError(
+                        f"{path} was written by an older layout of the results store (schema version "
+                        f"{version}); migrate the study once with: python -m sweeps.store migrate {self.root}")
+                if version != SCHEMA_VERSION:
+                    return None, f"schema version {version!r} != {SCHEMA_VERSION!r}"
+                if meta.get("inal.kind") != kind or "inal.ids" not in meta:
+                    return None, f"metadata kind {meta.get('inal.kind')!r} (expected {kind!r}) or ids missing"
+                if not pf.schema_arrow.remove_metadata().equals(schema):
+                    got = {f.name: str(f.type) for f in pf.schema_arrow}
+                    want = {f.name: str(f.type) for f in schema}
+                    diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+                    return None, f"schema differs from the expected {kind} schema in {diff}"
                 if pf.metadata.num_rows != int(meta.get("inal.rows", -1)) or pf.metadata.num_rows < 1:
                     return None, f"row count {pf.metadata.num_rows} != recorded {meta.get('inal.rows')}"
                 ids = pf.read(columns=[id_col]).column(id_col)
-                if ids.null_count or set(ids.to_pylist()) != {file_id}:
-                    return None, f"{id_col} column does not match the file name"
-        except (OSError, pa.ArrowException, ValueError, KeyError) as err:
+                want_ids = meta["inal.ids"].split(",")
+                if ids.null_count or set(ids.unique().to_pylist()) != set(want_ids):
+                    return None, f"{id_col} column does not hold the recorded ids"
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError, KeyError,
+                UnicodeDecodeError) as err:
             return None, f"unreadable: {type(err).__name__}: {err}"
         return meta, ""
 
-    def quarantine(self, kind: str, path: str, reason: str) -> str:
-        """Move a bad file to ``<study>/_quarantine/`` (with a ``.reason.txt`` beside it); returns its new path."""
+    def quarantine(self, kind: str, path: str, reason: str) -> str | None:
+        """Move a corrupt file to ``<study>/_quarantine/`` (with a ``.reason.txt``); its new path, or
+        None when another scan moved it first."""
         rel = posixpath.relpath(path, self.dataset_path(kind)).replace("/", "__")
         dest_dir = posixpath.join(self.root, "_quarantine")
         self.fs.create_dir(dest_dir, recursive=True)
-        dest = posixpath.join(dest_dir, f"{kind}__{rel}.{int(time.time() * 1e6)}")
-        self.fs.move(path, dest)
+        dest = posixpath.join(dest_dir, f"{kind}__{rel}.{int(time.time() * 1e6)}.{uuid.uuid4().hex[:6]}")
+        try:
+            self.fs.move(path, dest)
+        except FileNotFoundError:
+            return None
         with self.fs.open_output_stream(dest + ".reason.txt") as out:
             out.write(reason.encode())
         return dest
 
-    def _scan(self, kind: str) -> dict[str, dict[str, str]]:
-        """Metadata of every sound file of ``kind`` by id; bad files are quarantined, stale temp files removed."""
-        sound: dict[str, dict[str, str]] = {}
+    def _clean_tmp(self) -> None:
+        selector = pafs.FileSelector(self.tmp_dir, recursive=False, allow_not_found=True)
         now = time.time()
+        try:
+            infos = self.fs.get_file_info(selector)
+        except OSError:
+            return
+        for info in infos:
+            mtime = info.mtime.timestamp() if info.mtime is not None else now
+            if info.type == pafs.FileType.File and now - mtime > _STALE_TMP_S:  # a writer that died
+                try:
+                    self.fs.delete_file(info.path)
+                except OSError:
+                    pass
+
+    def scan(self, kind: str) -> List[FileEntry]:
+        """Every sound file of ``kind`` (footer, schema and ids checked); corrupt files quarantined."""
+        out: List[FileEntry] = []
+        base = self.dataset_path(kind)
         for info in self._list(kind):
             name = info.base_name
-            if name.startswith(".") and _TMP_MARK in name:
-                mtime = info.mtime.timestamp() if info.mtime is not None else now
-                if now - mtime > _STALE_TMP_S:  # left by a writer that died; never a result
-                    self.fs.delete_file(info.path)
+            rel = posixpath.relpath(info.path, base).split("/")
+            if not name.endswith(".parquet") or any(p.startswith((".", "_")) for p in rel):
                 continue
-            if not name.endswith(".parquet"):
-                continue
-            meta, reason = self.check_file(kind, info.path)
+            target = rel[0][len("target="):] if rel[0].startswith("target=") else ""
+            try:
+                meta, reason = self.check_file(kind, info.path)
+            except FileNotFoundError:
+                continue  # deleted meanwhile (a compaction, another scan's quarantine)
             if meta is None:
                 self.quarantine(kind, info.path, reason)
                 continue
-            sound[meta["inal.id"]] = meta
-        return sound
+            out.append(FileEntry(info.path, target, name[: -len(".parquet")], meta["inal.ids"].split(","), meta))
+        return out
+
+    def _index(self) -> Tuple[set, List[FileEntry], List[FileEntry]]:
+        """``(complete run ids, sound runs files, sound curves files)``, after the repairs of the module doc."""
+        self._clean_tmp()
+        runs = self.scan("runs")
+        curves = {(e.target, e.name): e for e in self.scan("curves")}
+        done: set = set()
+        good: List[FileEntry] = []
+        for entry in runs:
+            if entry.meta.get("inal.status") == "failed":
+                continue
+            want = int(entry.meta.get("inal.curve_rows", "0"))
+            if want and (entry.target, entry.name) not in curves:
+                self.quarantine("runs", entry.path, "its curves file is missing or was quarantined")
+                continue
+            if want and curves[(entry.target, entry.name)].meta.get("inal.rows") != str(want):
+                self.quarantine("runs", entry.path, "its curves file holds another number of rows")
+                continue
+            done.update(entry.ids)
+            good.append(entry)
+        kept = self._drop_covered(good, curves)
+        for entry in runs:  # failed rows of runs now complete elsewhere: drop them
+            if entry.meta.get("inal.status") == "failed":
+                stale = [i for i in entry.ids if i in done]
+                if stale:
+                    self._rewrite_without("runs", entry, set(stale))
+        return done, kept, list(curves.values())
+
+    def _drop_covered(self, good: List[FileEntry], curves: Dict[Tuple[str, str], FileEntry]) -> List[FileEntry]:
+        """Delete small files whose ids a compacted file holds too (a compaction killed half-way)."""
+        parts: Dict[str, set] = {}
+        for e in good:
+            if e.name.startswith("part-"):
+                parts.setdefault(e.target, set()).update(e.ids)
+        if not parts:
+            return good
+        kept = []
+        for e in good:
+            if not e.name.startswith("part-") and set(e.ids) <= parts.get(e.target, set()):
+                for kind, path in (("runs", e.path), ("curves", self.file_path("curves", e.target, e.name))):
+                    try:
+                        self.fs.delete_file(path)
+                    except FileNotFoundError:
+                        pass
+                    curves.pop((e.target, e.name), None) if kind == "curves" else None
+            else:
+                kept.append(e)
+        return kept
+
+    def _rewrite_without(self, kind: str, entry: FileEntry, ids: set) -> None:
+        _, id_col = DATASETS[kind]
+        try:
+            table = pq.read_table(entry.path, filesystem=self.fs)
+        except FileNotFoundError:
+            return
+        import pyarrow.compute as pc
+
+        rest = table.filter(pc.invert(pc.is_in(table.column(id_col), pa.array(sorted(ids)))))
+        try:
+            if rest.num_rows == 0:
+                self.fs.delete_file(entry.path)
+            else:
+                cols = rest.replace_schema_metadata(None).to_pydict()
+                meta = {k: v for k, v in entry.meta.items() if k in ("inal.status", "inal.curve_rows")}
+                new, _ = self._table(kind, cols, meta)
+                self._put(new, entry.path)
+        except FileNotFoundError:
+            pass
 
     def completed_run_ids(self) -> set[str]:
-        """Ids of runs whose results are complete: a sound runs file, status not ``failed``, and a
-        sound curves file with the recorded number of rows when it has curves. One scan."""
-        runs = self._scan("runs")
-        curves = self._scan("curves")
-        done = set()
-        for run_id, meta in runs.items():
-            if meta.get("inal.status") == "failed":
-                continue  # retried on the next invocation
-            want = int(meta.get("inal.curve_rows", "0"))
-            if want and curves.get(run_id, {}).get("inal.rows") != str(want):
-                continue
-            done.add(run_id)
-        return done
+        """Ids of runs whose results are complete: in a sound runs file of status ``ok`` (ok or
+        diverged runs) whose curves file is sound with the recorded rows. Footers, schemas and id
+        columns only: one pass over the study's files."""
+        return self._index()[0]
 
     def completed_inal_ids(self) -> set[str]:
-        """Ids of INAL settings with a sound file (one scan)."""
-        return set(self._scan("inal"))
+        """Ids of INAL settings with a sound file."""
+        done: set = set()
+        for entry in self.scan("inal"):
+            done.update(entry.ids)
+        return done
 
     def has_inal(self, inal_id: str, target: str) -> bool:
-        """Whether the INAL file of ``inal_id`` is present and sound (checks that one file; quarantines it if bad)."""
-        return self._has("inal", target, inal_id)
-
-    def has_run(self, run_id: str, target: str) -> bool:
-        """Whether run ``run_id`` is complete (checks its runs and curves files only)."""
-        if not self._has("runs", target, run_id):
-            return False
-        meta, _ = self.check_file("runs", self.file_path("runs", target, run_id))
-        if meta is None or meta.get("inal.status") == "failed":
-            return False
-        want = int(meta.get("inal.curve_rows", "0"))
-        return want == 0 or self._has("curves", target, run_id)
-
-    def _has(self, kind: str, target: str, file_id: str) -> bool:
-        path = self.file_path(kind, target, file_id)
-        if self.fs.get_file_info(path).type != pafs.FileType.File:
-            return False
-        meta, reason = self.check_file(kind, path)
+        """Whether the INAL file of ``inal_id`` is present and sound (checks that one file, or scans)."""
+        path = self.file_path("inal", target, inal_id)
+        try:
+            meta, reason = self.check_file("inal", path)
+        except FileNotFoundError:
+            return inal_id in self.completed_inal_ids()
         if meta is None:
-            self.quarantine(kind, path, reason)
+            self.quarantine("inal", path, reason)
             return False
         return True
 
+    def has_run(self, run_id: str, target: str) -> bool:
+        """Whether run ``run_id`` is complete: its own pack file first (a task of one run), else a scan."""
+        name = f"pack-{_digest([run_id])}"
+        path = self.file_path("runs", target, name)
+        try:
+            meta, _ = self.check_file("runs", path)
+            curves_meta, _ = self.check_file("curves", self.file_path("curves", target, name)) \
+                if meta is not None and int(meta.get("inal.curve_rows", "0")) else (meta, "")
+            if meta is not None and curves_meta is not None:
+                return True
+        except FileNotFoundError:
+            pass
+        return run_id in self.completed_run_ids()
+
     def is_complete(self, run_id: str, target: str | None = None) -> bool:
-        """Whether a run is complete; with ``target`` one file is checked, without it the study is scanned."""
+        """Whether a run is complete (see :meth:`has_run`)."""
         if target is not None:
             return self.has_run(run_id, target)
         return run_id in self.completed_run_ids()
 
     def pending(self, jobs: Iterable[Any]) -> list[Any]:
-        """The jobs (``sweeps.jobs.JobSpec``) whose results are not complete, in order.
-
-        A job is complete when its INAL file is sound and, if it trains (``T > 0``), its run is
-        complete. Two scans in all, whatever the number of jobs.
-        """
+        """The jobs (``sweeps.jobs.JobSpec``) whose results are not complete, in order (one pass)."""
         jobs = list(jobs)
         runs_done = self.completed_run_ids() if any(j.train for j in jobs) else set()
         inal_done = self.completed_inal_ids()
         return [j for j in jobs if j.inal_id not in inal_done or (j.train and j.run_id not in runs_done)]
+
+    # ------------------------------------------------------------------ compaction
+
+    def compact(self, min_files: int = 64) -> Dict[str, int]:
+        """Merge the sound small files of each partition into files of up to ``COMPACT_ROWS`` rows,
+        where a partition holds at least ``min_files`` of them (the launcher calls this when a study
+        ends; compacted files are never rewritten, so extending a study leaves them as they are).
+
+        Runs and curves are compacted together (a compacted runs file and its curves file share
+        a name); ``failed-`` files are left alone (they are replaced by retries). Per compacted
+        file: write it (via ``_tmp``, then a rename), then delete the files it replaces. Returns
+        the number of files removed per dataset.
+        """
+        removed = {"runs": 0, "curves": 0, "inal": 0}
+        _, good, curves_files = self._index()
+        curves = {(e.target, e.name): e for e in curves_files}
+        by_target: Dict[str, List[FileEntry]] = {}
+        for e in good:
+            if not e.name.startswith("part-"):
+                by_target.setdefault(e.target, []).append(e)
+        for target, entries in by_target.items():
+            if len(entries) < min_files:
+                continue
+            for chunk in _chunks(entries, COMPACT_ROWS):
+                ids = [i for e in chunk for i in e.ids]
+                name = f"part-{_digest(ids)}"
+                with_curves = [e for e in chunk if int(e.meta.get("inal.curve_rows", "0"))]
+                curve_rows = 0
+                if with_curves:
+                    if len(with_curves) != len(chunk):
+                        continue  # mixed: leave as is
+                    ctab = pa.concat_tables([pq.read_table(curves[(target, e.name)].path, filesystem=self.fs)
+                                             .replace_schema_metadata(None) for e in chunk])
+                    curve_rows = ctab.num_rows
+                    table, _ = self._table("curves", ctab.to_pydict(), {})
+                    self._put(table, self.file_path("curves", target, name))
+                rtab = pa.concat_tables([pq.read_table(e.path, filesystem=self.fs).replace_schema_metadata(None)
+                                         for e in chunk])
+                table, _ = self._table("runs", rtab.to_pydict(), {"inal.status": "ok", "inal.curve_rows": str(curve_rows)})
+                self._put(table, self.file_path("runs", target, name))
+                for e in chunk:
+                    self.fs.delete_file(e.path)
+                    removed["runs"] += 1
+                for e in chunk:
+                    if curve_rows:
+                        self.fs.delete_file(curves[(target, e.name)].path)
+                        removed["curves"] += 1
+        inal_by_target: Dict[str, List[FileEntry]] = {}
+        for e in self.scan("inal"):
+            if not e.name.startswith("part-"):
+                inal_by_target.setdefault(e.target, []).append(e)
+        for target, entries in inal_by_target.items():
+            if len(entries) < min_files:
+                continue
+            for chunk in _chunks(entries, COMPACT_ROWS):
+                tab = pa.concat_tables([pq.read_table(e.path, filesystem=self.fs).replace_schema_metadata(None)
+                                        for e in chunk])
+                table, ids = self._table("inal", tab.to_pydict(), {})
+                self._put(table, self.file_path("inal", target, f"part-{_digest(ids)}"))
+                for e in chunk:
+                    self.fs.delete_file(e.path)
+                    removed["inal"] += 1
+        return removed
 
     # ------------------------------------------------------------------ reading
 
@@ -279,10 +554,140 @@ class ResultsStore:
         """The whole dataset as one table, ``target`` included (scans and quarantines first)."""
         import pyarrow.dataset as ds
 
-        self._scan(kind)
+        if kind == "runs":
+            self._index()
+        else:
+            self.scan(kind)
         schema, _ = DATASETS[kind]
         if not self._list(kind):
             return schema.append(pa.field("target", pa.string())).empty_table()
         dataset = ds.dataset(self.dataset_path(kind), filesystem=self.fs, format="parquet",
                              partitioning="hive", ignore_prefixes=[".", "_"])
         return dataset.to_table()
+
+
+def _chunks(entries: List[FileEntry], max_rows: int) -> Iterable[List[FileEntry]]:
+    chunk: List[FileEntry] = []
+    rows = 0
+    for e in entries:
+        n = int(e.meta.get("inal.rows", "0"))
+        if chunk and rows + n > max_rows:
+            yield chunk
+            chunk, rows = [], 0
+        chunk.append(e)
+        rows += n
+    if chunk:
+        yield chunk
+
+
+# ---------------------------------------------------------------------- migration
+
+
+def migrate_study(study_root: str) -> Dict[str, int]:
+    """Rewrite a study of the previous layout (one file per run, schema version 1, columns
+    ``corr``/``corr_se``/``T`` or already renamed) into the current one: per dataset and target,
+    the rows of the old files are renamed to the current columns, written as compacted files,
+    and the old files removed. Idempotent; returns the number of old files migrated per dataset."""
+    fs, root = resolve_filesystem(study_root)
+    results_dir, study = posixpath.dirname(root), posixpath.basename(root)
+    store = ResultsStore(results_dir if "://" not in study_root else study_root.rsplit("/", 1)[0], study)
+    counts = {}
+    for kind, (schema, id_col) in DATASETS.items():
+        base = store.dataset_path(kind)
+        old: Dict[str, List[str]] = {}
+        for info in store._list(kind):
+            rel = posixpath.relpath(info.path, base).split("/")
+            if not info.base_name.endswith(".parquet") or any(p.startswith((".", "_")) for p in rel):
+                continue
+            md = pq.read_metadata(info.path, filesystem=fs).metadata or {}
+            if md.get(b"inal.schema_version", b"").decode() in LEGACY_VERSIONS:
+                target = rel[0][len("target="):]
+                old.setdefault(target, []).append(info.path)
+        counts[kind] = sum(len(v) for v in old.values())
+        for target, paths in old.items():
+            for start in range(0, len(paths), 20000):
+                chunk = paths[start:start + 20000]
+                tables = []
+                for p in chunk:
+                    t = pq.read_table(p, filesystem=fs).replace_schema_metadata(None)
+                    t = t.rename_columns([LEGACY_RENAMES[kind].get(c, c) for c in t.column_names])
+                    for f in schema:  # columns added since (config_id, selected_inal, ...): null
+                        if f.name not in t.column_names:
+                            t = t.append_column(f.name, pa.nulls(t.num_rows, f.type))
+                    tables.append(t.select(schema.names).cast(schema))
+                table = pa.concat_tables(tables)
+                if kind == "runs":
+                    for status in ("ok", "failed"):
+                        import pyarrow.compute as pc
+                        mask = pc.equal(table.column("status"), "failed")
+                        part = table.filter(mask if status == "failed" else pc.invert(mask))
+                        if part.num_rows == 0:
+                            continue
+                        ids = part.column(id_col).to_pylist()
+                        ids_with_curves = ids  # old runs files of ok/diverged runs always had curves
+                        meta = {"inal.status": status, "inal.curve_rows": "0"}
+                        prefix = "failed" if status == "failed" else "part"
+                        if status == "ok":
+                            meta["inal.curve_rows"] = str(_migrated_curve_rows(store, fs, target, ids_with_curves))
+                        new, _ = store._table("runs", part.to_pydict(), meta)
+                        store._put(new, store.file_path("runs", target, f"{prefix}-{_digest(ids)}"))
+                else:
+                    new, ids = store._table(kind, table.to_pydict(), {})
+                    store._put(new, store.file_path(kind, target, f"part-{_digest(ids)}"))
+                for p in chunk:
+                    fs.delete_file(p)
+    _pair_migrated_curves(store)
+    return counts
+
+
+def _migrated_curve_rows(store: ResultsStore, fs: pafs.FileSystem, target: str, ids: List[str]) -> int:
+    """Curves rows of ``ids`` among the old per-run curves files (counted from their footers)."""
+    rows = 0
+    for rid in ids:
+        path = store.file_path("curves", target, rid)
+        try:
+            rows += pq.read_metadata(path, filesystem=fs).num_rows
+        except (FileNotFoundError, OSError):
+            pass
+    return rows
+
+
+def _pair_migrated_curves(store: ResultsStore) -> None:
+    """Give each migrated runs file a curves file of the same name holding its runs' curves."""
+    runs = [e for e in store.scan("runs") if e.name.startswith("part-") and int(e.meta.get("inal.curve_rows", "0"))]
+    curves = store.scan("curves")
+    if not runs or not curves:
+        return
+    table = pa.concat_tables([pq.read_table(e.path, filesystem=store.fs).replace_schema_metadata(None) for e in curves])
+    import pyarrow.compute as pc
+
+    for e in runs:
+        part = table.filter(pc.is_in(table.column("run_id"), pa.array(e.ids)))
+        if part.num_rows:
+            new, _ = store._table("curves", part.to_pydict(), {})
+            store._put(new, store.file_path("curves", e.target, e.name))
+    for e in curves:
+        if not any(e.name == r.name and e.target == r.target for r in runs):
+            store.fs.delete_file(e.path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sweeps.store migrate <study dir>`` and ``python -m sweeps.store compact <study dir>``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sweeps.store", description="Maintain a study's results store.")
+    parser.add_argument("command", choices=("migrate", "compact"))
+    parser.add_argument("study_dir", help="<results_dir>/<study> (a path or a pyarrow.fs URI)")
+    args = parser.parse_args(argv)
+    if args.command == "migrate":
+        counts = migrate_study(args.study_dir)
+        print(f"migrated {counts} old files of {args.study_dir}")
+    else:
+        root = args.study_dir.rstrip("/")
+        store = ResultsStore(posixpath.dirname(root), posixpath.basename(root))
+        print(f"compacted {args.study_dir}: removed {store.compact(min_files=2)} small files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .jobs import JobSpec, dedupe_jobs
+from .jobs import JobSpec
 from .schema import ConfigError, validate_job
 
 __all__ = ["StudyPlan", "expand_study", "submission_id", "RayJobsApi", "ray_auth_token", "main"]
@@ -48,28 +48,44 @@ DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
 
 @dataclass(frozen=True)
 class StudyPlan:
-    """Every validated, deduplicated job of one study (one multirun command line)."""
+    """The validated, deduplicated cells of one study (one multirun command line).
+
+    ``jobs`` holds the cells' ``JobSpec`` objects for studies of at most ``KEEP_JOBS`` cells (an
+    empty tuple beyond: the plan streams); the ids are always kept (16 bytes a cell).
+    """
 
     study: str
     results_dir: str
     jobs: tuple[JobSpec, ...]
     n_configs: int  # composed configs before deduplication
+    run_id_list: tuple[str, ...] | None = None
+    inal_id_list: tuple[str, ...] | None = None
 
     @property
     def run_ids(self) -> list[str]:
+        if self.run_id_list is not None:
+            return sorted(self.run_id_list)
         return sorted(j.run_id for j in self.jobs if j.train)
 
     @property
     def inal_ids(self) -> list[str]:
+        if self.inal_id_list is not None:
+            return sorted(set(self.inal_id_list))
         return sorted({j.inal_id for j in self.jobs})
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.jobs) if self.run_id_list is None else self.n_unique
+
+    n_unique: int = 0
+
+
+KEEP_JOBS = 100_000
 
 
 def _sweep_cells(overrides: Sequence[str]) -> tuple[Any, Any, list[list[str]]]:
-    """Hydra's own expansion of a multirun: (config loader, master config, per-job override lists).
-
-    Exactly what ``BasicSweeper.sweep`` does: the experiment's ``hydra.sweeper.params`` first,
-    then the command line, split into the Cartesian product of the sweep overrides.
-    """
+    """Hydra's own materialized expansion of a multirun (``BasicSweeper.split_arguments``): the
+    tests' independent reference for :func:`expand_study`, which streams (``sweeps.plan``)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -84,34 +100,67 @@ def _sweep_cells(overrides: Sequence[str]) -> tuple[Any, Any, list[list[str]]]:
 
 
 def expand_study(overrides: Sequence[str]) -> StudyPlan:
-    """Compose and validate every cell of ``inal-sweep --multirun <overrides>``.
+    """Compose and validate every cell of ``inal-sweep --multirun <overrides>``, streaming.
 
-    Composition is Hydra's (groups, ``+experiment=``, interpolations), once per distinct set of
-    group choices; value overrides (``n=6,8``) are applied to a copy of that composed config with
-    Hydra's own override code (``sweeps.compose.GroupwiseComposer``, which the launcher uses too),
-    equal to composing each cell and far cheaper.
+    The same plan as the launcher's (``sweeps.plan``): Hydra's override grammar and axes, the
+    product iterated lazily, composition once per distinct set of group choices
+    (``sweeps.compose.GroupwiseComposer``), exact validation per structural cell, dedupe by
+    ``run_id``; a grid over ``hydra.launcher.max_cells`` is refused first.
 
     Raises
     ------
     ConfigError
-        On the first cell with a value that is not allowed (key, value, what is allowed).
+        On the first cell with a value that is not allowed (key, value, what is allowed), or a
+        grid over ``max_cells``.
     """
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
 
     from .compose import GroupwiseComposer
+    from .plan import DEFAULT_MAX_CELLS, CellFactory, GridSource, check_max_cells, grid_axes
 
     GlobalHydra.instance().clear()  # a CLI: no Hydra app of ours is running in this process
-    with initialize_config_module(config_module="sweeps.conf", version_base="1.3"):
-        loader, master, cells = _sweep_cells(overrides)
-        composer = GroupwiseComposer(loader, master)  # the launcher's own composition shortcut
-        composer.set_batch(cells)
-        # results_dir is a path on the cluster: its form and URI scheme are checked, not this machine's disk
-        jobs = [validate_job(composer.compose_task(cell), local=False) for cell in cells]
-    GlobalHydra.instance().clear()
-    unique = dedupe_jobs(jobs)
-    return StudyPlan(study=unique[0].study, results_dir=unique[0].results_dir,
-                     jobs=tuple(unique), n_configs=len(jobs))
+    try:
+        with initialize_config_module(config_module="sweeps.conf", version_base="1.3"):
+            loader = GlobalHydra.instance().config_loader()
+            master = loader.load_configuration("config", list(overrides), run_mode=RunMode.MULTIRUN)
+            params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
+            composer = GroupwiseComposer(loader, master)  # the launcher's own composition shortcut
+            parser = OverridesParser.create(config_loader=loader)
+            source = GridSource(grid_axes(parser.parse_overrides(params + list(overrides)),
+                                          composer.is_group_override))
+            max_cells = int(master.hydra.launcher.get("max_cells", DEFAULT_MAX_CELLS) or DEFAULT_MAX_CELLS)
+            check_max_cells(len(source), max_cells)
+            composer.set_shared([a.lines[0] for a in source.axes if len(a.lines) == 1])
+            # results_dir is a path on the cluster: its form and URI scheme are checked, not this machine's disk
+            factory = CellFactory(source, composer.compose_task, lambda cfg: validate_job(cfg, local=False))
+            seen: set[bytes] = set()
+            keep = len(source) <= KEEP_JOBS
+            jobs: list[JobSpec] = []
+            run_ids: list[str] = []
+            inal_ids: set[str] = set()
+            first = None
+            for _, _, job in factory:
+                rid = bytes.fromhex(job.run_id)
+                if rid in seen:
+                    continue
+                seen.add(rid)
+                first = first or job
+                if keep:
+                    jobs.append(job)
+                if job.train:
+                    run_ids.append(job.run_id)
+                inal_ids.add(job.inal_id)
+    finally:
+        GlobalHydra.instance().clear()
+    assert first is not None
+    if keep:
+        return StudyPlan(study=first.study, results_dir=first.results_dir, jobs=tuple(jobs),
+                         n_configs=len(source))
+    return StudyPlan(study=first.study, results_dir=first.results_dir, jobs=(), n_configs=len(source),
+                     run_id_list=tuple(run_ids), inal_id_list=tuple(sorted(inal_ids)), n_unique=len(seen))
 
 
 def submission_id(plan: StudyPlan) -> str:
@@ -327,14 +376,14 @@ def _submit_or_refuse(api: RayJobsApi, plan: StudyPlan, base: str, overrides: li
     payload: dict[str, Any] = {
         "entrypoint": shlex.join(command), "submission_id": job_id,
         "metadata": {"inal_study": plan.study, "inal_results_dir": plan.results_dir,
-                     "inal_study_id": base, "inal_cells": str(len(plan.jobs))}}
+                     "inal_study_id": base, "inal_cells": str(plan.n_cells)}}
     if args.runtime_env is not None:
         payload["runtime_env"] = args.runtime_env
     ok, detail = api.submit(payload)
     if not ok:
         print(f"inal-submit: Ray rejected submission {job_id}: {detail}", file=sys.stderr)
         return 3
-    print(f"inal-submit: submitted study {plan.study!r} ({len(plan.jobs)} jobs, "
+    print(f"inal-submit: submitted study {plan.study!r} ({plan.n_cells} jobs, "
           f"{len(plan.inal_ids)} INAL settings) as Ray job {job_id} to {api.address}", flush=True)
     if args.no_wait:
         return 0

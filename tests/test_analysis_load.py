@@ -157,3 +157,72 @@ def _value(cols, name, typ):
     if pa.types.is_boolean(typ):
         return False
     return ""
+
+
+# ------------------------------------------------------------------ bounded memory at scale
+
+
+def test_column_projection_reads_only_the_named_columns(results):
+    runs = load_runs(results / "train", columns=["n", "correlation"], target="parity")
+    assert list(runs.columns) == ["n", "correlation", "run_id"]  # the id column comes along
+    assert len(runs) == 3 * 3
+    full = load_runs(results / "train", target="parity").set_index("run_id").sort_index()
+    got = runs.set_index("run_id").sort_index()
+    np.testing.assert_array_equal(got["correlation"].to_numpy(), full["correlation"].to_numpy())
+    with pytest.raises(ValueError, match="widht"):
+        load_runs(results / "train", columns=["widht"])
+
+
+def test_curves_are_read_on_first_access(results, monkeypatch):
+    import analysis.load as load_mod
+
+    calls = []
+    real = load_mod.load_curves
+    monkeypatch.setattr(load_mod, "load_curves", lambda *a, **k: calls.append(1) or real(*a, **k))
+    study = load_study(results / "train", n=12, columns={"runs": ["run_id", "n", "correlation"]})
+    assert calls == [] and not study.curves_loaded
+    assert set(study.curves["run_id"]) == set(study.runs["run_id"]) and len(study.curves) > 0
+    assert calls == [1] and study.curves_loaded
+    study.curves  # noqa: B018 - read once only
+    assert calls == [1]
+
+
+def test_a_cell_seen_twice_is_loaded_once(tmp_path):
+    """During a compaction (or a retry of a failed run) a reader can list a cell twice."""
+    import shutil
+
+    study = write_synthetic_study(tmp_path, "s", TARGETS[:1], n_values=(8,), seeds=range(2), rng_seed=0)
+    part = os.path.join(study, "runs", "target=parity")
+    first = sorted(os.listdir(part))[0]
+    shutil.copy(os.path.join(part, first), os.path.join(part, "part-copy.parquet"))
+    runs = load_runs(study)
+    assert len(runs) == 2 and runs["run_id"].is_unique
+
+
+def test_a_study_of_the_previous_layout_loads(tmp_path):
+    """Files written by the store before 02909a3 (columns corr, corr_se, T) load with today's names."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    code = subprocess.run(["git", "show", "0767b9c:sweeps/store.py"], cwd=repo, capture_output=True, text=True,
+                          check=True).stdout
+    (tmp_path / "old_store.py").write_text(code)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import old_store
+    finally:
+        sys.path.remove(str(tmp_path))
+    store = old_store.ResultsStore(str(tmp_path / "res"), "old")
+    for i in range(3):
+        row = {f.name: _value({}, f.name, f.type) for f in old_store.RUNS_SCHEMA}
+        row.update(study="old", run_id=f"r{i}", status="ok", corr=0.1 * i, corr_se=0.01, T=5, n=8)
+        store.write_run("parity", row, {"study": ["old"] * 2, "run_id": [f"r{i}"] * 2, "step": [0, 5],
+                                        "corr": [0.0, 0.1 * i], "corr_se": [0.01] * 2, "acc": [0.5] * 2,
+                                        "loss": [1.0] * 2, "param_norm": [1.0] * 2})
+    study = load_study(tmp_path / "res" / "old")
+    runs = study.runs.set_index("run_id").sort_index()
+    np.testing.assert_allclose(runs["correlation"].to_numpy(), [0.0, 0.1, 0.2])
+    assert set(runs["n_steps"]) == {5} and "corr" not in runs.columns and "T" not in runs.columns
+    assert len(study.curves) == 6 and "correlation" in study.curves.columns

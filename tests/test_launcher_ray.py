@@ -149,8 +149,8 @@ def test_grid_end_to_end_rerun_and_extend(ray_address, tmp_path: Path, hydra_res
     assert {o["status"] for o in new} == {"ok"} and len({o["run_id"] for o in new}) == 6  # the n=6 cells
     after = files_with_mtimes(tmp_path / "default")
     assert {k: after[k] for k in before} == before  # old files untouched
-    # 6 new runs + 6 new curves + 3 new INAL settings
-    assert len(after) == len(before) + 6 + 6 + 3
+    # 6 new runs in 3 tasks (one per new INAL setting's pack): 3 runs + 3 curves files, and 3 INAL files
+    assert len(after) == len(before) + 3 + 3 + 3
 
 
 @pytest.mark.ray

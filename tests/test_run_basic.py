@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
@@ -58,14 +59,15 @@ def test_grid_rerun_and_repair_with_the_basic_launcher(tmp_path, monkeypatch, ca
 
     # damage one runs file: detected, quarantined, only that cell recomputed, same numbers
     victim = sorted((results / "basic" / "runs" / "target=parity").glob("*.parquet"))[0]
-    before = runs.set_index("run_id").loc[victim.stem, ["correlation", "acc", "param_norm"]].to_numpy()
+    victim_id = pq.read_metadata(victim).metadata[b"inal.ids"].decode()  # one job: a task of one run
+    before = runs.set_index("run_id").loc[victim_id, ["correlation", "acc", "param_norm"]].to_numpy()
     victim.write_bytes(victim.read_bytes()[:100])
     out = cli([*GRID, f"results_dir={results}"], cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert out.count("[inal-sweep] skipped") == 3 and out.count("[inal-sweep] ok") == 1
-    assert list((results / "basic" / "_quarantine").glob(f"runs__target=parity__{victim.stem}.parquet.*"))
+    assert list((results / "basic" / "_quarantine").glob(f"runs__target=parity__{victim.name}.*"))
     runs = table(results, "runs")
     assert len(runs) == 4 and runs.run_id.is_unique
-    after = runs.set_index("run_id").loc[victim.stem, ["correlation", "acc", "param_norm"]].to_numpy()
+    after = runs.set_index("run_id").loc[victim_id, ["correlation", "acc", "param_norm"]].to_numpy()
     assert (before == after).all()
 
 

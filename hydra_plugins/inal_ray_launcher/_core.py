@@ -269,14 +269,14 @@ def attach_log_file(config: DictConfig, sweep_dir: Path) -> logging.Handler:
     return handler
 
 
-def launch_fast_with_callbacks(launcher: Any, job_overrides: Sequence[Sequence[str]],
-                               initial_job_idx: int) -> Sequence[JobReturn]:
-    """The fast path, with what Hydra gives each job around it.
+def launch_grid_with_callbacks(launcher: Any, grid: Any) -> Sequence[JobReturn]:
+    """Run a prepared grid (``_fast_path.prepare_grid``) with what Hydra gives each job around it.
 
     Hydra's ``run_job`` calls ``on_job_start``/``on_job_end`` of the ``hydra.callbacks`` around
-    each job; the fast path runs a batch as packs, not job by job, so every job's
-    ``on_job_start`` comes before any task starts and its ``on_job_end`` after the batch, with the
-    job's composed task config (no ``hydra`` node: ``HydraConfig.get()`` is the multirun's) and a
+    each job; the fast path runs a grid as packs, not job by job, so every job's
+    ``on_job_start`` comes before any task starts and its ``on_job_end`` after the grid, with the
+    job's composed task config (no ``hydra`` node: ``HydraConfig.get()`` is the multirun's;
+    composed again here, one at a time, and only when callbacks are configured) and a
     ``JobReturn`` whose ``return_value`` is ``{"run_id", "inal_id", "status", "error", "results"}``
     (``status``: ``ok``/``diverged``/``failed``/``skipped``). The sweep directory gets the
     multirun's ``.hydra/``, a ``results.yaml`` naming where the results are, and the log.
@@ -287,20 +287,35 @@ def launch_fast_with_callbacks(launcher: Any, job_overrides: Sequence[Sequence[s
     sweep_dir = write_sweep_dir(config)
     handler = attach_log_file(config, sweep_dir)
     try:
-        jobs = _fast_path.prepare_jobs(launcher, job_overrides)  # composed and validated (cached)
         callbacks = launcher.hydra_context.callbacks
-        for job in jobs:
-            callbacks.on_job_start(config=job.cfg, task_function=launcher.task_function)
-        returns = _fast_path.launch_fast(launcher, job_overrides, initial_job_idx)
-        roots = sorted({str(r.return_value["results"]) for r in returns})
+        per_job = bool(getattr(callbacks, "callbacks", None))
+        composer = _fast_path._composer(launcher)
+        if per_job:
+            for overrides in grid.source:
+                callbacks.on_job_start(config=composer.compose_task(tuple(overrides)),
+                                       task_function=launcher.task_function)
+        returns = _fast_path.launch_grid(launcher, grid)
+        roots = [str(r) for r in getattr(returns, "roots", [])]
         OmegaConf.save(OmegaConf.create({"results": roots, "analyse": [f"inal-report {r}" for r in roots]}),
                        sweep_dir / "results.yaml")
-        for job, ret in zip(jobs, returns):
-            callbacks.on_job_end(config=job.cfg, job_return=ret)
+        if per_job:
+            for overrides, ret in zip(grid.source, returns):
+                callbacks.on_job_end(config=composer.compose_task(tuple(overrides)), job_return=ret)
         return returns
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+
+
+def launch_fast_with_callbacks(launcher: Any, job_overrides: Sequence[Sequence[str]],
+                               initial_job_idx: int) -> Sequence[JobReturn]:
+    """Hydra's ``Launcher.launch`` for the project's jobs (explicit override lists, e.g. Hydra's
+    basic sweeper or its launcher test suites): plan them, then :func:`launch_grid_with_callbacks`."""
+    from hydra_plugins.inal_ray_launcher import _fast_path
+    from sweeps.plan import ListSource
+
+    grid = _fast_path.prepare_grid(launcher, ListSource(job_overrides))
+    return launch_grid_with_callbacks(launcher, grid)
 
 
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:

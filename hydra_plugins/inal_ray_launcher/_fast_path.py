@@ -1,22 +1,22 @@
 """The launcher's fast path for the project's task function (``sweeps.run.task``).
 
-Steps, for one batch of Hydra jobs (a whole grid with the ``inal`` sweeper):
+Planning is ``sweeps.plan`` (shared with ``inal-submit``); this module submits and streams:
 
-1. compose every job, paying Hydra's full composition once per distinct set of group choices
-   (:class:`sweeps.compose.GroupwiseComposer`), and validate it with ``sweeps.schema.validate_job``
-   — all of them before Ray is even started, so bad input stops the program with a
-   ``ConfigError`` naming the key, the value and what is allowed, with nothing scheduled;
-2. dedupe identical identities (``run_id``): e.g. majority asked for c=1,2,3 is one cell;
-3. skip cells already complete in the store (one scan per study: ``completed_run_ids``,
-   ``completed_inal_ids``; corrupt files are quarantined by the scan and so recomputed);
-4. schedule one Ray task per missing INAL setting (``run_inal_job``) and one per training pack
-   (``plan_packs``: jobs differing only in seed, gamma, sigma, at most ``max_pack`` a pack;
-   ``run_training_pack`` trains a pack as one stack) — INAL and training are independent;
-5. stream results back (progress in cells), record a pack whose task Ray gave up on as
-   ``failed`` rows (``write_failed``), print the summary and optionally run the report.
+1. :func:`prepare_grid` — one streaming pass over the grid: every cell composed (Hydra's full
+   composition once per distinct set of group choices, ``sweeps.compose.GroupwiseComposer``)
+   and validated (``sweeps.schema.validate_job``; per-run scalars factored, see ``sweeps.plan``),
+   deduplicated by ``run_id`` and checked against the store (footers only). A bad value stops
+   the program with a ``ConfigError`` before Ray starts and before anything is written; a grid
+   over ``hydra.launcher.max_cells`` is refused before the pass.
+2. :func:`launch_grid` — with ``hydra.launcher.dry_run=true`` prints the plan (cells, already
+   done, to run, packs, ETA) and returns; otherwise a second streaming pass submits one Ray task
+   per missing INAL setting and one per training pack as the packs fill, keeping at most
+   ``max_in_flight`` tasks in flight, records a pack whose task Ray gave up on as ``failed``
+   rows, compacts the study's files, prints the summary and optionally runs the report.
 
-A cell is done when its INAL setting and (if ``T > 0``) its training run are; its status is
-the worst of ``ok`` < ``diverged`` < ``failed`` among them.
+Driver memory grows with the packs in flight, not with the cells: per cell the driver keeps its
+two 16-byte ids (for the ``JobReturn`` list, which is a lazy sequence: each ``JobReturn`` is
+built when read, with ``cfg=None`` since the composed configs are not kept).
 """
 
 from __future__ import annotations
@@ -24,52 +24,31 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any, Dict, Hashable, List, Optional, Sequence, Set, Tuple
+from array import array
+from collections.abc import Sequence as SequenceABC
+from dataclasses import dataclass
+from typing import Any, Dict, Hashable, Iterator, List, Optional, Sequence, Tuple
 
 import ray
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus
-from omegaconf import DictConfig
 
 from sweeps import outcome
-from sweeps.execute import JobOutcome, plan_packs, run_inal_job, run_training_pack, write_failed
+from sweeps.compose import GroupwiseComposer
+from sweeps.execute import JobOutcome, run_inal_job, run_training_pack, write_failed
 from sweeps.jobs import JobSpec
-from sweeps.schema import ConfigError, validate_job
+from sweeps.plan import (CellFactory, CellSource, GridSource, ListSource, PlanCounts, StoreView, check_max_cells,
+                         count_plan, gpu_pack_size_of, id_bytes, iter_packs, iter_pending)
+from sweeps.schema import validate_job
 from sweeps.store import ResultsStore
 
-from sweeps.compose import GroupwiseComposer
-from hydra_plugins.inal_ray_launcher._core import KILL_WORKER_ONCE_ENV, ensure_ray, maybe_kill_worker_once, stream, task_options
+from hydra_plugins.inal_ray_launcher._core import KILL_WORKER_ONCE_ENV, ensure_ray, maybe_kill_worker_once, task_options
 from hydra_plugins.inal_ray_launcher._summary import StudySummary, run_report, show_summary
 from hydra_plugins.inal_ray_launcher.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
-_SEVERITY = {"ok": 0, "skipped": 0, "diverged": 1, "failed": 2}
-
-
-@dataclass
-class PreparedJob:
-    """One composed, validated job: its overrides, task config and identity."""
-
-    overrides: Tuple[str, ...]
-    cfg: DictConfig
-    spec: JobSpec
-
-
-@dataclass
-class FastPathState:
-    """What the launcher keeps between ``prepare`` and ``launch``."""
-
-    composer: GroupwiseComposer
-    prepared: Dict[Tuple[str, ...], PreparedJob] = field(default_factory=dict)
-    compose_s: float = 0.0
-
-
-def _state(launcher: Any) -> FastPathState:
-    if launcher._fast_state is None:
-        launcher._fast_state = FastPathState(GroupwiseComposer(launcher.hydra_context.config_loader, launcher.config))
-    return launcher._fast_state
+_STATUS = ("ok", "diverged", "failed")
+_CODE = {"ok": 0, "skipped": 0, "diverged": 1, "failed": 2}
 
 
 def localize(spec: JobSpec) -> JobSpec:
@@ -80,80 +59,38 @@ def localize(spec: JobSpec) -> JobSpec:
     return spec if absolute == spec.results_dir else spec.with_location(results_dir=absolute)
 
 
-def prepare_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]]) -> List[PreparedJob]:
-    """Compose and validate every job (cached); raise ``ConfigError`` on the first bad one."""
-    state = _state(launcher)
-    t0 = time.perf_counter()
-    state.composer.set_batch(job_overrides)
-    jobs = []
-    for overrides in job_overrides:
-        key = tuple(overrides)
-        job = state.prepared.get(key)
-        if job is None:
-            cfg = state.composer.compose_task(key)
-            try:
-                spec = validate_job(cfg)
-            except ConfigError as err:  # same type, the job's overrides appended to the message
-                err.args = (f"{err.args[0]} [job overrides: {' '.join(key) or '(none)'}]",)
-                raise
-            job = state.prepared[key] = PreparedJob(key, cfg, localize(spec))
-        jobs.append(job)
-    state.compose_s += time.perf_counter() - t0
-    return jobs
-
-
-# ---------------------------------------------------------------------------------- planning
+def _composer(launcher: Any) -> GroupwiseComposer:
+    if launcher._fast_state is None:
+        launcher._fast_state = GroupwiseComposer(launcher.hydra_context.config_loader, launcher.config)
+    return launcher._fast_state
 
 
 @dataclass
-class StudyPlan:
-    """What a batch of jobs needs: distinct cells, what is already stored, the tasks to run."""
+class PreparedGrid:
+    """A validated, counted grid: what :func:`launch_grid` runs."""
 
-    cells: List[JobSpec]
-    complete: Set[str]
-    inal_tasks: List[JobSpec]
-    packs: List[List[JobSpec]]
-
-    @property
-    def pending(self) -> List[JobSpec]:
-        return [c for c in self.cells if c.run_id not in self.complete]
+    source: CellSource
+    factory: CellFactory
+    view: StoreView
+    counts: PlanCounts
+    plan_s: float
+    records: "CellRecords"
 
 
-def store_key(spec: JobSpec) -> Tuple[str, str]:
-    return spec.results_dir, spec.study
-
-
-def plan_study(specs: Sequence[JobSpec], max_pack: int) -> StudyPlan:
-    """Dedupe, consult the store (one scan per study) and list the INAL tasks and training packs."""
-    cells: List[JobSpec] = []
-    seen: Set[str] = set()
-    for spec in specs:
-        if spec.run_id not in seen:
-            seen.add(spec.run_id)
-            cells.append(spec)
-    by_store: Dict[Tuple[str, str], List[JobSpec]] = defaultdict(list)
-    for cell in cells:
-        by_store[store_key(cell)].append(cell)
-    complete: Set[str] = set()
-    inal_tasks: List[JobSpec] = []
-    to_train: List[JobSpec] = []
-    for (results_dir, study), group in by_store.items():
-        store = ResultsStore(results_dir, study)
-        runs_done = store.completed_run_ids() if any(c.train for c in group) else set()
-        inal_done = store.completed_inal_ids()
-        inal_scheduled: Set[str] = set()
-        for cell in group:
-            need_inal = cell.inal_id not in inal_done
-            need_run = cell.train and cell.run_id not in runs_done
-            if not (need_inal or need_run):
-                complete.add(cell.run_id)
-                continue
-            if need_inal and cell.inal_id not in inal_scheduled:
-                inal_scheduled.add(cell.inal_id)
-                inal_tasks.append(cell)
-            if need_run:
-                to_train.append(cell)
-    return StudyPlan(cells, complete, inal_tasks, plan_packs(to_train, max_pack) if to_train else [])
+def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
+    """Refuse a grid over ``max_cells``, then validate, dedupe and count it (no Ray, nothing written)."""
+    check_max_cells(len(source), launcher.max_cells)
+    t0 = time.perf_counter()
+    composer = _composer(launcher)
+    if source.axes is not None:
+        composer.set_shared([a.lines[0] for a in source.axes if len(a.lines) == 1])
+    else:
+        composer.set_batch(list(source))
+    factory = CellFactory(source, composer.compose_task, validate_job, localize)
+    view = StoreView(ResultsStore)
+    records = CellRecords(len(source))  # ids of every cell (for the JobReturns), 34 bytes a cell
+    counts = count_plan(factory, view, pack_size_rule(launcher), records.on_cell)
+    return PreparedGrid(source, factory, view, counts, time.perf_counter() - t0, records)
 
 
 # --------------------------------------------------------------------------------- Ray tasks
@@ -175,116 +112,234 @@ _inal_remote = ray.remote(inal_task)
 _pack_remote = ray.remote(pack_task)
 
 
-class CellTracker:
-    """Counts, per pending cell, the tasks it still waits for, and its worst status so far."""
+class Outcomes:
+    """Per pending cell: its ids, and the statuses of its INAL task and training run."""
 
-    def __init__(self, plan: StudyPlan) -> None:
-        self.waiting: Dict[str, int] = {}
-        self.status: Dict[str, str] = {}
-        self.error: Dict[str, str] = {}
-        self.inal_waiters: Dict[Tuple[str, str, str], List[str]] = defaultdict(list)
-        inal_keys = {(*store_key(j), j.inal_id) for j in plan.inal_tasks}
-        trained = {j.run_id for pack in plan.packs for j in pack}
-        for cell in plan.pending:
-            key = (*store_key(cell), cell.inal_id)
-            n = int(key in inal_keys) + int(cell.run_id in trained)
-            if key in inal_keys:
-                self.inal_waiters[key].append(cell.run_id)
-            self.waiting[cell.run_id] = n
-            self.status[cell.run_id] = "ok"
+    def __init__(self) -> None:
+        self.pending: Dict[bytes, Tuple[bytes, bool]] = {}  # run id -> (inal id, trains)
+        self.run_status: Dict[bytes, int] = {}
+        self.inal_status: Dict[bytes, int] = {}
+        self.error: Dict[bytes, str] = {}
 
-    def record(self, run_id: str, status: str, error: str = "") -> Tuple[int, int]:
-        """One task finished for ``run_id``; return ``(cells completed, of which failed)``."""
-        if _SEVERITY.get(status, 2) > _SEVERITY[self.status[run_id]]:
-            self.status[run_id] = status if status in _SEVERITY else "failed"
-            if error:
-                self.error[run_id] = error
-        self.waiting[run_id] -= 1
-        if self.waiting[run_id] > 0:
-            return 0, 0
-        return 1, int(self.status[run_id] == "failed")
+    def cell_status(self, rid: bytes) -> Tuple[str, str]:
+        entry = self.pending.get(rid)
+        if entry is None:
+            return "skipped", ""
+        iid, trains = entry
+        code = self.inal_status.get(iid, 0)
+        if trains:
+            code = max(code, self.run_status.get(rid, 2))
+        error = self.error.get(rid) or self.error.get(iid, "") if code == 2 else ""
+        if code == 2 and not error:
+            error = "not computed (the study was interrupted)"
+        return _STATUS[code], error
 
 
-def execute_plan(launcher: Any, plan: StudyPlan) -> Tuple[CellTracker, Dict[str, int]]:
-    """Submit the plan's INAL tasks and packs, stream them back, record what Ray gave up on."""
-    tracker = CellTracker(plan)
-    counts = {"inal_ok": 0, "inal_failed": 0, "packs": len(plan.packs), "pack_tasks_lost": 0}
+def execute(launcher: Any, grid: PreparedGrid, record: "CellRecords") -> Tuple[Outcomes, Dict[str, int]]:
+    """The second streaming pass: submit INAL tasks and packs as they fill, collect results."""
+    out = Outcomes()
+    counts = {"inal_ok": 0, "inal_failed": 0, "packs": 0, "pack_tasks_lost": 0, "runs": 0}
     kill_marker_dir = os.environ.get(KILL_WORKER_ONCE_ENV)
-    refs: Dict[Any, Hashable] = {}
-    for i, job in enumerate(plan.inal_tasks):
-        opts = task_options(launcher, f"INAL {job.target} n={job.values['n']} w={job.values['width']}")
-        refs[_inal_remote.options(**opts).remote(job, kill_marker_dir)] = ("inal", i)
-    for i, pack in enumerate(plan.packs):
-        opts = task_options(launcher, f"train {pack[0].target} n={pack[0].values['n']} x{len(pack)}")
-        refs[_pack_remote.options(**opts).remote(pack, kill_marker_dir)] = ("pack", i)
+    in_flight: Dict[Any, Tuple[str, Any]] = {}
+    inal_only_waiters: Dict[bytes, int] = {}
+    progress = ProgressBar(grid.counts.to_run, label="inal-sweep", unit="cells", enabled=launcher.progress)
 
-    def on_result(key: Hashable, value: Any, error: Optional[BaseException]) -> Tuple[int, int]:
-        kind, i = key  # type: ignore[misc]
-        done = failed = 0
+    def submit_inal(job: JobSpec) -> None:
+        opts = task_options(launcher, f"INAL {job.target} n={job.values['n']} w={job.values['width']}")
+        in_flight[_inal_remote.options(**opts).remote(job, kill_marker_dir)] = ("inal", job)
+
+    def training_jobs() -> Iterator[JobSpec]:
+        for job, need_inal, need_run in iter_pending(grid.factory, grid.view, record.on_cell):
+            rid, iid = id_bytes(job.run_id), id_bytes(job.inal_id)
+            out.pending[rid] = (iid, need_run)
+            if need_inal:
+                submit_inal(job)
+                while len(in_flight) >= max_in_flight:
+                    collect()
+            if not job.train:
+                inal_only_waiters[iid] = inal_only_waiters.get(iid, 0) + 1
+            if need_run:
+                yield job
+
+    def collect() -> None:
+        refs = list(in_flight)
+        ready, rest = ray.wait(refs, num_returns=1)
+        if rest:  # take everything else that is ready too, without waiting
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            ready = list(ready) + list(more)
+        for ref in ready:
+            kind, what = in_flight.pop(ref)
+            try:
+                value, error = ray.get(ref), None
+            except Exception as exc:  # RayTaskError, WorkerCrashedError, NodeDiedError, ...
+                value, error = None, exc
+            done, failed = on_result(kind, what, value, error)
+            outcome.TALLY.add_finished(done, failed)  # for inal-sweep's exit status (sweeps.outcome)
+            if done or failed:
+                progress.update(done, failed=failed)
+
+    def on_result(kind: str, what: Any, value: Any, error: Optional[BaseException]) -> Tuple[int, int]:
         if kind == "inal":
-            job = plan.inal_tasks[i]
-            status = "failed" if error is not None else ("failed" if value["status"] == "failed" else "ok")
+            job: JobSpec = what
+            iid = id_bytes(job.inal_id)
+            failed = error is not None or value["status"] == "failed"
             text = str(error) if error is not None else value.get("error", "")
-            counts["inal_ok" if status == "ok" else "inal_failed"] += 1
-            if status == "failed":
+            counts["inal_failed" if failed else "inal_ok"] += 1
+            out.inal_status[iid] = 2 if failed else 0
+            if failed:
+                out.error[iid] = text
                 log.error("INAL %s (%s n=%s) failed: %s", job.inal_id[:12], job.target, job.values["n"], text.strip()[-500:])
-            for run_id in tracker.inal_waiters[(*store_key(job), job.inal_id)]:
-                d, f = tracker.record(run_id, status, text)
-                done, failed = done + d, failed + f
-            return done, failed
-        pack = plan.packs[i]
+            waiting = inal_only_waiters.pop(iid, 0)
+            return waiting, waiting if failed else 0
+        pack: List[JobSpec] = what
         if error is not None:  # the task itself failed past its retries: failed rows, the study goes on
             counts["pack_tasks_lost"] += 1
             log.error("training task of %d runs failed: %s", len(pack), str(error).strip()[-500:])
             outcomes = write_failed(pack, error)
         else:
             outcomes = value
+        nfailed = 0
         for outcome in outcomes:
-            d, f = tracker.record(outcome.run_id, outcome.status, outcome.error)
-            done, failed = done + d, failed + f
-        return done, failed
+            rid = id_bytes(outcome.run_id)
+            code = _CODE.get(outcome.status, 2)
+            out.run_status[rid] = code
+            if code == 2:
+                nfailed += 1
+                out.error[rid] = outcome.error
+        return len(outcomes), nfailed
 
-    progress = ProgressBar(len(plan.pending), label="inal-sweep", unit="cells", enabled=launcher.progress)
+    max_in_flight = max(1, int(launcher.max_in_flight))
     with progress:
-        stream(refs, outcome.counting(on_result), progress)  # counts for inal-sweep's exit status
-    return tracker, counts
+        for pack in iter_packs(training_jobs(), pack_size_rule(launcher)):
+            opts = task_options(launcher, f"train {pack[0].target} n={pack[0].values['n']} x{len(pack)}")
+            in_flight[_pack_remote.options(**opts).remote(pack, kill_marker_dir)] = ("pack", pack)
+            counts["packs"] += 1
+            counts["runs"] += len(pack)
+            while len(in_flight) >= max_in_flight:
+                collect()
+        while in_flight:
+            collect()
+    return out, counts
+
+
+def pack_size_rule(launcher: Any) -> Any:
+    """``max_pack`` on CPUs; on GPUs (``num_gpus > 0``) the cost model's pack per job shape
+    (``sweeps.plan.gpu_pack_size_of``), capped by ``max_pack_gpu``, for the task's share of a GPU."""
+    if launcher.num_gpus <= 0:
+        return launcher.max_pack
+    memory = launcher.gpu_memory_gb * (1 << 30) if launcher.gpu_memory_gb else None
+    if memory is None:
+        try:
+            import torch
+
+            memory = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else 16 * (1 << 30)
+        except Exception:  # noqa: BLE001 - no CUDA on the driver: a conservative 16 GiB
+            memory = 16 * (1 << 30)
+    fraction = min(1.0, launcher.num_gpus)
+    return lambda job: gpu_pack_size_of(job, device_memory_bytes=memory, flops_per_s=launcher.gpu_tflops * 1e12,
+                                        gpu_fraction=fraction, cap=launcher.max_pack_gpu)
+
+
+class CellRecords:
+    """Per cell of the grid (in Hydra's order): its run and INAL ids (32 bytes) and its study."""
+
+    def __init__(self, n: int) -> None:
+        self.ids = bytearray(32 * n)
+        self.root_of = array("H", bytes(2 * n))
+        self.roots: Dict[Tuple[str, str], int] = {}
+
+    def on_cell(self, index: int, job: JobSpec, duplicate: bool, complete: bool) -> None:
+        self.ids[32 * index:32 * index + 16] = id_bytes(job.run_id)
+        self.ids[32 * index + 16:32 * index + 32] = id_bytes(job.inal_id)
+        key = (job.results_dir, job.study)
+        r = self.roots.get(key)
+        if r is None:
+            r = self.roots[key] = len(self.roots)
+        self.root_of[index] = r
+
+
+class GridReturns(SequenceABC):
+    """Hydra's ``JobReturn`` per cell, built when read (``cfg`` is None: composed configs are not kept)."""
+
+    def __init__(self, source: CellSource, records: CellRecords, outcomes: Outcomes) -> None:
+        self.source, self.records, self.outcomes = source, records, outcomes
+        self.task_name = JobRuntime.instance().get("name")
+        self.cwd = os.getcwd()
+        self.roots = [ResultsStore(*key).root for key in records.roots]
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        rid = bytes(self.records.ids[32 * i:32 * i + 16])
+        iid = bytes(self.records.ids[32 * i + 16:32 * i + 32])
+        status, error = self.outcomes.cell_status(rid)
+        ret = JobReturn(overrides=list(self.source[i]), cfg=None, hydra_cfg=None, working_dir=self.cwd,
+                        task_name=self.task_name, status=JobStatus.COMPLETED)
+        ret.return_value = {"run_id": rid.hex(), "inal_id": iid.hex(), "status": status, "error": error,
+                            "results": self.roots[self.records.root_of[i]] if self.roots else ""}
+        return ret
 
 
 # ------------------------------------------------------------------------------------ launch
 
 
-def launch_fast(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[JobReturn]:
-    """Run a batch of the project's jobs; one ``JobReturn`` per job, in order."""
+def launch_grid(launcher: Any, grid: PreparedGrid) -> Sequence[JobReturn]:
+    """Run a prepared grid (or print its plan with ``dry_run``); one ``JobReturn`` per cell, lazily."""
     t0 = time.perf_counter()
-    jobs = prepare_jobs(launcher, job_overrides)  # every job validated before anything runs
-    plan = plan_study([j.spec for j in jobs], launcher.max_pack)
-    outcome.TALLY.add_plan(len(plan.cells), len(plan.complete))  # for inal-sweep's exit status
-    tracker: Optional[CellTracker] = None
-    counts: Dict[str, int] = {}
-    if plan.inal_tasks or plan.packs:
+    counts = grid.counts
+    if launcher.dry_run:
+        slots = max(launcher.local_cpus or os.cpu_count() or 1, 1) / max(launcher.num_cpus, 1e-9)
+        print(counts.text(launcher.max_pack, slots=slots), flush=True)
+        print(f"[inal-sweep] plan: dry run ({grid.plan_s:.1f} s planning, {counts.full_validations} full "
+              "validations): nothing was started or written", flush=True)
+        return []
+    records = grid.records
+    outcome.TALLY.add_plan(counts.cells, counts.complete)  # for inal-sweep's exit status
+    outcomes = Outcomes()
+    exec_counts: Dict[str, int] = {}
+    if counts.to_run:
         ensure_ray(launcher)
-        tracker, counts = execute_plan(launcher, plan)
-    summary = StudySummary.build(
-        n_configs=len(jobs), plan=plan, tracker=tracker, counts=counts,
-        compositions=_state(launcher).composer.full_compositions, wall_s=time.perf_counter() - t0,
+        outcomes, exec_counts = execute(launcher, grid, records)
+        for store in grid.view.stores:  # the study ends: small files into large ones
+            try:
+                store.compact()
+            except OSError as err:
+                log.warning("compaction of %s skipped: %s", store.root, err)
+    status = {k: 0 for k in _STATUS}
+    failures = []
+    for rid in outcomes.pending:
+        s, err = outcomes.cell_status(rid)
+        status[s if s in status else "ok"] += 1
+        if s == "failed" and len(failures) < 20:
+            last = err.strip().splitlines()[-1] if err.strip() else "unknown error"
+            failures.append(f"{rid.hex()[:12]}: {last[:200]}")
+    summary = StudySummary(
+        n_configs=counts.configs, n_cells=counts.cells, n_complete=counts.complete, cell_status=status,
+        inal_computed=exec_counts.get("inal_ok", 0), inal_failed=exec_counts.get("inal_failed", 0),
+        n_train_runs=exec_counts.get("runs", 0), n_packs=exec_counts.get("packs", 0),
+        packs_lost=exec_counts.get("pack_tasks_lost", 0), compositions=_composer(launcher).full_compositions,
+        wall_s=time.perf_counter() - t0 + grid.plan_s, study_roots=[s.root for s in grid.view.stores],
+        failures=failures,
     )
     show_summary(summary.text(report_follows=launcher.report))  # through logging: terminal and run.log
     if launcher.report:
         for root in summary.study_roots:
             run_report(root)
+    return GridReturns(grid.source, records, outcomes)
 
-    task_name = JobRuntime.instance().get("name")
-    roots = {key: ResultsStore(*key).root for key in {store_key(j.spec) for j in jobs}}
-    returns = []
-    for job in jobs:
-        run_id = job.spec.run_id
-        status = "skipped" if run_id in plan.complete else (tracker.status.get(run_id, "failed") if tracker else "failed")
-        ret = JobReturn(overrides=list(job.overrides), cfg=job.cfg, hydra_cfg=None, working_dir=os.getcwd(),
-                        task_name=task_name, status=JobStatus.COMPLETED)
-        ret.return_value = {
-            "run_id": run_id, "inal_id": job.spec.inal_id, "status": status,
-            "error": tracker.error.get(run_id, "") if tracker else "",
-            "results": roots[store_key(job.spec)],
-        }
-        returns.append(ret)
-    return returns
+
+def launch_fast(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    """Hydra's ``Launcher.launch`` for the project's jobs: explicit override lists, one ``JobReturn`` each."""
+    return launch_grid(launcher, prepare_grid(launcher, ListSource(job_overrides)))
+
+
+def prepare_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]]) -> PlanCounts:
+    """Validate explicit override lists (``ConfigError`` on the first bad one); their counts."""
+    return prepare_grid(launcher, ListSource(job_overrides)).counts

@@ -51,6 +51,19 @@ class InalRayLauncherConf:
     verbose
         Ray's start-up lines and the launcher's connection messages (quiet by default: Ray logs
         warnings and errors only).
+    dry_run
+        Plan only: print cells, already complete, to run, packs and an estimated time from the
+        cost model, then stop (no Ray, nothing written). ``inal-sweep -m ... hydra.launcher.dry_run=true``.
+    max_cells
+        Largest grid accepted (cells before deduplication); a larger one is refused before any
+        work, naming its size. The driver keeps about 150 bytes a cell.
+    max_in_flight
+        Most Ray tasks submitted and not yet collected at once (the driver's memory follows it).
+    max_pack_gpu, gpu_memory_gb, gpu_tflops
+        With ``num_gpus > 0`` a pack's size comes from the cost model (``sweeps.plan.gpu_pack_size``:
+        parameters and evaluation rows against ``gpu_memory_gb`` x ``num_gpus`` of memory, about a
+        minute of work at ``gpu_tflops`` x ``num_gpus``), at most ``max_pack_gpu``; ``gpu_memory_gb``
+        null: the driver's GPU 0, else 16.
     """
 
     _target_: str = "hydra_plugins.inal_ray_launcher.ray_launcher.InalRayLauncher"
@@ -66,6 +79,12 @@ class InalRayLauncherConf:
     report: bool = True
     progress: bool = True
     verbose: bool = False
+    dry_run: bool = False
+    max_cells: int = 2_000_000
+    max_in_flight: int = 256
+    max_pack_gpu: int = 4096
+    gpu_memory_gb: Optional[float] = None
+    gpu_tflops: float = 20.0
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="inal_ray", node=InalRayLauncherConf, provider="inal_ray_launcher")

@@ -19,16 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 # Imported so that the config is registered whenever Hydra discovers this plugin.
 from hydra_plugins.inal_ray_launcher.config import InalRayLauncherConf  # noqa: F401
 
+# Defined in a module Hydra's plugin scan does not re-execute (its name starts with _), so that the
+# class stays one object however often Hydra rescans this module.
+from hydra_plugins.inal_ray_launcher._errors import LauncherConfigError  # noqa: E402
+
 log = logging.getLogger(__name__)
-
-
-class LauncherConfigError(ValueError):
-    """A ``hydra.launcher`` setting that is not allowed: one line naming the key, the value and
-    what is allowed (``inal-sweep`` prints it and exits 2, before Ray starts)."""
-
-    def __init__(self, key: str, value: Any, allowed: str) -> None:
-        self.key, self.value, self.allowed = f"hydra.launcher.{key}", value, allowed
-        super().__init__(f"invalid hydra.launcher.{key}={value!r} (allowed: {allowed})")
 
 
 def _bad(key: str, value: Any, allowed: str) -> LauncherConfigError:
@@ -70,7 +65,8 @@ def check_settings(**settings: Any) -> None:
         value = settings[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
             raise _bad(key, value, "a finite number >= 0 (fractions allowed)")
-    for key, minimum in (("max_pack", 1), ("max_retries", 0), ("local_cpus", 1), ("local_gpus", 0)):
+    for key, minimum in (("max_pack", 1), ("max_retries", 0), ("local_cpus", 1), ("local_gpus", 0),
+                         ("max_cells", 1), ("max_in_flight", 1), ("max_pack_gpu", 1)):
         value = settings[key]
         if value is None and key.startswith("local_"):
             continue
@@ -104,11 +100,18 @@ class InalRayLauncher(Launcher):
         report: bool = False,
         progress: bool = True,
         verbose: bool = False,
+        dry_run: bool = False,
+        max_cells: int = 2_000_000,
+        max_in_flight: int = 256,
+        max_pack_gpu: int = 4096,
+        gpu_memory_gb: Optional[float] = None,
+        gpu_tflops: float = 20.0,
     ) -> None:
         if isinstance(ray_init, DictConfig):
             ray_init = OmegaConf.to_container(ray_init, resolve=True)  # type: ignore[assignment]
         check_settings(num_cpus=num_cpus, num_gpus=num_gpus, max_pack=max_pack, max_retries=max_retries,
-                       local_cpus=local_cpus, local_gpus=local_gpus, address=address, ray_init=ray_init or {})
+                       local_cpus=local_cpus, local_gpus=local_gpus, address=address, ray_init=ray_init or {},
+                       max_cells=max_cells, max_in_flight=max_in_flight, max_pack_gpu=max_pack_gpu)
         self.address = address
         self.local_cpus = local_cpus
         self.local_gpus = local_gpus
@@ -121,10 +124,19 @@ class InalRayLauncher(Launcher):
         self.report = bool(report)
         self.progress = bool(progress)
         self.verbose = bool(verbose)
+        self.dry_run = bool(dry_run)
+        self.max_cells = int(max_cells)
+        self.max_in_flight = int(max_in_flight)
+        self.max_pack_gpu = int(max_pack_gpu)
+        for key, value in (("gpu_memory_gb", gpu_memory_gb), ("gpu_tflops", gpu_tflops)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+                raise _bad(key, value, "a number > 0" + (" or null (the driver's GPU 0, else 16)" if key == "gpu_memory_gb" else ""))
+        self.gpu_memory_gb = None if gpu_memory_gb is None else float(gpu_memory_gb)
+        self.gpu_tflops = float(gpu_tflops)
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
-        self._fast_state: Any = None  # _fast_path.FastPathState, built on first use
+        self._fast_state: Any = None  # the fast path's GroupwiseComposer, built on first use
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config

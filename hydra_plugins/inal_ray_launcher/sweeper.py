@@ -1,14 +1,17 @@
-"""``hydra/sweeper=inal``: Hydra's basic sweeper, validating a study up front and cheaply.
+"""``hydra/sweeper=inal``: Hydra's basic sweeper, planning a study lazily and up front.
 
 Hydra's ``BasicSweeper`` (the ``a,b`` / ``range()`` / ``choice()`` / ``glob()`` grammar and
-``hydra.sweeper.params``) composes every job once more before launching, only to check that
-it composes (``Sweeper.validate_batch_is_legal``: ~40 ms a job), and writes the sweep
-directory's ``multirun.yaml`` before its launcher sees any job. With the project's task
-function and the ``inal_ray`` launcher, this subclass instead hands the whole grid to the
-launcher first (:meth:`InalRayLauncher.prepare`): one composition per distinct set of group
-choices, every job validated by ``sweeps.schema.validate_job``, so a bad value stops the
-program before anything is written or scheduled. Everything else is ``BasicSweeper``'s.
-Any other task function or launcher gets ``BasicSweeper``'s behaviour unchanged.
+``hydra.sweeper.params``) builds the list of every job's overrides (``split_arguments``),
+composes every job once more only to check that it composes (``validate_batch_is_legal``:
+~40 ms a job) and writes ``multirun.yaml`` before its launcher sees any job. With the project's
+task function and the ``inal_ray`` launcher this subclass instead parses the same overrides with
+Hydra's parser into the same axes (``sweeps.plan.grid_axes``) and hands them to the launcher,
+which expands the product lazily, refuses a grid over ``hydra.launcher.max_cells``, validates
+every cell (``sweeps.plan``) and only then writes ``multirun.yaml`` and runs, or with
+``hydra.launcher.dry_run=true`` prints the plan and stops. The result is one batch whose
+``JobReturn`` list is built lazily (``cfg`` None). ``hydra.sweeper.max_batch_size`` does not
+apply (the launcher streams the whole grid with bounded memory). Any other task function or
+launcher gets ``BasicSweeper``'s behaviour unchanged.
 
 A configuration error (a bad value in the grid, or a bad ``hydra.launcher`` setting) is recorded
 in ``sweeps.outcome.TALLY``; under ``inal-sweep`` (``sweeps.run.main``) it is printed as one line
@@ -18,11 +21,13 @@ and the program exits 2, before anything is written or Ray is started. Called in
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 
 @dataclass
@@ -90,18 +95,33 @@ class InalSweeper(BasicSweeper):
 
     def sweep(self, arguments: List[str]) -> Any:
         launcher = self._fast_launcher()
-        if launcher is not None:
-            assert self.hydra_context is not None
-            parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-            overrides = parser.parse_overrides(self._parse_config() + list(arguments))
-            batches = self.split_arguments(overrides, self.max_batch_size)
+        if launcher is None:
             try:
-                launcher.prepare([job for batch in batches for job in batch])  # raises before any write
+                return super().sweep(arguments)
             except Exception as exc:
-                stop_on_config_error(exc)
+                stop_on_storage_error(exc)
                 raise
+        assert self.hydra_context is not None and self.config is not None
+        from hydra_plugins.inal_ray_launcher import _core, _fast_path
+        from sweeps.plan import GridSource, grid_axes
+
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides(self._parse_config() + list(arguments))
+        composer = _fast_path._composer(launcher)
         try:
-            return super().sweep(arguments)
+            # the axes of BasicSweeper.split_arguments, iterated lazily (never a list of every job)
+            source = GridSource(grid_axes(overrides, composer.is_group_override))
+            grid = _fast_path.prepare_grid(launcher, source)  # max_cells, validation: raises before any write
+        except Exception as exc:
+            stop_on_config_error(exc)
+            raise
+        if launcher.dry_run:
+            return [_fast_path.launch_grid(launcher, grid)]
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        try:
+            return [_core.launch_grid_with_callbacks(launcher, grid)]
         except Exception as exc:
             stop_on_storage_error(exc)
             raise

@@ -1,0 +1,544 @@
+"""The plan of a study: streaming grid expansion, validation, identity, dedupe, resume and packing.
+
+One module, used by the launcher's fast path (``hydra_plugins/inal_ray_launcher``) and by
+``inal-submit``; it imports no Ray. Driver memory grows with the packs in flight, not with the
+cells: the grid is a lazy Cartesian product, cells are validated and hashed one at a time, and
+what is kept per cell is its 16-byte ``run_id`` (the dedupe set, about 100 bytes a cell with
+Python's set overhead) and, for the launcher's ``JobReturn`` list, 33 bytes in flat arrays.
+
+Grid grammar: Hydra's (``a,b``, ``range()``, ``choice()``, ``glob()``, ``hydra.sweeper.params``);
+the overrides are parsed by Hydra's ``OverridesParser`` and split into axes exactly as
+``BasicSweeper.split_arguments`` does (:func:`grid_axes`; a later override of a key replaces
+the earlier one in its place), but the product is iterated lazily (``itertools.product``, same
+order as Hydra's list of jobs) instead of materialized.
+
+Validation is exact (``sweeps.schema.validate_job`` on Hydra's composition of the cell, through
+``sweeps.compose.GroupwiseComposer``) for every distinct combination of the *structural* axes.
+Axes over the per-run scalars of a training stack (``gamma``, ``sigma``, ``train.seed``:
+``sweeps.jobs.VECTORIZED_KEYS``) are factored out when they are separable: each of their values
+is validated once, in the context of the grid's first cell, and must change exactly one such
+value of the job; a cell's job is then its structural cell's validated values with those
+scalars replaced in its typed config, hashed by ``sweeps.jobs.make_job`` (which memoizes the
+INAL id and pack key the cells share; a run id is one short hash). The assumption (validation of these three
+scalars does not depend on other keys) is checked by tests/test_plan.py against full Hydra
+composition; an axis that does not pass the check is treated as structural (exact per cell).
+This makes a 10^6-cell grid over seeds cost about as many full validations as it has distinct
+non-seed settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from .jobs import VECTORIZED_KEYS, JobSpec, make_job
+
+#: the field of ``sweeps.spec.Training`` behind each per-run scalar (``sweeps.spec.VECTORIZED_KEYS``)
+_TRAINING_FIELD = {"gamma": "gamma", "sigma": "sigma", "train_seed": "seed"}
+assert set(_TRAINING_FIELD) == set(VECTORIZED_KEYS), VECTORIZED_KEYS
+
+__all__ = [
+    "Axis", "grid_axes", "CellSource", "GridSource", "ListSource", "CellFactory", "PlanCounts",
+    "count_plan", "iter_pending", "iter_packs", "pack_cost", "DEFAULT_MAX_CELLS", "check_max_cells",
+    "id_bytes",
+]
+
+#: Largest grid planned without ``hydra.launcher.max_cells`` raised: the driver keeps ~150 bytes a
+#: cell (dedupe set and status arrays), 0.3 GB at this size, well inside the 1.5 GB budget of a
+#: 10^6-cell dry run, and 2x the largest studies of the field (10^6 cells).
+DEFAULT_MAX_CELLS = 2_000_000
+#: Throughput assumed by the ETA of a plan (FLOP/s of one task slot) and the fixed cost of a task.
+CPU_FLOPS_PER_S = 2.0e9
+TASK_OVERHEAD_S = 0.05
+RUN_OVERHEAD_S = 0.002
+
+
+def id_bytes(hex_id: str) -> bytes:
+    """The 16 bytes of a 32-hex-digit identity hash (what the plan keeps per cell)."""
+    return bytes.fromhex(hex_id)
+
+
+# ------------------------------------------------------------------------------ grid axes
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One key of a grid and its override lines (``key=value``), in Hydra's order."""
+
+    key: str
+    lines: Tuple[str, ...]
+    is_value: bool = True  # a value override (not a config group / hydra / package override)
+
+
+def grid_axes(overrides: Sequence[Any], is_group: Optional[Callable[[Any], bool]] = None) -> List[Axis]:
+    """The axes of a parsed sweep (Hydra ``Override`` objects), as ``BasicSweeper.split_arguments``
+    builds its lists before taking their product. Raises Hydra's own ``HydraException`` for a
+    sweep type the basic sweeper does not support (intervals)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.errors import HydraException
+
+    final: "OrderedDict[str, Tuple[Tuple[str, ...], Any]]" = OrderedDict()
+    for override in overrides:
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            if not override.is_discrete_sweep():
+                raise HydraException(f"{BasicSweeper.__name__} does not support sweep type : "
+                                     f"{override.value_type.name}")
+            final[key] = (tuple(f"{key}={val}" for val in override.sweep_string_iterator()), override)
+        else:
+            final[key] = ((f"{key}={override.get_value_element_as_str()}",), override)
+    axes = []
+    for key, (lines, override) in final.items():
+        group = bool(is_group(override)) if is_group is not None else False
+        axes.append(Axis(key, lines, is_value=not group))
+    return axes
+
+
+def check_max_cells(n_cells: int, max_cells: int) -> None:
+    """Refuse a grid over ``max_cells`` before any work (``ConfigError`` naming both and the fix)."""
+    from .schema import ConfigError
+
+    if n_cells > max_cells:
+        raise ConfigError("hydra.launcher.max_cells", max_cells,
+                          f"at least the grid's {n_cells:,} cells",
+                          f"the grid has {n_cells:,} cells; raise the limit with "
+                          f"hydra.launcher.max_cells={n_cells} (the driver keeps ~150 bytes a cell) "
+                          "or split the study")
+
+
+# ------------------------------------------------------------------------------ cell sources
+
+
+class CellSource:
+    """The cells of one multirun, each a tuple of override lines; indexable and iterable lazily."""
+
+    axes: Optional[List[Axis]] = None
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Tuple[str, ...]]:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> Tuple[str, ...]:
+        raise NotImplementedError
+
+
+class GridSource(CellSource):
+    """The Cartesian product of axes, in Hydra's order (last axis fastest), never materialized."""
+
+    def __init__(self, axes: Sequence[Axis]) -> None:
+        self.axes = list(axes)
+        self._n = math.prod(len(a.lines) for a in self.axes) if self.axes else 1
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self) -> Iterator[Tuple[str, ...]]:
+        return itertools.product(*(a.lines for a in self.axes))
+
+    def __getitem__(self, i: int) -> Tuple[str, ...]:
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        out = []
+        for axis in reversed(self.axes):
+            i, r = divmod(i, len(axis.lines))
+            out.append(axis.lines[r])
+        return tuple(reversed(out))
+
+
+class ListSource(CellSource):
+    """Explicit override lists (Hydra's ``Launcher.launch(job_overrides, ...)``)."""
+
+    def __init__(self, job_overrides: Sequence[Sequence[str]]) -> None:
+        self._jobs = job_overrides
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __iter__(self) -> Iterator[Tuple[str, ...]]:
+        return (tuple(j) for j in self._jobs)
+
+    def __getitem__(self, i: int) -> Tuple[str, ...]:
+        return tuple(self._jobs[i])
+
+
+# ------------------------------------------------------------------------------ cells -> jobs
+
+
+def _values_of(job: JobSpec) -> Dict[str, Any]:
+    return job.values
+
+
+class CellFactory:
+    """Validated jobs of a cell source: exact per structural cell, factored over separable scalars.
+
+    Parameters
+    ----------
+    compose
+        ``overrides -> task DictConfig`` (``GroupwiseComposer.compose_task``).
+    validate
+        ``DictConfig -> JobSpec`` (``sweeps.schema.validate_job``); raises ``ConfigError``.
+    localize
+        ``JobSpec -> JobSpec`` applied to every validated job (e.g. an absolute results_dir).
+    cache_size
+        Structural jobs kept (LRU); beyond it they are recomputed when met again.
+    """
+
+    def __init__(self, source: CellSource, compose: Callable[[Sequence[str]], Any],
+                 validate: Callable[[Any], JobSpec], localize: Callable[[JobSpec], JobSpec] = lambda j: j,
+                 cache_size: int = 4096) -> None:
+        self.source = source
+        self._compose, self._validate, self._localize = compose, validate, localize
+        self._cache: "OrderedDict[Tuple[str, ...], JobSpec]" = OrderedDict()
+        self.cache_size = cache_size
+        self.full_validations = 0
+        # axis position -> (values key, {line: validated value})
+        self.vectorized: Dict[int, Tuple[str, Dict[str, Any]]] = {}
+        self._first: Optional[Tuple[str, ...]] = None
+        if source.axes and len(source) > 1:
+            self._factor(source.axes)
+        self._struct_pos = [i for i in range(len(source.axes or ())) if i not in self.vectorized]
+        self._vec_items = [(pos, key, mapping) for pos, (key, mapping) in self.vectorized.items()]
+
+    def exact(self, overrides: Sequence[str]) -> JobSpec:
+        """``validate(compose(overrides))``, localized; ``ConfigError`` carries the cell's overrides."""
+        from .schema import ConfigError
+
+        self.full_validations += 1
+        try:
+            job = self._validate(self._compose(tuple(overrides)))
+        except ConfigError as err:
+            if "[job overrides:" not in err.args[0]:
+                err.args = (f"{err.args[0]} [job overrides: {' '.join(overrides) or '(none)'}]",)
+            raise
+        return self._localize(job)
+
+    def _factor(self, axes: List[Axis]) -> None:
+        first = tuple(a.lines[0] for a in axes)
+        self._first = first
+        ref = self.exact(first).values
+        for pos, axis in enumerate(axes):
+            if not axis.is_value or len(axis.lines) < 2:
+                continue
+            key: Optional[str] = None
+            mapping: Dict[str, Any] = {}
+            ok = True
+            for line in axis.lines:
+                cell = first[:pos] + (line,) + first[pos + 1:]
+                values = ref if line == first[pos] else self.exact(cell).values
+                diff = [k for k in set(values) | set(ref) if values.get(k, ...) != ref.get(k, ...)
+                        or type(values.get(k)) is not type(ref.get(k))]
+                if len(diff) > 1 or (diff and diff[0] not in VECTORIZED_KEYS) or (diff and key and diff[0] != key):
+                    ok = False
+                    break
+                if diff:
+                    key = diff[0]
+                mapping[line] = values
+            if ok and key is not None:
+                self.vectorized[pos] = (key, {line: v[key] for line, v in mapping.items()})
+
+    def _structural(self, cell: Tuple[str, ...]) -> JobSpec:
+        key = tuple([cell[i] for i in self._struct_pos])
+        job = self._cache.get(key)
+        if job is None:
+            ref = tuple(self._first[i] if i in self.vectorized else line  # type: ignore[index]
+                        for i, line in enumerate(cell))
+            job = self._cache[key] = self.exact(ref)
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return job
+
+    def job(self, cell: Tuple[str, ...]) -> JobSpec:
+        """The validated job of one cell."""
+        if not self.vectorized:
+            return self.exact(cell)
+        base = self._structural(cell)
+        training = base.config.training
+        changes = {}
+        for pos, key, mapping in self._vec_items:
+            value = mapping[cell[pos]]
+            attr = _TRAINING_FIELD[key]
+            old = getattr(training, attr)
+            if old != value or type(old) is not type(value):
+                changes[attr] = value
+        if not changes:
+            return base
+        # the structural job's validated config with the per-run scalars replaced, hashed as
+        # validate_job hashes it (make_job memoizes the INAL id and pack key a cell shares)
+        return make_job(dataclasses.replace(base.config, training=dataclasses.replace(training, **changes)))
+
+    def __iter__(self) -> Iterator[Tuple[int, Tuple[str, ...], JobSpec]]:
+        """``(index, overrides, job)`` for every cell, in order."""
+        for i, cell in enumerate(self.source):
+            yield i, cell, self.job(cell)
+
+
+# ------------------------------------------------------------------------------ counting
+
+
+def pack_cost(job: JobSpec) -> float:
+    """FLOPs of training one run of ``job``: ``T * ngd_flops_per_step`` at the batch the engine
+    uses (the exact population of ``2^N`` inputs when small enough, else ``batch`` or its default),
+    plus the checkpoints' evaluations on ``n_eval`` inputs; 0 when T = 0."""
+    import inal_core
+    from inal_core.ngd import DEFAULT_BATCH, NGDConfig, ngd_flops_per_step
+
+    v = job.values
+    if not job.train:
+        return 0.0
+    spec = inal_core.NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
+    exact_max = NGDConfig.__dataclass_fields__["exact_max_inputs"].default
+    exact = not v["batch"] and 2 ** v["N"] <= exact_max
+    batch = 2 ** v["N"] if exact else (v["batch"] or DEFAULT_BATCH)
+    checkpoints = v["checkpoints"]
+    n_ckpt = len(checkpoints) if isinstance(checkpoints, (list, tuple)) else int(checkpoints)
+    evals = n_ckpt * spec.flops_forward(min(v["n_eval"], 2 ** v["N"]))
+    return float(v["T"]) * ngd_flops_per_step(spec, batch) + evals
+
+
+def inal_cost(job: JobSpec) -> float:
+    """FLOPs of the INAL estimate of ``job``: ``n_inits`` forward passes over its inputs
+    (``n_inputs`` for Monte Carlo, the ``2^n`` cube otherwise)."""
+    import inal_core
+
+    v = job.values
+    spec = inal_core.NetworkSpec(v["n"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
+    inputs = v["n_inputs"] if v.get("inal_method") == "mc" and v["n_inputs"] else 2 ** v["n"]
+    return float(v["n_inits"]) * spec.flops_forward(inputs)
+
+
+@dataclass
+class PlanCounts:
+    """What a plan amounts to (the dry run prints it, the launcher's summary reuses it)."""
+
+    configs: int = 0
+    cells: int = 0
+    complete: int = 0
+    runs_to_train: int = 0
+    inal_to_compute: int = 0
+    packs: int = 0
+    train_flops: float = 0.0
+    inal_flops: float = 0.0
+    study_roots: List[str] = field(default_factory=list)
+    full_validations: int = 0
+
+    @property
+    def duplicates(self) -> int:
+        return self.configs - self.cells
+
+    @property
+    def to_run(self) -> int:
+        return self.cells - self.complete
+
+    def eta_s(self, slots: float = 1.0, flops_per_s: float = CPU_FLOPS_PER_S) -> float:
+        """Rough wall time on ``slots`` parallel task slots at ``flops_per_s`` each, with per-task overheads."""
+        work = (self.train_flops + self.inal_flops) / flops_per_s
+        overhead = (self.packs + self.inal_to_compute) * TASK_OVERHEAD_S + self.runs_to_train * RUN_OVERHEAD_S
+        return (work + overhead) / max(slots, 1e-9)
+
+    def text(self, max_pack: int, slots: float = 1.0, prefix: str = "[inal-sweep]") -> str:
+        eta = self.eta_s(slots)
+        return "\n".join([
+            f"{prefix} plan: {self.configs:,} configs -> {self.cells:,} distinct cells"
+            + (f" ({self.duplicates:,} duplicates)" if self.duplicates else "")
+            + f"; {self.complete:,} already complete, {self.to_run:,} to run",
+            f"{prefix} plan: {self.inal_to_compute:,} INAL settings to compute, {self.runs_to_train:,} training runs "
+            f"in {self.packs:,} packs (at most {max_pack} a pack)",
+            f"{prefix} plan: cost {self.train_flops + self.inal_flops:.3g} FLOP; estimated {_fmt_s(eta)} on "
+            f"{slots:g} task slot(s) at {CPU_FLOPS_PER_S:.0e} FLOP/s each (a rough cost model: "
+            "ngd_flops_per_step x T, INAL forward passes, per-task overheads)",
+            *(f"{prefix} plan: results {root}/{{runs,curves,inal}}" for root in self.study_roots),
+        ])
+
+
+def _fmt_s(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+class StoreView:
+    """Per ``(results_dir, study)``: the completed ids of the store, read once (footers only)."""
+
+    def __init__(self, open_store: Callable[[str, str], Any]) -> None:
+        self._open = open_store
+        self._done: Dict[Tuple[str, str], Tuple[set, set, Any]] = {}
+
+    def get(self, job: JobSpec) -> Tuple[set, set, Any]:
+        key = (job.results_dir, job.study)
+        entry = self._done.get(key)
+        if entry is None:
+            store = self._open(*key)
+            runs = {id_bytes(r) for r in store.completed_run_ids()}
+            inal = {id_bytes(i) for i in store.completed_inal_ids()}
+            entry = self._done[key] = (runs, inal, store)
+        return entry
+
+    @property
+    def stores(self) -> List[Any]:
+        return [entry[2] for entry in self._done.values()]
+
+
+def iter_pending(factory: CellFactory, view: StoreView,
+                 on_cell: Optional[Callable[[int, JobSpec, bool, bool], None]] = None,
+                 ) -> Iterator[Tuple[JobSpec, bool, bool]]:
+    """Distinct cells not complete in the store: ``(job, needs_inal, needs_run)``.
+
+    ``on_cell(index, job, duplicate, complete)`` is called for every cell (the launcher records
+    its ids there). ``needs_inal`` is True for the first pending cell of each missing INAL setting.
+    """
+    seen: set = set()
+    inal_scheduled: set = set()
+    for index, _cell, job in factory:
+        rid = id_bytes(job.run_id)
+        duplicate = rid in seen
+        complete = False
+        if not duplicate:
+            seen.add(rid)
+            runs_done, inal_done, _ = view.get(job)
+            iid = id_bytes(job.inal_id)
+            need_inal = iid not in inal_done and iid not in inal_scheduled
+            missing_inal = iid not in inal_done
+            need_run = job.train and rid not in runs_done
+            complete = not (missing_inal or need_run)
+            if need_inal:
+                inal_scheduled.add(iid)
+            if not complete:
+                yield job, need_inal, need_run
+        if on_cell is not None:
+            on_cell(index, job, duplicate, complete)
+
+
+def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[[JobSpec], int]",
+               on_cell: Optional[Callable[[int, JobSpec, bool, bool], None]] = None) -> PlanCounts:
+    """One streaming pass: validate every cell (``ConfigError`` on the first bad one), dedupe,
+    consult the store and count INAL tasks, training runs, packs and their cost."""
+    counts = PlanCounts()
+    per_pack_key: Dict[str, int] = {}
+    roots: Dict[str, None] = {}
+
+    def count_cell(index: int, job: JobSpec, duplicate: bool, complete: bool) -> None:
+        if on_cell is not None:
+            on_cell(index, job, duplicate, complete)
+        counts.configs += 1
+        if not duplicate:
+            counts.cells += 1
+            counts.complete += int(complete)
+
+    pack_flops: Dict[str, float] = {}
+    pack_sizes: Dict[str, int] = {}
+    for job, need_inal, need_run in iter_pending(factory, view, count_cell):
+        if need_inal:
+            counts.inal_to_compute += 1
+            counts.inal_flops += inal_cost(job)
+        if need_run:
+            counts.runs_to_train += 1
+            per_pack_key[job.pack_key] = per_pack_key.get(job.pack_key, 0) + 1
+            if job.pack_key not in pack_flops:
+                pack_flops[job.pack_key] = pack_cost(job)
+                pack_sizes[job.pack_key] = max(1, int(max_pack(job) if callable(max_pack) else max_pack))
+            counts.train_flops += pack_flops[job.pack_key]
+    for store in view.stores:
+        roots[store.root] = None
+    counts.packs = sum(math.ceil(n / pack_sizes[k]) for k, n in per_pack_key.items())
+    counts.study_roots = list(roots)
+    counts.full_validations = factory.full_validations
+    return counts
+
+
+def iter_packs(pending: Iterable[JobSpec], max_pack: Callable[[JobSpec], int] | int,
+               max_buffered: int = 1 << 16) -> Iterator[List[JobSpec]]:
+    """Group a stream of jobs by ``pack_key`` into packs of at most ``max_pack`` jobs.
+
+    A pack is yielded when full; at the end the partial ones follow (first-seen order). When
+    more than ``max_buffered`` jobs wait in partial packs, the largest partial pack is yielded
+    early, so memory stays bounded whatever the order of the cells. ``max_pack`` may be a
+    function of the job (GPU pack sizes from the cost model).
+    """
+    size_of = max_pack if callable(max_pack) else (lambda _job, k=int(max_pack): k)
+    open_packs: "OrderedDict[Tuple[str, str, str], List[JobSpec]]" = OrderedDict()
+    limits: Dict[Tuple[str, str, str], int] = {}
+    buffered = 0
+    for job in pending:
+        key = (job.results_dir, job.study, job.pack_key)
+        pack = open_packs.get(key)
+        if pack is None:
+            pack = open_packs[key] = []
+            limits[key] = max(1, int(size_of(job)))
+        pack.append(job)
+        buffered += 1
+        if len(pack) >= limits[key]:
+            del open_packs[key]
+            buffered -= len(pack)
+            yield pack
+        elif buffered > max_buffered:
+            big = max(open_packs, key=lambda k: len(open_packs[k]))
+            pack = open_packs.pop(big)
+            buffered -= len(pack)
+            yield pack
+    yield from open_packs.values()
+
+
+def env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+# ------------------------------------------------------------------------------ GPU packs
+
+
+def gpu_pack_size(*, device_memory_bytes: float, flops_per_s: float, num_parameters: int, layer_sizes: Sequence[int],
+                  batch: int, T: int, n_eval: int, elem_bytes: int = 4, gpu_fraction: float = 1.0,
+                  memory_fraction: float = 0.8, chunk_bytes: float = float(1 << 30), target_task_s: float = 60.0,
+                  min_fill_flops: float = 5e10, cap: int = 4096) -> int:
+    """How many runs of one shape to train as one stack on a GPU (pure function; CPU-testable).
+
+    Memory: per run the stack holds its parameters, gradient, noise and update (``4 E`` elements);
+    the engine's batch and evaluation chunks take at most ``chunk_bytes`` whatever the stack
+    (``inal_core.ngd.CHUNK_BYTES``). So ``R_mem = (memory_fraction *
+    device_memory * gpu_fraction - chunk_bytes) / per_run_bytes``.
+    Time: a task should last about ``target_task_s`` (resume and retries lose at most that), so
+    ``R_time = target_task_s * flops_per_s * gpu_fraction / (T * ngd_flops_per_step)``; but a stack
+    smaller than what fills the device (``min_fill_flops`` per step) wastes it, so the time bound is
+    raised to that fill. The pack is ``min(R_mem, max(R_time, R_fill), cap)``, at least 1.
+    """
+    import inal_core
+    from inal_core.ngd import ngd_flops_per_step
+
+    sizes = list(layer_sizes)
+    spec = inal_core.NetworkSpec(sizes[0], sizes[1], len(sizes) - 2)
+    per_step = float(ngd_flops_per_step(spec, batch))
+    per_run_bytes = elem_bytes * 4.0 * num_parameters
+    budget = memory_fraction * device_memory_bytes * gpu_fraction - min(chunk_bytes, 0.5 * device_memory_bytes * gpu_fraction)
+    r_mem = int(budget // max(per_run_bytes, 1.0))
+    r_time = int(target_task_s * flops_per_s * gpu_fraction // max(T * per_step, 1.0))
+    r_fill = int(math.ceil(min_fill_flops / max(per_step, 1.0)))
+    return max(1, min(r_mem, max(r_time, r_fill), int(cap)))
+
+
+def gpu_pack_size_of(job: JobSpec, *, device_memory_bytes: float, flops_per_s: float, gpu_fraction: float,
+                     cap: int) -> int:
+    """:func:`gpu_pack_size` for a job's shape (the engine's batch, ``N``-bit inputs)."""
+    import inal_core
+    from inal_core.ngd import DEFAULT_BATCH, NGDConfig
+
+    v = job.values
+    spec = inal_core.NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
+    exact_max = NGDConfig.__dataclass_fields__["exact_max_inputs"].default
+    exact = not v["batch"] and 2 ** v["N"] <= exact_max
+    batch = 2 ** v["N"] if exact else (v["batch"] or DEFAULT_BATCH)
+    return gpu_pack_size(device_memory_bytes=device_memory_bytes, flops_per_s=flops_per_s,
+                         num_parameters=spec.num_parameters, layer_sizes=spec.layer_sizes, batch=batch,
+                         T=max(1, v["T"]), n_eval=v["n_eval"], gpu_fraction=gpu_fraction, cap=cap)
