@@ -104,6 +104,22 @@ def group_label(row, keys) -> str:
     return " ".join(p for p in parts if p)
 
 
+def inal_rows(inal: pd.DataFrame, layer="selected") -> pd.DataFrame:
+    """One ``inal`` row per INAL setting with ``inal, inal_se`` those of ``layer`` (see
+    :func:`inal_points`; ``"selected"`` falls back to ``"max"`` as :func:`resolve_layer` says)."""
+    layer, _ = resolve_layer(inal, layer)
+    if layer == "max":
+        rows = inal[inal["is_max"].astype(bool)]
+    elif layer == "selected":
+        rows = inal[inal["is_max"].astype(bool)].copy()       # one row per setting, carrying the columns
+        rows["inal"], rows["inal_se"] = rows["selected_inal"], rows["selected_inal_se"]
+    else:
+        rows = inal[inal["layer"] == int(layer)]
+    if "inal_id" in rows.columns:  # one setting stored in two studies of a root: the same numbers, once
+        rows = rows.drop_duplicates(["inal_id", "layer"])
+    return rows
+
+
 def inal_points(inal: pd.DataFrame, *, layer="selected", group_keys=INAL_GROUP_KEYS,
                 resolve_z: float = 2.0) -> pd.DataFrame:
     """One row per (group, n): combined estimate and whether it is resolved.
@@ -135,17 +151,8 @@ def inal_points(inal: pd.DataFrame, *, layer="selected", group_keys=INAL_GROUP_K
     if len(inal) == 0:
         return pd.DataFrame(columns=cols + ["n_estimates", "resolved", "upper", "inal_lo", "inal_hi", "log_n",
                                             "log_inal", "log_se"])
-    layer, _ = resolve_layer(inal, layer)
-    if layer == "max":
-        rows = inal[inal["is_max"].astype(bool)]
-    elif layer == "selected":
-        rows = inal[inal["is_max"].astype(bool)].copy()       # one row per setting, carrying the columns
-        rows["inal"], rows["inal_se"] = rows["selected_inal"], rows["selected_inal_se"]
-    else:
-        rows = inal[inal["layer"] == int(layer)]
+    rows = inal_rows(inal, layer)
     rows = rows[np.isfinite(rows["inal"]) & np.isfinite(rows["inal_se"])]
-    if "inal_id" in rows.columns:  # one setting stored in two studies of a root: the same numbers, once
-        rows = rows.drop_duplicates(["inal_id", "layer"])
 
     def combine(g: pd.DataFrame) -> pd.Series:
         se = g["inal_se"].to_numpy(dtype=np.float64)

@@ -87,6 +87,21 @@ class Study:
         """True when at least one INAL estimate is present."""
         return len(self.inal) > 0
 
+    def runs_with_inal(self, layer="selected") -> pd.DataFrame:
+        """``runs`` with the INAL of each run's setting: one row per run, the columns of ``runs``
+        plus ``inal``, ``inal_se`` (of ``layer``: ``"selected"``, the selection-free estimate, the
+        default; ``"max"``; or a layer number), ``inal_layer`` (which of these was used; studies
+        without the selection-free columns fall back to ``"max"``) and ``inal_method`` — joined on
+        ``inal_id``, with no ``_x``/``_y`` duplicates. Runs whose INAL is missing get NaN."""
+        from .fits import inal_rows, resolve_layer
+
+        used, _ = resolve_layer(self.inal, layer)
+        cols = ["inal_id", "inal", "inal_se", "method"]
+        rows = inal_rows(self.inal, layer)[cols] if len(self.inal) else pd.DataFrame(columns=cols)
+        rows = rows.drop_duplicates("inal_id").rename(columns={"method": "inal_method"})
+        rows["inal_layer"] = str(used)
+        return self.runs.merge(rows, on="inal_id", how="left", validate="many_to_one")
+
     def __repr__(self) -> str:
         curves = f"{len(self._curves)} curve rows" if self._curves is not None else "curves not loaded yet"
         return f"Study({len(self.runs)} runs, {len(self.inal)} INAL rows, {curves})"

@@ -226,3 +226,32 @@ def test_a_study_of_the_previous_layout_loads(tmp_path):
     np.testing.assert_allclose(runs["correlation"].to_numpy(), [0.0, 0.1, 0.2])
     assert set(runs["n_steps"]) == {5} and "corr" not in runs.columns and "T" not in runs.columns
     assert len(study.curves) == 6 and "correlation" in study.curves.columns
+
+
+@pytest.mark.parametrize("layer", ["selected", "max", 1])
+def test_runs_with_inal_is_one_row_per_run_without_suffixed_columns(results, layer):
+    study = load_study(results / "train")
+    joined = study.runs_with_inal(layer)
+    assert len(joined) == len(study.runs) and list(joined.columns[: len(study.runs.columns)]) == list(study.runs.columns)
+    assert not [c for c in joined.columns if c.endswith(("_x", "_y"))]
+    # the reference: for each run, look its setting up by hand in the inal frame
+    inal = study.inal
+    for _, run in joined.iterrows():
+        rows = inal[inal["inal_id"] == run["inal_id"]]
+        if layer == "selected":
+            want = rows["selected_inal"].iloc[0]
+        elif layer == "max":
+            want = rows.loc[rows["is_max"].astype(bool), "inal"].iloc[0]
+        else:
+            want = rows.loc[rows["layer"] == layer, "inal"].iloc[0]
+        assert run["inal"] == pytest.approx(want, rel=0, abs=0)
+    assert (joined["inal_layer"] == str(layer)).all()
+    assert joined.correlation.notna().all()  # attribute access works: no column shadows a DataFrame attribute
+
+
+def test_no_stored_column_shadows_a_dataframe_attribute():
+    from sweeps.columns import columns_of
+
+    attributes = set(dir(pd.DataFrame))
+    for kind in ("runs", "curves", "inal"):
+        assert not [c for c in (*columns_of(kind), "target") if c in attributes], kind
