@@ -80,6 +80,15 @@ def _empty_figure(message: str) -> Figure:
     return fig
 
 
+def _rows_matching(frame: pd.DataFrame, values: dict) -> pd.DataFrame:
+    """The rows of ``frame`` whose columns equal ``values`` (compared as text; keys ``frame`` lacks
+    are ignored; an empty frame stays empty)."""
+    keys = [k for k in values if k in frame.columns]
+    if not len(frame) or not keys:
+        return frame
+    return frame[np.logical_and.reduce([frame[k].astype(str) == str(values[k]) for k in keys])]
+
+
 def _colors(k: int):
     from matplotlib import colormaps
     cmap = colormaps["tab10"] if k <= 10 else colormaps["viridis"]
@@ -110,9 +119,7 @@ def plot_inal_scaling(points: pd.DataFrame, fits: pd.DataFrame, layer_label: str
             if len(unres):
                 ax.scatter(unres["n"], unres["upper"], marker="v", facecolors="none", edgecolors=color, s=30)
             label = group_label(rec, label_keys)
-            f = fits[np.logical_and.reduce([fits[k].astype(str) == str(v) for k, v in
-                                            {"target": target, **rec}.items() if k in fits.columns])] \
-                if len(fits) else fits
+            f = _rows_matching(fits, {"target": target, **rec})
             if len(f) and f.iloc[0]["status"] == "fitted":
                 row = f.iloc[0]
                 ns = np.geomspace(row["n_fit_min"], row["n_fit_max"], 20)
@@ -150,8 +157,7 @@ def plot_bound_check(points: pd.DataFrame, checks: pd.DataFrame) -> Figure:
         chk_c = checks[checks["c_nominal"] == c]
         label_keys = _varying(chk_c, [k for k in keys if k != "c"]) or ["target"]
         for color, (_, chk) in zip(_colors(len(chk_c)), chk_c.iterrows()):
-            mask = np.logical_and.reduce([points[k].astype(str) == str(chk[k]) for k in keys])
-            g = points[mask]
+            g = _rows_matching(points, {k: chk[k] for k in keys})
             c_eff = chk["c_eff"] if math.isfinite(chk["c_eff"]) else 1.0
             comp = g["n"].astype(np.float64) ** ((c_eff - 1.0) / 8.0)
             res = g["resolved"].to_numpy(bool)
@@ -240,7 +246,7 @@ def plot_learning_curves(curves: pd.DataFrame) -> Figure:
         if cfg:  # several training settings in one panel would mix: show the one with most data
             setting = g.groupby(cfg, dropna=False).size().idxmax()
             setting = setting if isinstance(setting, tuple) else (setting,)
-            g = g[np.logical_and.reduce([g[k].astype(str) == str(v) for k, v in zip(cfg, setting)])]
+            g = _rows_matching(g, dict(zip(cfg, setting)))
             shown = {k: v for k, v in zip(cfg, setting) if k in ("n_steps", "gamma", "sigma", "width", "depth")}
         else:
             shown = {}
@@ -272,7 +278,7 @@ def plot_fourier_step(table: pd.DataFrame, fits: pd.DataFrame) -> Figure:
     for color, (key, g) in zip(_colors(len(groups)), groups):
         rec = dict(zip(keys, key))
         g = g.sort_values("n")
-        f = fits[np.logical_and.reduce([fits[k].astype(str) == str(v) for k, v in rec.items() if k in fits.columns])]
+        f = _rows_matching(fits, rec)
         verdict = f"; slope {f.iloc[0]['slope']:.2f}: {f.iloc[0]['verdict']}" if len(f) and math.isfinite(
             f.iloc[0]["slope"]) else ""
         yerr = np.vstack([g["ratio"] - g["ratio_lo"], g["ratio_hi"] - g["ratio"]]).clip(min=0)
@@ -303,8 +309,7 @@ def plot_time_to_learn(ttl: pd.DataFrame, fits: pd.DataFrame, inal_points: pd.Da
         rec = dict(zip(keys, key))
         g = g.sort_values("n")
         ok = np.isfinite(g["median"]).to_numpy()
-        f = fits[np.logical_and.reduce([fits[k].astype(str) == str(v) for k, v in rec.items() if k in fits.columns])] \
-            if len(fits) else fits
+        f = _rows_matching(fits, rec)
         expo = f" (T* ~ n^{f.iloc[0]['exponent']:.2f})" if len(f) and math.isfinite(f.iloc[0]["exponent"]) else ""
         label = _target_title(rec["target"], rec["c"]) + expo
         hi = np.where(np.isfinite(g["median_hi"]), g["median_hi"], g["last_step"])
