@@ -15,6 +15,10 @@ logical shifts). For a fixed (run, step) the words are exactly the SplitMix64 se
 with ``key(run, step)``. A run's numbers therefore depend only on its seed, the stream name, the
 step and the element index: the same alone or inside a stack, on rerun, on CPU or CUDA.
 ``tests/test_ngd.py`` checks the words bit for bit against a pure-Python implementation.
+Why not a library generator: torch's (Philox on CUDA, MT19937 on CPU) give different numbers on the
+two devices and need one generator, hence kernel launches, per run of a stack; numpy's counter-based
+bit generators (Philox) run on the CPU only. The SplitMix64 arithmetic below is a few lines of
+tensor code that runs where the stack runs.
 
 Derived variates:
 
