@@ -40,9 +40,7 @@ import functools
 import hashlib
 import json
 import math
-import subprocess
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 

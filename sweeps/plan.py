@@ -29,9 +29,7 @@ non-seed settings.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import math
 import os
 from collections import OrderedDict

@@ -27,7 +27,7 @@ import time
 from array import array
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
-from typing import Any, Dict, Hashable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import ray
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus
@@ -36,7 +36,7 @@ from sweeps import outcome
 from sweeps.compose import GroupwiseComposer
 from sweeps.execute import JobOutcome, run_inal_job, run_training_pack, write_failed
 from sweeps.jobs import JobSpec
-from sweeps.plan import (CellFactory, CellSource, GridSource, ListSource, PlanCounts, StoreView, check_max_cells,
+from sweeps.plan import (CellFactory, CellSource, ListSource, PlanCounts, StoreView, check_max_cells,
                          count_plan, gpu_pack_size_of, id_bytes, iter_packs, iter_pending)
 from sweeps.schema import validate_job
 from sweeps.store import ResultsStore
@@ -199,13 +199,13 @@ def execute(launcher: Any, grid: PreparedGrid, record: "CellRecords") -> Tuple[O
         else:
             outcomes = value
         nfailed = 0
-        for outcome in outcomes:
-            rid = id_bytes(outcome.run_id)
-            code = _CODE.get(outcome.status, 2)
+        for result in outcomes:
+            rid = id_bytes(result.run_id)
+            code = _CODE.get(result.status, 2)
             out.run_status[rid] = code
             if code == 2:
                 nfailed += 1
-                out.error[rid] = outcome.error
+                out.error[rid] = result.error
         return len(outcomes), nfailed
 
     max_in_flight = max(1, int(launcher.max_in_flight))
