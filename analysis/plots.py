@@ -286,7 +286,7 @@ def plot_fourier_step(table: pd.DataFrame, fits: pd.DataFrame) -> Figure:
                     label=f"{_target_title(rec['target'], rec['c'])} (k={int(g['k'].iloc[0])}){verdict}")
     _n_axis(ax, tab["n"])
     ax.set_yscale("log")
-    ax.set_ylabel("W^{≤k}[f] / (n^{k+1} · INAL)")
+    ax.set_ylabel(r"$W^{\leq k}[f]\ /\ (n^{k+1} \cdot \mathrm{INAL})$")
     ax.set_title("Fourier step: the ratio stays bounded in n (flat or falling)", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
