@@ -487,6 +487,10 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ compaction
 
+    def _concat(self, paths: List[str]) -> pa.Table:
+        """The rows of ``paths`` as one table, the files' own footer metadata dropped."""
+        return pa.concat_tables([pq.read_table(p, filesystem=self.fs).replace_schema_metadata(None) for p in paths])
+
     def compact(self, min_files: int = 64) -> Dict[str, int]:
         """Merge the sound small files of each partition into files of up to ``COMPACT_ROWS`` rows,
         where a partition holds at least ``min_files`` of them (the launcher calls this when a study
@@ -500,11 +504,7 @@ class ResultsStore:
         removed = {"runs": 0, "curves": 0, "inal": 0}
         _, good, curves_files = self._index()
         curves = {(e.target, e.name): e for e in curves_files}
-        by_target: Dict[str, List[FileEntry]] = {}
-        for e in good:
-            if not e.name.startswith("part-"):
-                by_target.setdefault(e.target, []).append(e)
-        for target, entries in by_target.items():
+        for target, entries in _small_files_by_target(good).items():
             if len(entries) < min_files:
                 continue
             for chunk in _chunks(entries, COMPACT_ROWS):
@@ -515,13 +515,11 @@ class ResultsStore:
                 if with_curves:
                     if len(with_curves) != len(chunk):
                         continue  # mixed: leave as is
-                    ctab = pa.concat_tables([pq.read_table(curves[(target, e.name)].path, filesystem=self.fs)
-                                             .replace_schema_metadata(None) for e in chunk])
+                    ctab = self._concat([curves[(target, e.name)].path for e in chunk])
                     curve_rows = ctab.num_rows
                     table, _ = self._table("curves", ctab.to_pydict(), {})
                     self._put(table, self.file_path("curves", target, name))
-                rtab = pa.concat_tables([pq.read_table(e.path, filesystem=self.fs).replace_schema_metadata(None)
-                                         for e in chunk])
+                rtab = self._concat([e.path for e in chunk])
                 table, _ = self._table("runs", rtab.to_pydict(), {"inal.status": "ok", "inal.curve_rows": str(curve_rows)})
                 self._put(table, self.file_path("runs", target, name))
                 for e in chunk:
@@ -531,16 +529,11 @@ class ResultsStore:
                     if curve_rows:
                         self.fs.delete_file(curves[(target, e.name)].path)
                         removed["curves"] += 1
-        inal_by_target: Dict[str, List[FileEntry]] = {}
-        for e in self.scan("inal"):
-            if not e.name.startswith("part-"):
-                inal_by_target.setdefault(e.target, []).append(e)
-        for target, entries in inal_by_target.items():
+        for target, entries in _small_files_by_target(self.scan("inal")).items():
             if len(entries) < min_files:
                 continue
             for chunk in _chunks(entries, COMPACT_ROWS):
-                tab = pa.concat_tables([pq.read_table(e.path, filesystem=self.fs).replace_schema_metadata(None)
-                                        for e in chunk])
+                tab = self._concat([e.path for e in chunk])
                 table, ids = self._table("inal", tab.to_pydict(), {})
                 self._put(table, self.file_path("inal", target, f"part-{_digest(ids)}"))
                 for e in chunk:
@@ -581,6 +574,15 @@ def _chunks(entries: List[FileEntry], max_rows: int) -> Iterable[List[FileEntry]
 
 
 # ---------------------------------------------------------------------- migration
+
+
+def _small_files_by_target(entries: Iterable["FileEntry"]) -> Dict[str, List["FileEntry"]]:
+    """The entries not yet compacted (names other than ``part-*``), grouped by target partition."""
+    out: Dict[str, List["FileEntry"]] = {}
+    for e in entries:
+        if not e.name.startswith("part-"):
+            out.setdefault(e.target, []).append(e)
+    return out
 
 
 def migrate_study(study_root: str) -> Dict[str, int]:
