@@ -225,6 +225,49 @@ def make_job(config: JobConfig) -> JobSpec:
     return JobSpec(run_id, inal_id, pack_key, seed_from_hash(run_id), seed_from_hash(inal_id), config)
 
 
+def run_id_with(base: JobSpec, changes: Mapping[str, Any]) -> str:
+    """The ``run_id`` of :func:`with_run_values` ``(base, changes)`` without building the job."""
+    if not changes:
+        return base.run_id
+    tr = base.config.training
+    if tr.T == 0:  # INAL only: the per-run values decide nothing (make_job)
+        return base.run_id
+    return _run_hash(base.pack_key, changes.get("gamma", tr.gamma), changes.get("sigma", tr.sigma),
+                     changes.get("seed", tr.seed))
+
+
+def with_run_values(base: JobSpec, changes: Mapping[str, Any], run_id: str | None = None) -> JobSpec:
+    """``make_job`` of ``base.config`` with some vectorized training values replaced, from ``base``'s hashes.
+
+    ``changes`` maps :class:`sweeps.spec.Training` attribute names of the vectorized keys
+    (``gamma``, ``sigma``, ``seed``) to validated values. Those values enter only ``run_id`` (and
+    the run's seed): the INAL id and the pack key are ``base``'s, so only the run hash is computed
+    (``run_id``, when given, is :func:`run_id_with` of the same arguments) and the frozen configs
+    are copied without re-running their constructors. This is the planner's per-cell path;
+    ``tests/test_plan.py`` checks it against full composition and validation of every cell.
+    """
+    if not _VECTORIZED_ATTRS.issuperset(changes):
+        raise ValueError(f"with_run_values changes only {sorted(_VECTORIZED_ATTRS)}, got {sorted(changes)}")
+    if not changes:
+        return base
+    training = _shallow_copy(base.config.training, changes)
+    config = _shallow_copy(base.config, {"training": training})
+    if run_id is None:
+        run_id = run_id_with(base, changes)
+    return JobSpec(run_id, base.inal_id, base.pack_key, seed_from_hash(run_id), base.inal_seed, config)
+
+
+_VECTORIZED_ATTRS = frozenset({"gamma", "sigma", "seed"})  # Training's names of VECTORIZED_KEYS
+
+
+def _shallow_copy(obj: Any, changes: Mapping[str, Any]) -> Any:
+    """A frozen dataclass instance's copy with some attributes replaced (no constructor call)."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
 def config_ids(config: JobConfig) -> tuple[str, str]:
     """``(config_id, inal_config_id)`` of a validated config (``sweeps.spec.config_id_keys``)."""
     flat: list = []

@@ -18,8 +18,8 @@ Axes over the per-run scalars of a training stack (``gamma``, ``sigma``, ``train
 ``sweeps.jobs.VECTORIZED_KEYS``) are factored out when they are separable: each of their values
 is validated once, in the context of the grid's first cell, and must change exactly one such
 value of the job; a cell's job is then its structural cell's validated values with those
-scalars replaced in its typed config, hashed by ``sweeps.jobs.make_job`` (which memoizes the
-INAL id and pack key the cells share; a run id is one short hash). The assumption (validation of these three
+scalars replaced in its typed config, hashed by ``sweeps.jobs.with_run_values`` (the INAL id
+and pack key are the structural job's; a run id is one short hash). The assumption (validation of these three
 scalars does not depend on other keys) is checked by tests/test_plan.py against full Hydra
 composition; an axis that does not pass the check is treated as structural (exact per cell).
 This makes a 10^6-cell grid over seeds cost about as many full validations as it has distinct
@@ -28,7 +28,6 @@ non-seed settings.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import os
@@ -36,7 +35,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from .jobs import VECTORIZED_KEYS, JobSpec, make_job
+from .jobs import VECTORIZED_KEYS, JobSpec, run_id_with, with_run_values
 
 #: the field of ``sweeps.spec.Training`` behind each per-run scalar (``sweeps.spec.VECTORIZED_KEYS``)
 _TRAINING_FIELD = {"gamma": "gamma", "sigma": "sigma", "train_seed": "seed"}
@@ -254,10 +253,14 @@ class CellFactory:
                 self._cache.popitem(last=False)
         return job
 
-    def job(self, cell: Tuple[str, ...]) -> JobSpec:
-        """The validated job of one cell."""
+    def ids(self, cell: Tuple[str, ...]) -> Tuple[str, JobSpec, Dict[str, Any]]:
+        """``(run_id, base, changes)`` of one cell: its run id, the validated job it derives from
+        (same INAL id, pack key and location) and the per-run values that differ from ``base``
+        (``sweeps.jobs.with_run_values(base, changes)`` is the cell's job). Cheaper than
+        :meth:`job`: a cell already complete in the store needs no job of its own."""
         if not self.vectorized:
-            return self.exact(cell)
+            job = self.exact(cell)
+            return job.run_id, job, {}
         base = self._structural(cell)
         training = base.config.training
         changes = {}
@@ -267,11 +270,13 @@ class CellFactory:
             old = getattr(training, attr)
             if old != value or type(old) is not type(value):
                 changes[attr] = value
-        if not changes:
-            return base
-        # the structural job's validated config with the per-run scalars replaced, hashed as
-        # validate_job hashes it (make_job memoizes the INAL id and pack key a cell shares)
-        return make_job(dataclasses.replace(base.config, training=dataclasses.replace(training, **changes)))
+        return run_id_with(base, changes), base, changes
+
+    def job(self, cell: Tuple[str, ...]) -> JobSpec:
+        """The validated job of one cell: the structural cell's validated config with the per-run
+        scalars replaced, hashed as ``validate_job`` hashes it (``sweeps.jobs.with_run_values``)."""
+        run_id, base, changes = self.ids(cell)
+        return with_run_values(base, changes, run_id)
 
     def __iter__(self) -> Iterator[Tuple[int, Tuple[str, ...], JobSpec]]:
         """``(index, overrides, job)`` for every cell, in order."""
@@ -388,33 +393,37 @@ class StoreView:
 
 
 def iter_pending(factory: CellFactory, view: StoreView,
-                 on_cell: Optional[Callable[[int, JobSpec, bool, bool], None]] = None,
+                 on_cell: Optional[Callable[[int, str, JobSpec, bool, bool], None]] = None,
                  ) -> Iterator[Tuple[JobSpec, bool, bool]]:
     """Distinct cells not complete in the store: ``(job, needs_inal, needs_run)``.
 
-    ``on_cell(index, job, duplicate, complete)`` is called for every cell (the launcher records
-    its ids there). ``needs_inal`` is True for the first pending cell of each missing INAL setting.
+    ``on_cell(index, run_id, base, duplicate, complete)`` is called for every cell (the launcher
+    records its ids there); ``base`` is the validated job the cell derives from (its INAL id,
+    study and results dir are the cell's; its run id is ``run_id``). A complete cell costs its
+    run hash and two set lookups: no job of its own is built. ``needs_inal`` is True for the
+    first pending cell of each missing INAL setting.
     """
     seen: set = set()
     inal_scheduled: set = set()
-    for index, _cell, job in factory:
-        rid = id_bytes(job.run_id)
+    for index, cell in enumerate(factory.source):
+        run_id, base, changes = factory.ids(cell)
+        rid = id_bytes(run_id)
         duplicate = rid in seen
         complete = False
         if not duplicate:
             seen.add(rid)
-            runs_done, inal_done, _ = view.get(job)
-            iid = id_bytes(job.inal_id)
+            runs_done, inal_done, _ = view.get(base)
+            iid = id_bytes(base.inal_id)
             need_inal = iid not in inal_done and iid not in inal_scheduled
             missing_inal = iid not in inal_done
-            need_run = job.train and rid not in runs_done
+            need_run = base.train and rid not in runs_done
             complete = not (missing_inal or need_run)
             if need_inal:
                 inal_scheduled.add(iid)
             if not complete:
-                yield job, need_inal, need_run
+                yield with_run_values(base, changes, run_id), need_inal, need_run
         if on_cell is not None:
-            on_cell(index, job, duplicate, complete)
+            on_cell(index, run_id, base, duplicate, complete)
 
 
 def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[[JobSpec], int]",
@@ -425,9 +434,9 @@ def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[
     per_pack_key: Dict[str, int] = {}
     roots: Dict[str, None] = {}
 
-    def count_cell(index: int, job: JobSpec, duplicate: bool, complete: bool) -> None:
+    def count_cell(index: int, run_id: str, base: JobSpec, duplicate: bool, complete: bool) -> None:
         if on_cell is not None:
-            on_cell(index, job, duplicate, complete)
+            on_cell(index, run_id, base, duplicate, complete)
         counts.configs += 1
         if not duplicate:
             counts.cells += 1

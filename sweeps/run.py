@@ -23,7 +23,6 @@ import hydra
 from omegaconf import DictConfig
 
 from . import outcome
-from .execute import run_training_pack
 from .schema import ConfigError, validate_job
 from .store import ResultsStore
 
@@ -42,6 +41,8 @@ def _task(cfg: DictConfig) -> dict[str, Any]:
     if done:
         status, error = "skipped", ""
     else:
+        from .execute import run_training_pack  # torch's engine, imported when a job runs
+
         (done,) = run_training_pack([job])
         status, error = done.status, done.error
     outcome.TALLY.add_cell(status)

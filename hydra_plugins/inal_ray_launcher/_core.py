@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -17,8 +18,6 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
-import ray.cloudpickle as cloudpickle
-import ray
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
@@ -62,6 +61,8 @@ def ensure_ray(launcher: Any) -> bool:
     since 2.52, kept) stay quiet unless ``launcher.verbose``. A Python SIGTERM handler the program installed is kept: ``ray.init``
     replaces it with one that aborts the process.
     """
+    import ray
+
     if ray.is_initialized():
         log.info("Ray is already initialized in this process: reusing it")
         return False
@@ -126,7 +127,7 @@ def maybe_kill_worker_once(marker_dir: Optional[str], key: str) -> None:
 
 
 def stream(
-    refs: Dict["ray.ObjectRef", Hashable],
+    refs: Dict[Any, Hashable],
     on_result: Callable[[Hashable, Any, Optional[BaseException]], Tuple[int, int]],
     progress: ProgressBar,
 ) -> None:
@@ -136,6 +137,8 @@ def stream(
     when Ray could not produce the value (application error, or a worker/node lost more than
     ``max_retries`` times); it returns ``(units completed, of which failed)`` for the progress bar.
     """
+    import ray
+
     pending = list(refs)
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
@@ -157,6 +160,8 @@ def stream(
 
 def _portable_exception(exc: BaseException) -> BaseException:
     """``exc`` if it survives pickling, else a RuntimeError carrying its text."""
+    import ray.cloudpickle as cloudpickle
+
     try:
         cloudpickle.loads(cloudpickle.dumps(exc))
         return exc
@@ -200,7 +205,12 @@ def run_hydra_job(
     return ret
 
 
-_run_hydra_job_remote = ray.remote(run_hydra_job)
+@functools.lru_cache(maxsize=None)
+def _run_hydra_job_remote() -> Any:
+    """:func:`run_hydra_job` as a Ray remote function (Ray is imported when jobs are launched)."""
+    import ray
+
+    return ray.remote(run_hydra_job)
 
 
 def launch_generic(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[JobReturn]:
@@ -209,6 +219,8 @@ def launch_generic(launcher: Any, job_overrides: Sequence[Sequence[str]], initia
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     log.info("inal_ray launcher: %d jobs on Ray, sweep output dir %s", len(job_overrides), sweep_dir)
+
+    import ray
 
     singleton_ref = ray.put(Singleton.get_state())
     context_ref = ray.put(hydra_context)
@@ -222,7 +234,7 @@ def launch_generic(launcher: Any, job_overrides: Sequence[Sequence[str]], initia
         with open_dict(sweep_config):
             sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
             sweep_config.hydra.job.num = idx
-        ref = _run_hydra_job_remote.options(**task_options(launcher, f"hydra job {idx}")).remote(
+        ref = _run_hydra_job_remote().options(**task_options(launcher, f"hydra job {idx}")).remote(
             sweep_config, context_ref, task_ref, singleton_ref, os.getcwd(), kill_marker_dir, f"job{idx}"
         )
         refs[ref] = offset

@@ -21,20 +21,19 @@ built when read, with ``cfg=None`` since the composed configs are not kept).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
 from array import array
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import ray
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus
 
 from sweeps import outcome
 from sweeps.compose import GroupwiseComposer
-from sweeps.execute import JobOutcome, run_inal_job, run_training_pack, write_failed
 from sweeps.jobs import JobSpec
 from sweeps.plan import (CellFactory, CellSource, ListSource, PlanCounts, StoreView, check_max_cells,
                          count_plan, gpu_pack_size_of, id_bytes, iter_packs, iter_pending)
@@ -44,6 +43,9 @@ from sweeps.store import ResultsStore
 from hydra_plugins.inal_ray_launcher._core import KILL_WORKER_ONCE_ENV, ensure_ray, maybe_kill_worker_once, task_options
 from hydra_plugins.inal_ray_launcher._summary import StudySummary, run_report, show_summary
 from hydra_plugins.inal_ray_launcher.progress import ProgressBar
+
+if TYPE_CHECKING:
+    from sweeps.execute import JobOutcome
 
 log = logging.getLogger(__name__)
 
@@ -98,18 +100,27 @@ def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
 
 def inal_task(job: JobSpec, kill_marker_dir: Optional[str]) -> Dict[str, Any]:
     """Ray task: the INAL of ``job.inal_id`` (``sweeps.execute.run_inal_job``)."""
+    from sweeps.execute import run_inal_job
+
     maybe_kill_worker_once(kill_marker_dir, f"inal-{job.inal_id}")
     return run_inal_job(job)
 
 
-def pack_task(jobs: List[JobSpec], kill_marker_dir: Optional[str]) -> List[JobOutcome]:
+def pack_task(jobs: List[JobSpec], kill_marker_dir: Optional[str]) -> List["JobOutcome"]:
     """Ray task: train one pack as one stack (``sweeps.execute.run_training_pack``)."""
+    from sweeps.execute import run_training_pack
+
     maybe_kill_worker_once(kill_marker_dir, f"pack-{jobs[0].run_id}")
     return run_training_pack(jobs, with_inal=False)
 
 
-_inal_remote = ray.remote(inal_task)
-_pack_remote = ray.remote(pack_task)
+@functools.lru_cache(maxsize=None)
+def _remotes() -> Tuple[Any, Any]:
+    """The Ray remote functions of :func:`inal_task` and :func:`pack_task` (Ray is imported only
+    when a grid has work: a rerun of a complete study never imports it)."""
+    import ray
+
+    return ray.remote(inal_task), ray.remote(pack_task)
 
 
 class Outcomes:
@@ -137,6 +148,11 @@ class Outcomes:
 
 def execute(launcher: Any, grid: PreparedGrid, record: "CellRecords") -> Tuple[Outcomes, Dict[str, int]]:
     """The second streaming pass: submit INAL tasks and packs as they fill, collect results."""
+    import ray
+
+    from sweeps.execute import write_failed
+
+    inal_remote, pack_remote = _remotes()
     out = Outcomes()
     counts = {"inal_ok": 0, "inal_failed": 0, "packs": 0, "pack_tasks_lost": 0, "runs": 0}
     kill_marker_dir = os.environ.get(KILL_WORKER_ONCE_ENV)
@@ -146,7 +162,7 @@ def execute(launcher: Any, grid: PreparedGrid, record: "CellRecords") -> Tuple[O
 
     def submit_inal(job: JobSpec) -> None:
         opts = task_options(launcher, f"INAL {job.target} n={job.values['n']} w={job.values['width']}")
-        in_flight[_inal_remote.options(**opts).remote(job, kill_marker_dir)] = ("inal", job)
+        in_flight[inal_remote.options(**opts).remote(job, kill_marker_dir)] = ("inal", job)
 
     def training_jobs() -> Iterator[JobSpec]:
         for job, need_inal, need_run in iter_pending(grid.factory, grid.view, record.on_cell):
@@ -212,7 +228,7 @@ def execute(launcher: Any, grid: PreparedGrid, record: "CellRecords") -> Tuple[O
     with progress:
         for pack in iter_packs(training_jobs(), pack_size_rule(launcher)):
             opts = task_options(launcher, f"train {pack[0].target} n={pack[0].values['n']} x{len(pack)}")
-            in_flight[_pack_remote.options(**opts).remote(pack, kill_marker_dir)] = ("pack", pack)
+            in_flight[pack_remote.options(**opts).remote(pack, kill_marker_dir)] = ("pack", pack)
             counts["packs"] += 1
             counts["runs"] += len(pack)
             while len(in_flight) >= max_in_flight:
@@ -248,10 +264,10 @@ class CellRecords:
         self.root_of = array("H", bytes(2 * n))
         self.roots: Dict[Tuple[str, str], int] = {}
 
-    def on_cell(self, index: int, job: JobSpec, duplicate: bool, complete: bool) -> None:
-        self.ids[32 * index:32 * index + 16] = id_bytes(job.run_id)
-        self.ids[32 * index + 16:32 * index + 32] = id_bytes(job.inal_id)
-        key = (job.results_dir, job.study)
+    def on_cell(self, index: int, run_id: str, base: JobSpec, duplicate: bool, complete: bool) -> None:
+        self.ids[32 * index:32 * index + 16] = id_bytes(run_id)
+        self.ids[32 * index + 16:32 * index + 32] = id_bytes(base.inal_id)
+        key = (base.results_dir, base.study)
         r = self.roots.get(key)
         if r is None:
             r = self.roots[key] = len(self.roots)

@@ -52,6 +52,8 @@ def check_ray_init(ray_init: Dict[str, Any]) -> None:
     if "address" in ray_init:
         raise _bad("ray_init.address", ray_init["address"],
                    "no address here: set hydra.launcher.address (auto, host:port or local)")
+    if not ray_init:  # nothing to check: Ray is not imported (a complete study's rerun never needs it)
+        return
     known = ray_init_keywords()
     for key in ray_init:
         if key not in known:
