@@ -38,7 +38,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .inal_intervals import inal_interval, log_inal
+from .inal_intervals import log_inal, reported_interval
 from .regression import fit_line
 
 __all__ = ["INAL_GROUP_KEYS", "LAYER_CHOICES", "inal_points", "fit_inal_exponents", "group_label", "group_columns",
@@ -113,6 +113,8 @@ def inal_rows(inal: pd.DataFrame, layer="selected") -> pd.DataFrame:
     elif layer == "selected":
         rows = inal[inal["is_max"].astype(bool)].copy()       # one row per setting, carrying the columns
         rows["inal"], rows["inal_se"] = rows["selected_inal"], rows["selected_inal_se"]
+        for end in ("lo", "hi"):  # the selection-free value's bootstrap-t interval, where stored
+            rows[f"inal_boot_{end}"] = rows.get(f"selected_inal_boot_{end}", np.nan)
     else:
         rows = inal[inal["layer"] == int(layer)]
     if "inal_id" in rows.columns:  # one setting stored in two studies of a root: the same numbers, once
@@ -141,8 +143,9 @@ def inal_points(inal: pd.DataFrame, *, layer="selected", group_keys=INAL_GROUP_K
     Returns
     -------
     DataFrame with the group keys and ``n, inal, inal_se, n_estimates, resolved, upper``
-    (``upper = inal + resolve_z * inal_se``), ``inal_lo, inal_hi`` (scaled chi-square interval at
-    95 %, :func:`analysis.inal_intervals.inal_interval`), ``log_n, log_inal, log_se`` (bias-corrected
+    (``upper = inal + resolve_z * inal_se``), ``inal_lo, inal_hi`` (95 %: the hull of the scaled
+    chi-square interval and the stored bootstrap-t interval of a single estimate,
+    :func:`analysis.inal_intervals.reported_interval`), ``log_n, log_inal, log_se`` (bias-corrected
     log INAL and its standard deviation under the same model, :func:`analysis.inal_intervals.log_inal`;
     NaN when unresolved).
     """
@@ -151,26 +154,34 @@ def inal_points(inal: pd.DataFrame, *, layer="selected", group_keys=INAL_GROUP_K
     if len(inal) == 0:
         return pd.DataFrame(columns=cols + ["n_estimates", "resolved", "upper", "inal_lo", "inal_hi", "log_n",
                                             "log_inal", "log_se"])
-    rows = inal_rows(inal, layer)
+    rows = inal_rows(inal, layer).copy()
     rows = rows[np.isfinite(rows["inal"]) & np.isfinite(rows["inal_se"])]
+    for end in ("lo", "hi"):  # studies written before the bootstrap-t columns: the chi-square interval alone
+        rows[f"inal_boot_{end}"] = rows.get(f"inal_boot_{end}", np.nan)
 
     def combine(g: pd.DataFrame) -> pd.Series:
         se = g["inal_se"].to_numpy(dtype=np.float64)
         val = g["inal"].to_numpy(dtype=np.float64)
+        boot = (np.nan, np.nan)
+        if len(g) == 1:  # a single estimate keeps its bootstrap-t interval; a combination has none
+            boot = (float(g["inal_boot_lo"].iloc[0]), float(g["inal_boot_hi"].iloc[0]))
         if np.all(se > 0):
             w = 1.0 / se**2
             est, est_se = float(np.sum(w * val) / np.sum(w)), float(1.0 / math.sqrt(np.sum(w)))
         else:  # an exact (zero-variance) estimate wins
             exact = val[se == 0]
             est, est_se = float(np.mean(exact)), 0.0
-        return pd.Series({"inal": est, "inal_se": est_se, "n_estimates": len(g)})
+        return pd.Series({"inal": est, "inal_se": est_se, "n_estimates": len(g), "boot_lo": boot[0],
+                          "boot_hi": boot[1]})
 
-    pts = (rows.groupby(keys + ["n"], dropna=False, sort=True)[["inal", "inal_se"]]
+    pts = (rows.groupby(keys + ["n"], dropna=False, sort=True)[["inal", "inal_se", "inal_boot_lo", "inal_boot_hi"]]
            .apply(combine).reset_index())
     pts["n_estimates"] = pts["n_estimates"].astype(np.int64)
     pts["resolved"] = pts["inal"] > resolve_z * pts["inal_se"]
     pts["upper"] = pts["inal"].clip(lower=0.0) + resolve_z * pts["inal_se"]
-    pts["inal_lo"], pts["inal_hi"] = inal_interval(pts["inal"].to_numpy(np.float64), pts["inal_se"].to_numpy(np.float64))
+    pts["inal_lo"], pts["inal_hi"] = reported_interval(
+        pts["inal"].to_numpy(np.float64), pts["inal_se"].to_numpy(np.float64), pts.pop("boot_lo").to_numpy(np.float64),
+        pts.pop("boot_hi").to_numpy(np.float64))
     pts["log_n"] = np.log(pts["n"].astype(np.float64))
     log_g, log_sd = log_inal(pts["inal"].to_numpy(np.float64), pts["inal_se"].to_numpy(np.float64))
     pts["log_inal"] = np.where(pts["resolved"], log_g, np.nan)

@@ -89,6 +89,20 @@ def _rows_matching(frame: pd.DataFrame, values: dict) -> pd.DataFrame:
     return frame[np.logical_and.reduce([frame[k].astype(str) == str(values[k]) for k in keys])]
 
 
+MAX_LEGEND_ENTRIES = 16  # beyond this a legend hides the plot (and takes seconds to lay out): a note instead
+
+
+def _legend(ax, **kwargs) -> None:
+    """``ax.legend(**kwargs)`` when it has at most :data:`MAX_LEGEND_ENTRIES` entries; otherwise a
+    one-line note that the curves are listed in the report's tables."""
+    handles, labels = ax.get_legend_handles_labels()
+    if len(labels) <= MAX_LEGEND_ENTRIES:
+        ax.legend(**kwargs)
+        return
+    ax.text(0.01, 0.99, f"{len(labels)} curves: no legend (see the report's tables)", transform=ax.transAxes,
+            ha="left", va="top", fontsize=7, color="0.3")
+
+
 def _colors(k: int):
     from matplotlib import colormaps
     cmap = colormaps["tab10"] if k <= 10 else colormaps["viridis"]
@@ -140,7 +154,7 @@ def plot_inal_scaling(points: pd.DataFrame, fits: pd.DataFrame, layer_label: str
         ax.set_yscale("log")
         ax.set_ylabel("INAL (" + (layer_label.split(":")[0] if layer_label else "max over layers") + ")")
         ax.set_title(f"{target}: INAL vs n", fontsize=10)
-        ax.legend(fontsize=7, loc="best")
+        _legend(ax, fontsize=7, loc="best")
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("INAL scaling (▽ = unresolved: upper bound, not fitted)", fontsize=11)
     return fig
@@ -184,7 +198,7 @@ def plot_bound_check(points: pd.DataFrame, checks: pd.DataFrame) -> Figure:
         ax.set_yscale("log")
         ax.set_ylabel("R(n) · n^((c_eff-1)/8)")
         ax.set_title(f"c = {c:g}: flat (dotted) or falling is consistent", fontsize=10)
-        ax.legend(fontsize=6.5, loc="best")
+        _legend(ax, fontsize=6.5, loc="best")
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("Bound check: R(n) = |E corr| σ / (γ T √(E A)), compensated by the predicted decay"
                  " (▽ = unresolved: upper bound)", fontsize=10)
@@ -222,7 +236,7 @@ def plot_corr_vs_inal(table: pd.DataFrame) -> Figure:
     ax.set_xlabel("INAL at n (max over layers; ◁ = upper bound)")
     ax.set_ylabel("final correlation E[f̄ · NN_T] (mean over seeds)")
     ax.set_title("Does low INAL mean no learning? (labels: n)", fontsize=10)
-    ax.legend(fontsize=7)
+    _legend(ax, fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     return fig
 
@@ -261,7 +275,7 @@ def plot_learning_curves(curves: pd.DataFrame) -> Figure:
         ax.set_ylabel("correlation (mean ± se over seeds)")
         extra = " ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in shown.items())
         ax.set_title(f"{_target_title(target, c)}\n{extra}", fontsize=9)
-        ax.legend(fontsize=7)
+        _legend(ax, fontsize=7)
         ax.grid(True, alpha=0.3)
     fig.suptitle("Learning curves", fontsize=11)
     return fig
@@ -288,7 +302,7 @@ def plot_fourier_step(table: pd.DataFrame, fits: pd.DataFrame) -> Figure:
     ax.set_yscale("log")
     ax.set_ylabel(r"$W^{\leq k}[f]\ /\ (n^{k+1} \cdot \mathrm{INAL})$")
     ax.set_title("Fourier step: the ratio stays bounded in n (flat or falling)", fontsize=10)
-    ax.legend(fontsize=7)
+    _legend(ax, fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     return fig
 
@@ -328,7 +342,7 @@ def plot_time_to_learn(ttl: pd.DataFrame, fits: pd.DataFrame, inal_points: pd.Da
     ax.set_yscale("log")
     ax.set_ylabel("median T* (steps; Kaplan–Meier)")
     ax.set_title("Time to learn against n", fontsize=10)
-    ax.legend(fontsize=7)
+    _legend(ax, fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     if len(inal) and np.isfinite(list(inal.values())).any() and (np.array(list(inal.values())) > 0).any():
         from matplotlib.ticker import NullFormatter

@@ -41,6 +41,7 @@ TYPES: dict[str, pa.DataType] = {
     "inal_id": _S, "estimator": _S, "n_inits": _I, "n_inputs": _I, "method": _S,
     "layer": _I, "inal": _F, "inal_se": _F, "is_max": _B, "step": _I,
     "selected_inal": _F, "selected_inal_se": _F, "selected_layer_a": _I, "selected_layer_b": _I,
+    "inal_boot_lo": _F, "inal_boot_hi": _F, "selected_inal_boot_lo": _F, "selected_inal_boot_hi": _F,
     "wall_s": _F, "git_commit": _S, "host": _S, "device": _S, "torch_version": _S,
     "engine_version": _I, "created_at": _TS,
 }
@@ -162,12 +163,19 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(("layer",), "1..depth+1; `depth + 1` is the output neuron", "measured"),
         Column(("inal", "inal_se"), "E_theta[mean over the layer's neurons of (E_x[f v])^2] (dimensionless), its "
                                     "standard error over inits", "measured"),
+        Column(("inal_boot_lo", "inal_boot_hi"), "95 % bootstrap-t interval of the layer's INAL over its inits "
+                                                 "(`inal_core.inal_summary.bootstrap_t_interval`; NaN with fewer "
+                                                 "than 2 inits; null in studies written before it existed)",
+               "measured"),
         Column(("is_max",), "the layer attaining INAL = max over layers", "measured"),
         Column(("n_inits", "n_inputs"), "initializations; inputs per init (2^n for exact)", "measured"),
         Column(("selected_inal", "selected_inal_se", "selected_layer_a", "selected_layer_b"),
                "selection-free INAL (`inal_core.inal_summary.selection_free_max`, the same on every layer row): "
                "the layer chosen on one half of the inits (`_a`: first half, `_b`: second half) and measured on "
                "the other, the two averaged; its standard error (NaN / -1 with fewer than 4 inits)", "measured"),
+        Column(("selected_inal_boot_lo", "selected_inal_boot_hi"),
+               "95 % bootstrap-t interval of `selected_inal` (each half resampled, the layer choices held fixed)",
+               "measured"),
         Column(("seed",), "the setting's derived seed", "job"),
         Column(("wall_s",), "seconds of the estimate", "measured"),
         Column(PROVENANCE, _PROV_DOC, "provenance"),

@@ -30,7 +30,8 @@ import torch
 
 import inal_core
 from inal_core.bound import bound_prefactor
-from inal_core.inal_summary import selection_free_max
+from inal_core.inal_summary import BOOTSTRAP_LEVEL, bootstrap_t_interval, selection_free_max
+from inal_core.rng import derive_seed
 from inal_core.inal import estimate_inal
 from inal_core.ngd import NGDConfig, train_noisy_gd
 from inal_core.targets import extend
@@ -125,7 +126,12 @@ def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
         return {"inal_id": job.inal_id, "status": "failed", "wall_s": time.perf_counter() - t0, "error": text}
     layers = np.arange(1, len(result.per_layer) + 1)  # (depth+1,), output neuron = depth + 1
     L = len(layers)
-    sf = selection_free_max(result.per_init) if result.n_inits >= 4 else None
+    boot_seed = derive_seed(job.inal_seed, "inal_bootstrap")
+    sf = selection_free_max(result.per_init, level=BOOTSTRAP_LEVEL, seed=boot_seed) if result.n_inits >= 4 else None
+    if result.n_inits >= 2:
+        boot_lo, boot_hi = bootstrap_t_interval(result.per_init, level=BOOTSTRAP_LEVEL, seed=boot_seed)
+    else:
+        boot_lo = boot_hi = np.full(L, math.nan)
     measured = {
         "method": [result.method] * L, "layer": layers.tolist(),
         "inal": np.asarray(result.per_layer, dtype=np.float64).tolist(),
@@ -134,6 +140,10 @@ def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
         "n_inits": [int(result.n_inits)] * L, "n_inputs": [int(result.n_inputs)] * L,
         "selected_inal": [sf.value if sf else math.nan] * L, "selected_inal_se": [sf.se if sf else math.nan] * L,
         "selected_layer_a": [sf.layer_a if sf else -1] * L, "selected_layer_b": [sf.layer_b if sf else -1] * L,
+        "inal_boot_lo": np.asarray(boot_lo, dtype=np.float64).tolist(),
+        "inal_boot_hi": np.asarray(boot_hi, dtype=np.float64).tolist(),
+        "selected_inal_boot_lo": [sf.boot_lo if sf else math.nan] * L,
+        "selected_inal_boot_hi": [sf.boot_hi if sf else math.nan] * L,
         "wall_s": [float(result.wall_s)] * L,
     }
     rows = {**{k: [val] * L for k, val in job_columns("inal", job).items()}, **measured,

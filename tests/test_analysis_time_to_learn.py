@@ -58,3 +58,20 @@ def test_first_passage_and_censoring_from_curves():
     runs = pd.DataFrame(dict(run_id=["a", "b"], status="ok", target="parity", c=1.0, n=4))
     tab = time_to_learn_table(runs, curves, ["target", "c"])
     assert tab.iloc[0]["n_learned"] == 1 and tab.iloc[0]["median"] == 20.0
+
+
+def test_first_passage_equals_a_loop_over_runs():
+    """The vectorized first passage against a plain loop over shuffled random curves (with the
+    standard-error condition, NaN standard errors, and runs that never pass)."""
+    rng = np.random.default_rng(3)
+    n_runs, steps = 300, [0, 5, 10, 20, 40]
+    rows = [(f"r{i:03d}", s, rng.uniform(-0.2, 1.0), rng.choice([0.05, 0.3, np.nan]))
+            for i in range(n_runs) for s in steps]
+    curves = pd.DataFrame(rows, columns=["run_id", "step", "correlation", "correlation_se"]).sample(frac=1, random_state=1)
+    got = first_passage(curves, threshold=0.6, se_multiple=2.0).set_index("run_id").sort_index()
+    for run_id, g in curves.groupby("run_id"):
+        g = g.sort_values("step")
+        ok = (g.correlation >= 0.6) & (g.correlation > 2.0 * g.correlation_se.fillna(0.0))
+        t_star, event = (g.step[ok].iloc[0], True) if ok.any() else (g.step.iloc[-1], False)
+        assert (got.loc[run_id, "t_star"], bool(got.loc[run_id, "event"])) == (t_star, event), run_id
+    assert 0 < got.event.sum() < n_runs

@@ -14,8 +14,10 @@ import torch
 from hydra import compose, initialize_config_module
 
 from inal_core.inal import estimate_inal
+from inal_core.inal_summary import bootstrap_t_interval, selection_free_max
 from inal_core.networks import NetworkSpec
 from inal_core.ngd import NGDConfig, train_noisy_gd
+from inal_core.rng import derive_seed
 from inal_core.targets import extend
 from sweeps.execute import plan_packs, run_inal_job, run_training_pack, write_failed
 from sweeps.schema import validate_job
@@ -101,6 +103,15 @@ def test_inal_once_per_setting_one_row_per_layer(make_job, tmp_path):
     direct = estimate_inal(first.make_target(), NetworkSpec(4, 8, 2), n_inits=16, method="exact", seed=first.inal_seed)
     np.testing.assert_allclose(inal.inal.to_numpy(), direct.per_layer, rtol=1e-9)
     assert set(inal.method) == {"exact"} and set(inal.n_inputs) == {16}
+    # the stored bootstrap-t intervals are those of the per-initialization values, with the job's seed
+    boot_seed = derive_seed(first.inal_seed, "inal_bootstrap")
+    lo, hi = bootstrap_t_interval(direct.per_init, seed=boot_seed)
+    np.testing.assert_allclose(inal.inal_boot_lo.to_numpy(), lo, rtol=1e-9)
+    np.testing.assert_allclose(inal.inal_boot_hi.to_numpy(), hi, rtol=1e-9)
+    assert np.all(inal.inal_boot_lo < inal.inal) and np.all(inal.inal < inal.inal_boot_hi)
+    sf = selection_free_max(direct.per_init, level=0.95, seed=boot_seed)
+    assert set(inal.selected_inal_boot_lo) == {sf.boot_lo} and set(inal.selected_inal_boot_hi) == {sf.boot_hi}
+    assert sf.boot_lo < sf.value < sf.boot_hi
     path = ResultsStore(str(tmp_path), "t").file_path("inal", "parity", first.inal_id)
     stamp = open(path, "rb").read()
     other = make_job(tmp_path, "depth=2", "gamma=0.3", "T=5")  # same INAL setting, another run
