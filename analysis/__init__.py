@@ -3,7 +3,7 @@
 - :mod:`analysis.load`: the ``runs``, ``curves`` and ``inal`` datasets as pandas DataFrames, with filters;
 - :mod:`analysis.fits`: measured INAL exponents ĉ with confidence intervals;
 - :mod:`analysis.bound_check`: the n^{-(c-1)/8} scaling check of Theorem 1 with a verdict per group;
-- :mod:`analysis.inal_intervals`: intervals of INAL values (scaled chi-square) and log INAL's variance;
+- :mod:`analysis.inal_intervals`: intervals of INAL values (scaled chi-square, hulled with the stored bootstrap-t) and log INAL's variance;
 - :mod:`analysis.fourier_step`: the Fourier step W^{<=k} <= O(n^{k+1}) INAL against exact spectra;
 - :mod:`analysis.time_to_learn`: T*(n), Kaplan–Meier medians with intervals, and their exponents;
 - :mod:`analysis.learnability`: final correlation against INAL, mean learning curves;

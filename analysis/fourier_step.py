@@ -12,7 +12,8 @@ stays bounded as ``n`` grows. ``k`` is the target's lowest degree with Fourier w
 (``W^{=k} > 1e-12``; 1 for majority and staircase, c for a parity of degree c): the first level at
 which ``W^{<=k}`` is positive, where the inequality says most.
 
-Interval of ``rho``: INAL's scaled chi-square interval (:mod:`analysis.inal_intervals`) maps to
+Interval of ``rho``: INAL's reported interval (the hull of the scaled chi-square and stored
+bootstrap-t intervals, :func:`analysis.inal_intervals.reported_interval`) maps to
 ``[W / (n^{k+1} INAL_hi), W / (n^{k+1} INAL_lo)]`` (the spectrum is exact). Boundedness: the
 weighted least-squares slope of ``log rho`` on ``log n`` (log INAL's variance from the same model;
 residual-scaled t interval, :func:`analysis.regression.fit_line`): *bounded* when the slope's

@@ -125,7 +125,7 @@ def plot_inal_scaling(points: pd.DataFrame, fits: pd.DataFrame, layer_label: str
             key = key if isinstance(key, tuple) else (key,)
             rec = dict(zip(keys, key))
             res, unres = g[g["resolved"]], g[~g["resolved"]]
-            if "inal_lo" in res.columns:   # the scaled chi-square interval: asymmetric
+            if "inal_lo" in res.columns:   # the reported interval (analysis.inal_intervals): asymmetric
                 yerr = np.vstack([res["inal"] - res["inal_lo"], res["inal_hi"] - res["inal"]]).clip(min=0)
             else:
                 yerr = res["inal_se"]

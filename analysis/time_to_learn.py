@@ -24,8 +24,13 @@ the set of t at which the band contains 1/2: lower limit the first t whose lower
 Threshold: ``threshold`` (default 0.5) on the correlation, and optionally ``se_multiple``: a
 checkpoint passes only if also ``correlation > se_multiple * correlation_se`` (distinguishable from
 0). The exponent of ``T*`` in n per group is the least-squares slope of ``log median T*`` on
-``log n`` over the n whose median is defined; the interval of each median enters as a standard
-error on the log scale, ``(log hi - log lo) / (2 z)`` (finite limits only).
+``log n`` over the n whose median is defined. Each median's standard error on the log scale
+combines its interval, ``(log hi - log lo) / (2 z)`` (finite limits only), with the checkpoint
+grid's resolution: a run seen passing at checkpoint ``t_j`` passed somewhere in ``(t_{j-1}, t_j]``,
+a rounding error of standard deviation ``(t_j - t_{j-1}) / sqrt(12)`` (``resolution`` below), so
+``se^2 = se_interval^2 + (resolution / (sqrt(12) median))^2``. Without the second term a median
+that every run reaches at the same checkpoint has a zero-width interval, and medians on a regular
+grid can fit a line exactly: an exponent with a zero-width interval, which the data do not support.
 """
 
 from __future__ import annotations
@@ -112,7 +117,9 @@ def first_passage(curves: pd.DataFrame, *, threshold: float = 0.5, se_multiple: 
 
 def time_to_learn_table(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *, threshold: float = 0.5,
                         se_multiple: float = 0.0, level: float = 0.95) -> pd.DataFrame:
-    """One row per (group, n): ``n_runs, n_learned, median, median_lo, median_hi, last_step``."""
+    """One row per (group, n): ``n_runs, n_learned, median, median_lo, median_hi, last_step``,
+    ``resolution`` (the median's checkpoint minus the one before it, 0 before the first) and
+    ``first_checkpoint``."""
     if len(runs) == 0 or len(curves) == 0:
         return pd.DataFrame()
     ok = runs[runs["status"].astype(str) == "ok"]
@@ -121,13 +128,17 @@ def time_to_learn_table(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *,
     fp = first_passage(mine, threshold=threshold, se_multiple=se_multiple)
     positive = mine.loc[mine["step"] > 0, "step"]
     first_checkpoint = float(positive.min()) if len(positive) else math.nan
+    grid = np.unique(np.concatenate([[0.0], mine["step"].to_numpy(dtype=np.float64)]))  # the checkpoint steps
     merged = ok[["run_id", *keys, "n"]].drop_duplicates("run_id").merge(fp, on="run_id", how="inner")
     rows = []
     for key, g in merged.groupby(keys + ["n"], dropna=False, sort=True):
         rec = dict(zip(keys + ["n"], key if isinstance(key, tuple) else (key,)))
         med, lo, hi = km_median(g["t_star"], g["event"], level=level)
+        below = grid[grid < med] if math.isfinite(med) else grid[:0]
+        resolution = float(med - below[-1]) if below.size else math.nan
         rec.update(n_runs=int(len(g)), n_learned=int(g["event"].sum()), median=med, median_lo=lo, median_hi=hi,
-                   last_step=float(g["t_star"].max()), first_checkpoint=first_checkpoint, threshold=threshold)
+                   last_step=float(g["t_star"].max()), first_checkpoint=first_checkpoint, threshold=threshold,
+                   resolution=resolution)
         rows.append(rec)
     return pd.DataFrame(rows)
 
@@ -149,6 +160,10 @@ def time_to_learn_fits(table: pd.DataFrame, group_keys, *, level: float = 0.95, 
             se = np.where(np.isfinite(ok["median_lo"]) & np.isfinite(ok["median_hi"]) & (ok["median_lo"] > 0),
                           (np.log(ok["median_hi"].clip(lower=1e-300)) - np.log(ok["median_lo"].clip(lower=1e-300)))
                           / (2 * z), np.nan)
+            if "resolution" in ok:  # the checkpoint grid's rounding (module docstring)
+                rounding = ok["resolution"].to_numpy(dtype=np.float64) / (math.sqrt(12.0) * ok["median"].to_numpy(
+                    dtype=np.float64))
+                se = np.where(np.isfinite(se), np.sqrt(np.nan_to_num(se) ** 2 + rounding ** 2), np.nan)
             x, y = np.log(ok["n"].astype(float)), np.log(ok["median"].astype(float))
             good = np.isfinite(se) & (se > 0)
             fit = fit_line(x, y, se if good.all() else None, level=level)

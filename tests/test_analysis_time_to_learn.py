@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.time_to_learn import first_passage, kaplan_meier, km_median, time_to_learn_table
+from analysis.time_to_learn import first_passage, kaplan_meier, km_median, time_to_learn_fits, time_to_learn_table
 
 
 def test_kaplan_meier_by_hand():
@@ -75,3 +75,26 @@ def test_first_passage_equals_a_loop_over_runs():
         t_star, event = (g.step[ok].iloc[0], True) if ok.any() else (g.step.iloc[-1], False)
         assert (got.loc[run_id, "t_star"], bool(got.loc[run_id, "event"])) == (t_star, event), run_id
     assert 0 < got.event.sum() < n_runs
+
+
+def test_exponent_interval_counts_the_checkpoint_grid():
+    """Every run of n passes at the same checkpoint (120, 180, 240, 300 for n = 4, 6, 8, 10 on a grid
+    of 60 steps): the medians lie exactly on a line in log-log, but each is known only to within one
+    checkpoint, so the exponent's interval must have a width of that order, not zero."""
+    steps = np.arange(0, 301, 60)
+    pass_at = {4: 120, 6: 180, 8: 240, 10: 300}
+    runs, rows = [], []
+    for n, t in pass_at.items():
+        for seed in range(20):
+            rid = f"n{n}s{seed}"
+            runs.append(dict(run_id=rid, status="ok", target="parity", c=2.0, n=n))
+            rows += [dict(run_id=rid, step=int(s), correlation=0.9 if s >= t else 0.01, correlation_se=0.01)
+                     for s in steps]
+    table = time_to_learn_table(pd.DataFrame(runs), pd.DataFrame(rows), ["target", "c"])
+    assert table["median"].tolist() == [120.0, 180.0, 240.0, 300.0]
+    assert table["resolution"].tolist() == [60.0] * 4
+    fit = time_to_learn_fits(table, ["target", "c"]).iloc[0]
+    assert fit["exponent"] == pytest.approx(1.0, abs=0.05)
+    # log-scale rounding sd 60/(sqrt(12) m): about 0.06-0.14 per point over log n in [1.39, 2.30]
+    assert fit["exponent_hi"] - fit["exponent_lo"] > 0.3
+    assert fit["exponent_lo"] < 1.0 < fit["exponent_hi"]
