@@ -215,28 +215,23 @@ def bench_run(args, work: Path, address: str) -> Iterator[Measurement]:
 
 
 def _per_run_copy(study: Path, dest: Path, max_runs: Optional[int] = None) -> None:
-    """The study's rows written one file per run (the previous layout's file count); with
-    ``max_runs``, only the runs (and their curves) of the first ``max_runs`` run ids."""
+    """The study's rows written one file per run (the previous layout's file count), as a hive
+    dataset partitioned by ``target`` and the run's (or INAL setting's) id, so each id is a
+    directory holding one file; with ``max_runs``, only the first ``max_runs`` run ids."""
     code = f"""
-import os, pyarrow as pa, pyarrow.dataset as ds, pyarrow.parquet as pq, pyarrow.compute as pc
+import os, pyarrow as pa, pyarrow.dataset as ds, pyarrow.compute as pc
 src, dst, max_runs = {str(study)!r}, {str(dest)!r}, {max_runs!r}
 keep = None
 for kind, key in (("runs", "run_id"), ("curves", "run_id"), ("inal", "inal_id")):
     t = ds.dataset(os.path.join(src, kind), format="parquet", partitioning="hive").to_table()
-    t = t.sort_by(key)
+    t = t.replace_schema_metadata(None)  # the store's footers list every id they hold: not per-run files
     if max_runs is not None and key == "run_id":
         if keep is None:
             keep = pa.array(sorted(set(t.column(key).to_pylist()))[:max_runs])
         t = t.filter(pc.is_in(t.column(key), value_set=keep))
-    ids = t.column(key).to_numpy(zero_copy_only=False)
-    tgt = t.column("target").to_pylist()
-    t = t.drop_columns(["target"])
-    start = 0
-    for i in range(1, len(ids) + 1):
-        if i == len(ids) or ids[i] != ids[start]:
-            d = os.path.join(dst, kind, "target=" + tgt[start]); os.makedirs(d, exist_ok=True)
-            pq.write_table(t.slice(start, i - start), os.path.join(d, ids[start] + ".parquet"))
-            start = i
+    ds.write_dataset(t, os.path.join(dst, kind), format="parquet", partitioning=["target", key],
+                     partitioning_flavor="hive", max_partitions=1 << 22, max_open_files=512,
+                     existing_data_behavior="overwrite_or_ignore")
 """
     run_measured([sys.executable, "-c", code], REPO, _env())
 

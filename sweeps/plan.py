@@ -391,6 +391,10 @@ class StoreView:
     def stores(self) -> List[Any]:
         return [entry[2] for entry in self._done.values()]
 
+    def roots(self) -> Dict[Tuple[str, str], str]:
+        """``{(results_dir, study): the store's root}`` for every study the plan met."""
+        return {key: entry[2].root for key, entry in self._done.items()}
+
 
 def iter_pending(factory: CellFactory, view: StoreView,
                  on_cell: Optional[Callable[[int, str, JobSpec, bool, bool], None]] = None,

@@ -14,9 +14,10 @@ Planning is ``sweeps.plan`` (shared with ``inal-submit``); this module submits a
    ``max_in_flight`` tasks in flight, records a pack whose task Ray gave up on as ``failed``
    rows, compacts the study's files, prints the summary and optionally runs the report.
 
-Driver memory grows with the packs in flight, not with the cells: per cell the driver keeps its
-two 16-byte ids (for the ``JobReturn`` list, which is a lazy sequence: each ``JobReturn`` is
-built when read, with ``cfg=None`` since the composed configs are not kept).
+Driver memory grows with the packs in flight, not with the composed cells: a pass keeps the
+16-byte run ids it has seen (to deduplicate) and the ids of the cells that run; the ``JobReturn``
+list is a lazy sequence (each ``JobReturn`` is built when read, its ids computed again from the
+grid, with ``cfg=None`` since the composed configs are not kept).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import functools
 import logging
 import os
 import time
-from array import array
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -76,7 +76,6 @@ class PreparedGrid:
     view: StoreView
     counts: PlanCounts
     plan_s: float
-    records: "CellRecords"
 
 
 def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
@@ -90,9 +89,8 @@ def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
         composer.set_batch(list(source))
     factory = CellFactory(source, composer.compose_task, validate_job, localize)
     view = StoreView(ResultsStore)
-    records = CellRecords(len(source))  # ids of every cell (for the JobReturns), 34 bytes a cell
-    counts = count_plan(factory, view, pack_size_rule(launcher), records.on_cell)
-    return PreparedGrid(source, factory, view, counts, time.perf_counter() - t0, records)
+    counts = count_plan(factory, view, pack_size_rule(launcher))
+    return PreparedGrid(source, factory, view, counts, time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------------- Ray tasks
@@ -146,7 +144,7 @@ class Outcomes:
         return _STATUS[code], error
 
 
-def execute(launcher: Any, grid: PreparedGrid, record: "CellRecords") -> Tuple[Outcomes, Dict[str, int]]:
+def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]]:
     """The second streaming pass: submit INAL tasks and packs as they fill, collect results."""
     import ray
 
@@ -165,7 +163,7 @@ def execute(launcher: Any, grid: PreparedGrid, record: "CellRecords") -> Tuple[O
         in_flight[inal_remote.options(**opts).remote(job, kill_marker_dir)] = ("inal", job)
 
     def training_jobs() -> Iterator[JobSpec]:
-        for job, need_inal, need_run in iter_pending(grid.factory, grid.view, record.on_cell):
+        for job, need_inal, need_run in iter_pending(grid.factory, grid.view):
             rid, iid = id_bytes(job.run_id), id_bytes(job.inal_id)
             out.pending[rid] = (iid, need_run)
             if need_inal:
@@ -256,32 +254,22 @@ def pack_size_rule(launcher: Any) -> Any:
                                         gpu_fraction=fraction, cap=launcher.max_pack_gpu)
 
 
-class CellRecords:
-    """Per cell of the grid (in Hydra's order): its run and INAL ids (32 bytes) and its study."""
-
-    def __init__(self, n: int) -> None:
-        self.ids = bytearray(32 * n)
-        self.root_of = array("H", bytes(2 * n))
-        self.roots: Dict[Tuple[str, str], int] = {}
-
-    def on_cell(self, index: int, run_id: str, base: JobSpec, duplicate: bool, complete: bool) -> None:
-        self.ids[32 * index:32 * index + 16] = id_bytes(run_id)
-        self.ids[32 * index + 16:32 * index + 32] = id_bytes(base.inal_id)
-        key = (base.results_dir, base.study)
-        r = self.roots.get(key)
-        if r is None:
-            r = self.roots[key] = len(self.roots)
-        self.root_of[index] = r
-
-
 class GridReturns(SequenceABC):
-    """Hydra's ``JobReturn`` per cell, built when read (``cfg`` is None: composed configs are not kept)."""
+    """Hydra's ``JobReturn`` per cell, built when read (``cfg`` is None: composed configs are not kept).
 
-    def __init__(self, source: CellSource, records: CellRecords, outcomes: Outcomes) -> None:
-        self.source, self.records, self.outcomes = source, records, outcomes
+    Nothing is kept per cell: a cell's run and INAL ids are computed again from the grid's factory
+    when its return is read (``CellFactory.ids``: a run hash for a per-run scalar cell, a cached
+    structural validation otherwise), and its status looked up among the outcomes of the cells
+    that ran. A rerun of a complete study therefore costs one pass over the grid, and Hydra's list
+    of returns is read only by what asks for it (``on_job_end`` callbacks, tests).
+    """
+
+    def __init__(self, grid: PreparedGrid, outcomes: Outcomes) -> None:
+        self.source, self.factory, self.outcomes = grid.source, grid.factory, outcomes
         self.task_name = JobRuntime.instance().get("name")
         self.cwd = os.getcwd()
-        self.roots = [ResultsStore(*key).root for key in records.roots]
+        self._root_of = grid.view.roots()
+        self.roots = list(self._root_of.values())
 
     def __len__(self) -> int:
         return len(self.source)
@@ -293,13 +281,13 @@ class GridReturns(SequenceABC):
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError(i)
-        rid = bytes(self.records.ids[32 * i:32 * i + 16])
-        iid = bytes(self.records.ids[32 * i + 16:32 * i + 32])
-        status, error = self.outcomes.cell_status(rid)
-        ret = JobReturn(overrides=list(self.source[i]), cfg=None, hydra_cfg=None, working_dir=self.cwd,
+        cell = self.source[i]
+        run_id, base, _ = self.factory.ids(cell)
+        status, error = self.outcomes.cell_status(id_bytes(run_id))
+        ret = JobReturn(overrides=list(cell), cfg=None, hydra_cfg=None, working_dir=self.cwd,
                         task_name=self.task_name, status=JobStatus.COMPLETED)
-        ret.return_value = {"run_id": rid.hex(), "inal_id": iid.hex(), "status": status, "error": error,
-                            "results": self.roots[self.records.root_of[i]] if self.roots else ""}
+        ret.return_value = {"run_id": run_id, "inal_id": base.inal_id, "status": status, "error": error,
+                            "results": self._root_of.get((base.results_dir, base.study), "")}
         return ret
 
 
@@ -316,13 +304,12 @@ def launch_grid(launcher: Any, grid: PreparedGrid) -> Sequence[JobReturn]:
         print(f"[inal-sweep] plan: dry run ({grid.plan_s:.1f} s planning, {counts.full_validations} full "
               "validations): nothing was started or written", flush=True)
         return []
-    records = grid.records
     outcome.TALLY.add_plan(counts.cells, counts.complete)  # for inal-sweep's exit status
     outcomes = Outcomes()
     exec_counts: Dict[str, int] = {}
     if counts.to_run:
         ensure_ray(launcher)
-        outcomes, exec_counts = execute(launcher, grid, records)
+        outcomes, exec_counts = execute(launcher, grid)
         for store in grid.view.stores:  # the study ends: small files into large ones
             try:
                 store.compact()
@@ -348,7 +335,7 @@ def launch_grid(launcher: Any, grid: PreparedGrid) -> Sequence[JobReturn]:
     if launcher.report:
         for root in summary.study_roots:
             run_report(root)
-    return GridReturns(grid.source, records, outcomes)
+    return GridReturns(grid, outcomes)
 
 
 def launch_fast(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
