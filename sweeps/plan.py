@@ -203,7 +203,15 @@ class CellFactory:
         if source.axes and len(source) > 1:
             self._factor(source.axes)
         self._struct_pos = [i for i in range(len(source.axes or ())) if i not in self.vectorized]
-        self._vec_items = [(pos, key, mapping) for pos, (key, mapping) in self.vectorized.items()]
+        # per vectorized axis: line -> (Training attribute, value), or None where the value is the
+        # first line's (a structural job is validated with the first line of every such axis)
+        self._vec_changes: List[Tuple[int, Dict[str, Optional[Tuple[str, Any]]]]] = []
+        for pos, (key, mapping) in self.vectorized.items():
+            first_value = mapping[self._first[pos]]  # type: ignore[index]
+            attr = _TRAINING_FIELD[key]
+            self._vec_changes.append((pos, {
+                line: None if value == first_value and type(value) is type(first_value) else (attr, value)
+                for line, value in mapping.items()}))
 
     def exact(self, overrides: Sequence[str]) -> JobSpec:
         """``validate(compose(overrides))``, localized; ``ConfigError`` carries the cell's overrides."""
@@ -262,14 +270,11 @@ class CellFactory:
             job = self.exact(cell)
             return job.run_id, job, {}
         base = self._structural(cell)
-        training = base.config.training
         changes = {}
-        for pos, key, mapping in self._vec_items:
-            value = mapping[cell[pos]]
-            attr = _TRAINING_FIELD[key]
-            old = getattr(training, attr)
-            if old != value or type(old) is not type(value):
-                changes[attr] = value
+        for pos, table in self._vec_changes:
+            change = table[cell[pos]]
+            if change is not None:
+                changes[change[0]] = change[1]
         return run_id_with(base, changes), base, changes
 
     def job(self, cell: Tuple[str, ...]) -> JobSpec:
@@ -401,14 +406,15 @@ def iter_pending(factory: CellFactory, view: StoreView,
                  ) -> Iterator[Tuple[JobSpec, bool, bool]]:
     """Distinct cells not complete in the store: ``(job, needs_inal, needs_run)``.
 
-    ``on_cell(index, run_id, base, duplicate, complete)`` is called for every cell (the launcher
-    records its ids there); ``base`` is the validated job the cell derives from (its INAL id,
+    ``on_cell(index, run_id, base, duplicate, complete)`` is called for every cell (the plan
+    counts there); ``base`` is the validated job the cell derives from (its INAL id,
     study and results dir are the cell's; its run id is ``run_id``). A complete cell costs its
     run hash and two set lookups: no job of its own is built. ``needs_inal`` is True for the
     first pending cell of each missing INAL setting.
     """
     seen: set = set()
     inal_scheduled: set = set()
+    last_base, entry = None, None
     for index, cell in enumerate(factory.source):
         run_id, base, changes = factory.ids(cell)
         rid = id_bytes(run_id)
@@ -416,7 +422,9 @@ def iter_pending(factory: CellFactory, view: StoreView,
         complete = False
         if not duplicate:
             seen.add(rid)
-            runs_done, inal_done, _ = view.get(base)
+            if base is not last_base:  # consecutive cells mostly share their structural job
+                last_base, entry = base, view.get(base)
+            runs_done, inal_done, _ = entry
             iid = id_bytes(base.inal_id)
             need_inal = iid not in inal_done and iid not in inal_scheduled
             missing_inal = iid not in inal_done
@@ -430,8 +438,7 @@ def iter_pending(factory: CellFactory, view: StoreView,
             on_cell(index, run_id, base, duplicate, complete)
 
 
-def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[[JobSpec], int]",
-               on_cell: Optional[Callable[[int, JobSpec, bool, bool], None]] = None) -> PlanCounts:
+def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[[JobSpec], int]") -> PlanCounts:
     """One streaming pass: validate every cell (``ConfigError`` on the first bad one), dedupe,
     consult the store and count INAL tasks, training runs, packs and their cost."""
     counts = PlanCounts()
@@ -439,8 +446,6 @@ def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[
     roots: Dict[str, None] = {}
 
     def count_cell(index: int, run_id: str, base: JobSpec, duplicate: bool, complete: bool) -> None:
-        if on_cell is not None:
-            on_cell(index, run_id, base, duplicate, complete)
         counts.configs += 1
         if not duplicate:
             counts.cells += 1
