@@ -130,34 +130,57 @@ def _check_level(level: float) -> None:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
 
 
+def _resample_counts(n: int, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """How often each of ``n`` rows is drawn in each of ``draws`` resamples of size ``n``: (draws, n).
+
+    The draws are ``rng.integers(0, n, size=(draws, n))``, the same stream a gather of resampled rows
+    would use; counting them turns every resampled sum into one matrix product."""
+    idx = rng.integers(0, n, size=(draws, n))
+    flat = (np.arange(draws)[:, None] * n + idx).ravel()
+    return np.bincount(flat, minlength=draws * n).reshape(draws, n).astype(np.float64)
+
+
 def _resampled_moments(y: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Means and variances (ddof 1) of ``n_boot`` resamples of the rows of ``y`` (R, L): two (n_boot, L)."""
+    """Means and variances (ddof 1) of ``n_boot`` resamples of the rows of ``y`` (R, L): two (n_boot, L).
+
+    With counts ``C`` (:func:`_resample_counts`) and ``y`` centred by its column means ``m``
+    (so a constant column stays exactly 0): ``mean* = m + C yc / R`` and
+    ``var* = (C yc^2 - (C yc)^2 / R) / (R - 1)``."""
     R, L = y.shape
+    m = y.mean(axis=0)
+    yc = y - m
     means = np.empty((n_boot, L))
     variances = np.empty((n_boot, L))
-    chunk = max(1, _CHUNK_ELEMENTS // max(R * L, 1))
+    chunk = max(1, _CHUNK_ELEMENTS // max(R, 1))
     for start in range(0, n_boot, chunk):
         stop = min(n_boot, start + chunk)
-        sample = y[rng.integers(0, R, size=(stop - start, R))]          # (chunk, R, L)
-        means[start:stop] = sample.mean(axis=1)
-        variances[start:stop] = sample.var(axis=1, ddof=1)
+        counts = _resample_counts(R, stop - start, rng)                 # (chunk, R)
+        s1, s2 = counts @ yc, counts @ (yc * yc)                        # (chunk, L)
+        means[start:stop] = m + s1 / R
+        variances[start:stop] = np.maximum(s2 - s1 * s1 / R, 0.0) / (R - 1)
     return means, variances
 
 
 def _split_resamples(a: np.ndarray, b: np.ndarray, la: int, lb: int, n_boot: int,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Selection-free value and se of ``n_boot`` resamples, each half resampled on its own, the
-    layers ``la`` (measured on ``b``) and ``lb`` (on ``a``) fixed, variances pooled as in the value's."""
+    layers ``la`` (measured on ``b``) and ``lb`` (on ``a``) fixed, variances pooled as in the value's
+    (over the two resampled halves together; sums by resample counts, as in :func:`_resampled_moments`)."""
     h, k = a.shape[0], b.shape[0]
+    m = np.concatenate([a, b]).mean(axis=0)
+    ac, bc = a - m, b - m
     values = np.empty(n_boot)
     ses = np.empty(n_boot)
-    chunk = max(1, _CHUNK_ELEMENTS // max((h + k) * a.shape[1], 1))
+    chunk = max(1, _CHUNK_ELEMENTS // max(h + k, 1))
     for start in range(0, n_boot, chunk):
         stop = min(n_boot, start + chunk)
-        sa = a[rng.integers(0, h, size=(stop - start, h))]             # (chunk, h, L)
-        sb = b[rng.integers(0, k, size=(stop - start, k))]             # (chunk, k, L)
-        var = np.concatenate([sa, sb], axis=1).var(axis=1, ddof=1)     # (chunk, L)
-        values[start:stop] = 0.5 * (sb[:, :, la].mean(axis=1) + sa[:, :, lb].mean(axis=1))
+        ca = _resample_counts(h, stop - start, rng)                     # (chunk, h)
+        cb = _resample_counts(k, stop - start, rng)                     # (chunk, k)
+        sa1, sb1 = ca @ ac, cb @ bc                                     # (chunk, L)
+        s2 = ca @ (ac * ac) + cb @ (bc * bc)
+        s1 = sa1 + sb1
+        var = np.maximum(s2 - s1 * s1 / (h + k), 0.0) / (h + k - 1)
+        values[start:stop] = 0.5 * ((m[la] + sb1[:, la] / k) + (m[lb] + sa1[:, lb] / h))
         ses[start:stop] = 0.5 * np.sqrt(var[:, la] / k + var[:, lb] / h)
     return values, ses
 

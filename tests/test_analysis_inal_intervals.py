@@ -7,6 +7,7 @@ stream), so each block is exactly what a separate call with those initialization
 blocks are independent.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -22,6 +23,7 @@ from inal_core.targets import make_target
 N, WIDTH = 6, 16
 
 
+@functools.lru_cache(maxsize=None)  # shared by the parametrized tests (the same truth, 9 s at 100,000 inits)
 def _truth(depth: int, k: int = 1, n_inits: int = 20_000) -> np.ndarray:
     return estimate_inal(make_target("parity", N, c=k), NetworkSpec(N, WIDTH, depth), n_inits=n_inits,
                          method="exact", seed=999).per_layer
