@@ -164,24 +164,15 @@ def _resampled_moments(y: np.ndarray, n_boot: int, rng: np.random.Generator) -> 
 def _split_resamples(a: np.ndarray, b: np.ndarray, la: int, lb: int, n_boot: int,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Selection-free value and se of ``n_boot`` resamples, each half resampled on its own, the
-    layers ``la`` (measured on ``b``) and ``lb`` (on ``a``) fixed, variances pooled as in the value's
-    (over the two resampled halves together; sums by resample counts, as in :func:`_resampled_moments`)."""
+    layers ``la`` (measured on ``b``) and ``lb`` (on ``a``) fixed, variances pooled as in the value's:
+    over the two resampled halves together, ``((h-1) v_a + (k-1) v_b + h k / (h+k) (m_a - m_b)^2)
+    / (h + k - 1)`` from each half's resampled moments (:func:`_resampled_moments`)."""
     h, k = a.shape[0], b.shape[0]
-    m = np.concatenate([a, b]).mean(axis=0)
-    ac, bc = a - m, b - m
-    values = np.empty(n_boot)
-    ses = np.empty(n_boot)
-    chunk = max(1, _CHUNK_ELEMENTS // max(h + k, 1))
-    for start in range(0, n_boot, chunk):
-        stop = min(n_boot, start + chunk)
-        ca = _resample_counts(h, stop - start, rng)                     # (chunk, h)
-        cb = _resample_counts(k, stop - start, rng)                     # (chunk, k)
-        sa1, sb1 = ca @ ac, cb @ bc                                     # (chunk, L)
-        s2 = ca @ (ac * ac) + cb @ (bc * bc)
-        s1 = sa1 + sb1
-        var = np.maximum(s2 - s1 * s1 / (h + k), 0.0) / (h + k - 1)
-        values[start:stop] = 0.5 * ((m[la] + sb1[:, la] / k) + (m[lb] + sa1[:, lb] / h))
-        ses[start:stop] = 0.5 * np.sqrt(var[:, la] / k + var[:, lb] / h)
+    mean_a, var_a = _resampled_moments(a, n_boot, rng)                 # (n_boot, L)
+    mean_b, var_b = _resampled_moments(b, n_boot, rng)
+    var = ((h - 1) * var_a + (k - 1) * var_b + h * k / (h + k) * (mean_a - mean_b) ** 2) / (h + k - 1)
+    values = 0.5 * (mean_b[:, la] + mean_a[:, lb])
+    ses = 0.5 * np.sqrt(var[:, la] / k + var[:, lb] / h)
     return values, ses
 
 
