@@ -40,13 +40,13 @@ Engines, with their costs per neuron (``n`` bits):
 
 Accumulation is in float64. Memory stays under ``memory_budget_bytes`` by chunking over inits and
 inputs; ``exact_memory_bytes`` gives the smallest footprint of the exact method and ``check_inal_request``
-raises a ``ValueError`` naming the setting before any work.
+raises a ``ValueError`` naming the setting before any work (both in ``inal_core.specs``, with the
+memory model, so that planning imports no torch).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -58,6 +58,8 @@ from .cube import enumerate_cube, sample_cube
 from .inal_split import BROADCAST_MAX_M, SplitFirstLayer, choose_split, split_unit_bytes, truth_table_int8
 from .networks import NetworkSpec, ReluStack, init_relu_stack
 from .rng import derive_seed, make_generator
+from .specs import (DEFAULT_N_INPUTS, MAX_EXACT_BITS, METHODS, check_inal_request, exact_memory_bytes,
+                    plain_chunk_model)
 from .targets import Target
 
 __all__ = [
@@ -70,10 +72,7 @@ __all__ = [
     "MAX_EXACT_BITS",
 ]
 
-METHODS = ("auto", "exact", "mc", "junta")
-DEFAULT_N_INPUTS = 1 << 16
 SPLIT_BLOCK_BYTES = 128 << 20  # exact split engine: neurons processed in blocks of about this many bytes
-MAX_EXACT_BITS = 32
 SAMPLE_BLOCK = 256  # inputs are drawn in blocks of this many rows, each block from its own seed stream
 _MAX_CHUNK_ROWS = 1 << 13
 
@@ -97,21 +96,6 @@ class InalResult:
 # ---------------------------------------------------------------------------------------------
 # memory model: bytes(Rc inits, B rows) = fixed + Rc*per_init + B*per_row_shared + Rc*B*per_row
 # ---------------------------------------------------------------------------------------------
-
-
-def _itemsize(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
-
-
-def _plain_model(n: int, spec: NetworkSpec, dtype: torch.dtype, inputs_per_row: int, shared_inputs: bool):
-    s = _itemsize(dtype)
-    neurons = spec.width * spec.depth + 1
-    per_init = 3 * 8 * spec.num_parameters
-    act = inputs_per_row * neurons * (3 * s + 16)  # z, relu, transient + float64 y, y^2
-    inp = inputs_per_row * n * (s + 8)  # ±1 inputs and their int64/int8 bits
-    if shared_inputs:
-        return 0, per_init, inp, act
-    return 0, per_init, 0, act + inp
 
 
 def _split_model(n: int, spec: NetworkSpec, low_bits: int, patterns: int, shared_inputs: bool):
@@ -143,75 +127,6 @@ def _plan(model, n_inits: int, total_rows: int, budget: int, quantum: int) -> tu
         rows = rows // 2
         if rows >= quantum:
             rows = rows // quantum * quantum
-
-
-def exact_memory_bytes(n: int, spec: NetworkSpec, *, dtype: torch.dtype = torch.float32) -> int:
-    """Peak bytes of the smallest chunk of the exact method (one init, one input row)."""
-    fixed, per_init, per_row_shared, per_row = _plain_model(n, spec, dtype, 1, True)
-    return int(fixed + per_init + per_row_shared + per_row)
-
-
-def _resolve_method(method: str, target: Target, spec: NetworkSpec) -> str:
-    if method != "auto":
-        return method
-    n = target.n
-    if n <= 16 or (spec.depth == 1 and n <= 22):
-        return "exact"
-    if len(target.relevant_bits) <= 10:
-        return "junta"
-    return "mc"
-
-
-def check_inal_request(
-    target: Target,
-    spec: NetworkSpec,
-    *,
-    n_inits: int,
-    method: str = "auto",
-    n_inputs: int | None = None,
-    memory_budget_bytes: int = 2**31,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
-) -> str:
-    """Validate an INAL request before any work; return the method that will be used.
-
-    Raises ``ValueError`` naming the setting, its value and what is allowed.
-    """
-    if not isinstance(target, Target):
-        raise ValueError(f"target must be an inal_core.targets.Target, got {type(target).__name__}")
-    if spec.input_dim != target.n:
-        raise ValueError(f"spec.input_dim={spec.input_dim} must equal the target's n={target.n}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if isinstance(n_inits, bool) or not isinstance(n_inits, numbers.Integral) or n_inits < 1:
-        raise ValueError(f"n_inits must be a positive integer, got {n_inits!r}")
-    if n_inputs is not None and (isinstance(n_inputs, bool) or not isinstance(n_inputs, numbers.Integral) or n_inputs < 2):
-        raise ValueError(f"n_inputs must be None or an integer >= 2, got {n_inputs!r}")
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    if not isinstance(memory_budget_bytes, (int, float)) or memory_budget_bytes <= 0:
-        raise ValueError(f"memory_budget_bytes must be a positive number, got {memory_budget_bytes!r}")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} requested but CUDA is not available; use 'cpu'")
-    used = _resolve_method(method, target, spec)
-    n = target.n
-    if used == "exact" and n > MAX_EXACT_BITS:
-        raise ValueError(f"method='exact' enumerates 2^n inputs; n={n} exceeds {MAX_EXACT_BITS}: use 'mc' or 'junta'")
-    if used == "exact":
-        need = exact_memory_bytes(n, spec, dtype=dtype)
-    else:
-        M = 1 << len(target.relevant_bits) if used == "junta" else 1
-        if used == "junta" and len(target.relevant_bits) > 20:
-            raise ValueError(f"method='junta' sums over 2^|J| inputs; the target has |J|={len(target.relevant_bits)} > 20 relevant bits: use 'mc'")
-        fixed, per_init, shared, per_row = _plain_model(n, spec, dtype, M, False)
-        need = fixed + per_init + shared + per_row
-    if need > memory_budget_bytes:
-        raise ValueError(
-            f"memory_budget_bytes={int(memory_budget_bytes)} is too small for INAL method={used!r} with n={n}, "
-            f"width={spec.width}, depth={spec.depth}: the smallest chunk needs {int(need)} bytes"
-        )
-    return used
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,7 +267,7 @@ def estimate_inal(
                 if progress is not None:
                     progress(r0 + R, n_inits)
         else:
-            model = _plain_model(n, spec, dtype, 1, True)
+            model = plain_chunk_model(n, spec, dtype, 1, True)
             rc, rows = _plan(model, n_inits, 1 << n, budget, 1)
             for r0 in range(0, n_inits, rc):
                 stack = init_relu_stack(spec, seeds[r0 : r0 + rc], dtype=dtype, device=device)
@@ -382,7 +297,7 @@ def estimate_inal(
         if use_split:
             model = _split_model(n, spec, len(J), 1, False)
         else:
-            model = _plain_model(n, spec, dtype, M, False)
+            model = plain_chunk_model(n, spec, dtype, M, False)
         plan = _plan(model, n_inits, m, budget, SAMPLE_BLOCK)
         if plan is None:
             raise ValueError(f"memory_budget_bytes={budget} is too small for method={used!r} (n={n}, width={spec.width})")

@@ -8,17 +8,20 @@ With ``yhat = NN(x)`` and ``y = fbar(x)`` in {-1, +1}:
   elsewhere (the subgradient 0 at the kink, as autograd's ``relu`` gives).
 
 Each entry of ``LOSSES`` is ``(value, derivative)``, both elementwise on tensors of one shape.
+They use tensor methods only, so the loss names (the keys of ``LOSSES``) are known to a planner
+that imports no torch.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["LOSSES", "loss_value", "loss_derivative"]
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 def _squared(yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -38,11 +41,11 @@ def _correlation_d(yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _hinge(yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return torch.relu(1.0 - y * yhat)
+    return (1.0 - y * yhat).relu()
 
 
 def _hinge_d(yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return torch.where(y * yhat < 1.0, -y, torch.zeros((), dtype=yhat.dtype, device=yhat.device))
+    return (-y).where(y * yhat < 1.0, yhat.new_zeros(()))
 
 
 LOSSES: dict[str, tuple[LossFn, LossFn]] = {

@@ -29,56 +29,9 @@ import math
 import torch
 
 from .rng import make_generator
+from .specs import INITS, NetworkSpec  # plain Python, shared with the planner
 
 __all__ = ["NetworkSpec", "ReluStack", "init_relu_stack", "INITS"]
-
-INITS = ("normal", "normal_bias1", "rademacher")
-
-
-@dataclass(frozen=True)
-class NetworkSpec:
-    """Shape and initialization of one fully connected ReLU network.
-
-    ``layer_sizes`` is ``[input_dim] + [width] * depth + [1]``; ``num_parameters`` is ``E``
-    (weights and biases), e.g. input 4, width 3, depth 1: ``4*3 + 3 + 3*1 + 1 = 19``.
-    """
-
-    input_dim: int
-    width: int
-    depth: int
-    bias: bool = True
-    init: str = "normal"
-
-    def __post_init__(self) -> None:
-        for key in ("input_dim", "width", "depth"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-
-    @property
-    def layer_sizes(self) -> list[int]:
-        return [self.input_dim] + [self.width] * self.depth + [1]
-
-    @property
-    def num_layers(self) -> int:
-        """Number of neuron layers: ``depth`` hidden layers plus the output layer."""
-        return self.depth + 1
-
-    @property
-    def num_parameters(self) -> int:
-        """``E``: trainable weights plus biases."""
-        sizes = self.layer_sizes
-        total = 0
-        for d_in, d_out in zip(sizes[:-1], sizes[1:]):
-            total += d_in * d_out + (d_out if self.bias else 0)
-        return total
-
-    def flops_forward(self, batch: int) -> int:
-        """Multiply-add FLOPs (2 per MAC) of one forward pass of one network on ``batch`` inputs."""
-        sizes = self.layer_sizes
-        return 2 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
 @dataclass

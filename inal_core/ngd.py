@@ -49,15 +49,13 @@ import torch
 from .cube import enumerate_cube
 from .losses import LOSSES, loss_derivative, loss_value
 from .networks import NetworkSpec, ReluStack, init_relu_stack
+from .specs import (CHUNK_BYTES, DEFAULT_BATCH, EXACT_MAX_INPUTS, GAMMA_SCHEDULES, PRECISIONS,  # plain Python,
+                    ngd_batch, ngd_flops_per_step)  # shared with the planner
 from .streams import StepKeys, gaussians_at, rademacher_rows, rademacher_rows_at, stream_keys
 
-__all__ = ["NGDConfig", "NGDResult", "train_noisy_gd", "stack_gradient", "ngd_flops_per_step", "PRECISIONS", "GAMMA_SCHEDULES"]
+__all__ = ["NGDConfig", "NGDResult", "train_noisy_gd", "stack_gradient", "ngd_flops_per_step", "ngd_batch", "PRECISIONS",
+           "GAMMA_SCHEDULES", "DEFAULT_BATCH", "CHUNK_BYTES"]
 
-PRECISIONS = ("clip", "round")
-GAMMA_SCHEDULES = ("constant", "inverse_sqrt")
-DEFAULT_BATCH = 4096
-# Rows of inputs processed at once are chosen so that one chunk's activations stay below this.
-CHUNK_BYTES = {"cpu": 2**28, "cuda": 2**30}
 
 
 def _is_int(v) -> bool:
@@ -91,7 +89,7 @@ class NGDConfig:
     precision: str = "clip"
     loss: str = "squared"
     batch: int | None = None
-    exact_max_inputs: int = 2**16
+    exact_max_inputs: int = EXACT_MAX_INPUTS
     checkpoints: int | Sequence[int] = 11
     n_eval: int = 8192
     gamma_schedule: str = "constant"
@@ -149,13 +147,6 @@ class NGDResult:
     curves: dict[str, np.ndarray] = field(default_factory=dict)
     wall_s: float = 0.0
     params: ReluStack | None = None  # the final parameters of the R runs (on the training device)
-
-
-def ngd_flops_per_step(spec: NetworkSpec, batch: int) -> int:
-    """Matmul FLOPs of one step of one run on ``batch`` inputs: ``6 B sum d_l d_{l+1} - 2 B N width``."""
-    sizes = spec.layer_sizes
-    macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return 2 * batch * (3 * macs - sizes[0] * sizes[1])
 
 
 def _per_run(name: str, value, R: int, device, dtype) -> torch.Tensor:
@@ -283,8 +274,7 @@ def train_noisy_gd(
         raise ValueError(f"target is on n={target_n} bits but spec.input_dim={N}: extend the target to N bits first")
     gamma = _per_run("gamma", config.gamma, R, device, dtype)
     sigma = _per_run("sigma", config.sigma, R, device, dtype)
-    exact = not config.batch and 2**N <= config.exact_max_inputs
-    B = 2**N if exact else (config.batch or DEFAULT_BATCH)
+    B, exact = ngd_batch(N, config.batch, config.exact_max_inputs)
     elem = torch.finfo(dtype).bits // 8
     budget = CHUNK_BYTES["cuda" if torch.device(device).type == "cuda" else "cpu"]
     rows = max(1, min(B, budget // (R * elem * (N + 2 * spec.depth * spec.width + 4))))

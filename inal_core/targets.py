@@ -44,9 +44,10 @@ import math
 import numbers
 import random
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
+if TYPE_CHECKING:  # targets evaluate through tensor methods: building one (planning) imports no torch
+    import torch
 
 __all__ = [
     "Target",
@@ -98,7 +99,7 @@ class Target:
         if x.shape[-1] != self.n:
             raise ValueError(f"{self.name}: input must have last dimension n={self.n}, got shape {tuple(x.shape)}")
         if not x.is_floating_point():
-            x = x.to(torch.float32)
+            x = x.float()
         return self._evaluate(x)
 
     def __repr__(self) -> str:
@@ -107,8 +108,8 @@ class Target:
 
 
 def _sign_ties_plus(s: torch.Tensor) -> torch.Tensor:
-    """``sign(s)`` with ``sign(0) = +1``."""
-    return torch.where(s >= 0, torch.ones_like(s), -torch.ones_like(s))
+    """``sign(s)`` with ``sign(0) = +1``: ``2 [s >= 0] - 1`` in the dtype of ``s``."""
+    return (s >= 0).to(s.dtype) * 2 - 1
 
 
 class ParityTarget(Target):
@@ -152,7 +153,7 @@ class MajorityTarget(Target):
         super().__init__(n, 1.0, tuple(range(m)), {"bits": m})
 
     def _evaluate(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sign(x[..., : len(self.relevant_bits)].sum(dim=-1))
+        return x[..., : len(self.relevant_bits)].sum(dim=-1).sign()
 
 
 class StaircaseTarget(Target):
@@ -169,7 +170,7 @@ class StaircaseTarget(Target):
         self.k = k
 
     def _evaluate(self, x: torch.Tensor) -> torch.Tensor:
-        partial_products = torch.cumprod(x[..., : self.k], dim=-1)  # (..., k): y_j = x_1..x_j
+        partial_products = x[..., : self.k].cumprod(dim=-1)  # (..., k): y_j = x_1..x_j
         return _sign_ties_plus(partial_products.sum(dim=-1))
 
 
@@ -213,10 +214,10 @@ class PlantedTarget(Target):
     def _evaluate(self, x: torch.Tensor) -> torch.Tensor:
         if len(self.relevant_bits) == 1:  # p = 1: E is the whole cube
             return x[..., 0].clone()
-        weights = torch.tensor([2.0**j for j in range(len(self.event_bits))], dtype=x.dtype, device=x.device)
+        weights = x.new_tensor([2.0**j for j in range(len(self.event_bits))])  # x's dtype and device
         u = ((1 - x[..., list(self.event_bits)]) / 2 * weights).sum(dim=-1)  # (...) integer-valued
         parity = x[..., list(self.parity_bits)].prod(dim=-1)
-        return torch.where(u < self.K - 0.5, x[..., 0], parity)
+        return x[..., 0].where(u < self.K - 0.5, parity)
 
 
 class ExtendedTarget(Target):

@@ -35,6 +35,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+from inal_core.specs import NetworkSpec, ngd_batch, ngd_flops_per_step  # plain Python: no torch import
+
 from .jobs import VECTORIZED_KEYS, JobSpec, run_id_with, with_run_values
 
 #: the field of ``sweeps.spec.Training`` behind each per-run scalar (``sweeps.spec.VECTORIZED_KEYS``)
@@ -296,16 +298,11 @@ def pack_cost(job: JobSpec) -> float:
     """FLOPs of training one run of ``job``: ``T * ngd_flops_per_step`` at the batch the engine
     uses (the exact population of ``2^N`` inputs when small enough, else ``batch`` or its default),
     plus the checkpoints' evaluations on ``n_eval`` inputs; 0 when T = 0."""
-    import inal_core
-    from inal_core.ngd import DEFAULT_BATCH, NGDConfig, ngd_flops_per_step
-
     v = job.values
     if not job.train:
         return 0.0
-    spec = inal_core.NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
-    exact_max = NGDConfig.__dataclass_fields__["exact_max_inputs"].default
-    exact = not v["batch"] and 2 ** v["N"] <= exact_max
-    batch = 2 ** v["N"] if exact else (v["batch"] or DEFAULT_BATCH)
+    spec = NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
+    batch, _ = ngd_batch(v["N"], v["batch"])
     checkpoints = v["checkpoints"]
     n_ckpt = len(checkpoints) if isinstance(checkpoints, (list, tuple)) else int(checkpoints)
     evals = n_ckpt * spec.flops_forward(min(v["n_eval"], 2 ** v["N"]))
@@ -315,10 +312,8 @@ def pack_cost(job: JobSpec) -> float:
 def inal_cost(job: JobSpec) -> float:
     """FLOPs of the INAL estimate of ``job``: ``n_inits`` forward passes over its inputs
     (``n_inputs`` for Monte Carlo, the ``2^n`` cube otherwise)."""
-    import inal_core
-
     v = job.values
-    spec = inal_core.NetworkSpec(v["n"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
+    spec = NetworkSpec(v["n"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
     inputs = v["n_inputs"] if v.get("inal_method") == "mc" and v["n_inputs"] else 2 ** v["n"]
     return float(v["n_inits"]) * spec.flops_forward(inputs)
 
@@ -523,18 +518,15 @@ def gpu_pack_size(*, device_memory_bytes: float, flops_per_s: float, num_paramet
 
     Memory: per run the stack holds its parameters, gradient, noise and update (``4 E`` elements);
     the engine's batch and evaluation chunks take at most ``chunk_bytes`` whatever the stack
-    (``inal_core.ngd.CHUNK_BYTES``). So ``R_mem = (memory_fraction *
+    (``inal_core.specs.CHUNK_BYTES``). So ``R_mem = (memory_fraction *
     device_memory * gpu_fraction - chunk_bytes) / per_run_bytes``.
     Time: a task should last about ``target_task_s`` (resume and retries lose at most that), so
     ``R_time = target_task_s * flops_per_s * gpu_fraction / (T * ngd_flops_per_step)``; but a stack
     smaller than what fills the device (``min_fill_flops`` per step) wastes it, so the time bound is
     raised to that fill. The pack is ``min(R_mem, max(R_time, R_fill), cap)``, at least 1.
     """
-    import inal_core
-    from inal_core.ngd import ngd_flops_per_step
-
     sizes = list(layer_sizes)
-    spec = inal_core.NetworkSpec(sizes[0], sizes[1], len(sizes) - 2)
+    spec = NetworkSpec(sizes[0], sizes[1], len(sizes) - 2)
     per_step = float(ngd_flops_per_step(spec, batch))
     per_run_bytes = elem_bytes * 4.0 * num_parameters
     budget = memory_fraction * device_memory_bytes * gpu_fraction - min(chunk_bytes, 0.5 * device_memory_bytes * gpu_fraction)
@@ -547,14 +539,9 @@ def gpu_pack_size(*, device_memory_bytes: float, flops_per_s: float, num_paramet
 def gpu_pack_size_of(job: JobSpec, *, device_memory_bytes: float, flops_per_s: float, gpu_fraction: float,
                      cap: int) -> int:
     """:func:`gpu_pack_size` for a job's shape (the engine's batch, ``N``-bit inputs)."""
-    import inal_core
-    from inal_core.ngd import DEFAULT_BATCH, NGDConfig
-
     v = job.values
-    spec = inal_core.NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
-    exact_max = NGDConfig.__dataclass_fields__["exact_max_inputs"].default
-    exact = not v["batch"] and 2 ** v["N"] <= exact_max
-    batch = 2 ** v["N"] if exact else (v["batch"] or DEFAULT_BATCH)
+    spec = NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
+    batch, _ = ngd_batch(v["N"], v["batch"])
     return gpu_pack_size(device_memory_bytes=device_memory_bytes, flops_per_s=flops_per_s,
                          num_parameters=spec.num_parameters, layer_sizes=spec.layer_sizes, batch=batch,
                          T=max(1, v["T"]), n_eval=v["n_eval"], gpu_fraction=gpu_fraction, cap=cap)

@@ -27,9 +27,8 @@ from typing import Any, Mapping, Sequence
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-import inal_core
-from inal_core import inal as _inal
-from inal_core import ngd as _ngd
+from inal_core import specs as _specs  # the engines' contracts in plain Python: validation imports no torch
+from inal_core.losses import LOSSES as _LOSSES
 from inal_core.targets import FAMILIES, TargetConfigError, available_targets
 
 from .jobs import JobSpec, make_job
@@ -51,10 +50,10 @@ __all__ = [
     "check_results_dir",
 ]
 
-ESTIMATORS = tuple(_inal.METHODS)  # auto, exact, mc, junta
-LOSSES = tuple(_ngd.LOSSES)  # squared, correlation, hinge
-PRECISIONS = tuple(_ngd.PRECISIONS)  # clip, round
-GAMMA_SCHEDULES = tuple(_ngd.GAMMA_SCHEDULES)
+ESTIMATORS = tuple(_specs.METHODS)  # auto, exact, mc, junta
+LOSSES = tuple(_LOSSES)  # squared, correlation, hinge
+PRECISIONS = tuple(_specs.PRECISIONS)  # clip, round
+GAMMA_SCHEDULES = tuple(_specs.GAMMA_SCHEDULES)
 DEVICES = ("auto", "cpu", "cuda", "cuda:<index>")
 _STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]*")  # fullmatch: no trailing newline
 _GIB = 1 << 30
@@ -301,9 +300,9 @@ def resolve_target(name: str, n: int, c: float, params: Mapping[str, Any]):
 def _check_inal(target_key: tuple, width: int, depth: int, bias: bool, init: str, estimator: str,
                 n_inits: int, n_inputs: int, budget: float) -> str:
     _, target = _resolve_target(*target_key)
-    spec = inal_core.NetworkSpec(target.n, width, depth, bias=bias, init=init)
+    spec = _specs.NetworkSpec(target.n, width, depth, bias=bias, init=init)
     try:
-        return _inal.check_inal_request(target, spec, n_inits=n_inits, method=estimator,
+        return _specs.check_inal_request(target, spec, n_inits=n_inits, method=estimator,
                                         n_inputs=n_inputs or None, memory_budget_bytes=int(budget * _GIB))
     except ValueError as err:
         if "memory_budget" in str(err):
@@ -469,7 +468,7 @@ def validate_job(cfg: DictConfig | Mapping[str, Any], *, local: bool = True) -> 
 
     # network
     bias = read_bool("network.bias", c_["network"]["bias"])
-    init = read_choice("init.name", c_["init"]["name"], inal_core.INITS)
+    init = read_choice("init.name", c_["init"]["name"], _specs.INITS)
 
     # training (recorded even for T=0 so the identity is complete)
     A = read_float("train.A", train["A"], positive=True)
@@ -514,7 +513,7 @@ def _check_training_size(N_given: Any, n: int, N: int, width: int, depth: int, b
                           f'"n^2", "2n" or an integer in [n, {MAX_TRAIN_BITS}] resolving to N <= {MAX_TRAIN_BITS} '
                           f"(n={n}) when T > 0",
                           f"N={N}: every step holds a batch of N-bit inputs and an N x width first layer per run")
-    E = inal_core.NetworkSpec(N, width, depth, bias=bias).num_parameters
+    E = _specs.NetworkSpec(N, width, depth, bias=bias).num_parameters
     if E > MAX_TRAIN_PARAMETERS:
         raise ConfigError("width", width, f"a network on N={N} inputs with at most {MAX_TRAIN_PARAMETERS} "
                                           f"parameters (depth={depth})",
