@@ -27,7 +27,7 @@ pd = pytest.importorskip("pandas")
 pq = pytest.importorskip("pyarrow.parquet")
 
 
-from hydra_plugins.inal_ray_launcher._core import KILL_WORKER_ONCE_ENV  # noqa: E402
+from hydra_plugins.inal_ray_launcher import _fast_path  # noqa: E402
 
 from conftest import NUMBERS, TINY, multirun  # noqa: E402
 
@@ -120,6 +120,23 @@ def test_driver_sigkill_then_rerun_completes_exactly_once(ray_address: str, tmp_
     assert len(curves) == 8 * 2 and not curves.duplicated(["run_id", "step"]).any()
 
 
+def _first_attempt_exits(task, marker_dir: str, key):
+    """``task`` wrapped so that its first attempt for each ``key(*args)`` exits the worker process
+    (``os._exit``: a lost worker, which Ray retries). A closure, so Ray ships it by value: the
+    workers need nothing of the tests, and the launcher carries no fault hook."""
+
+    def first_attempt_exits(*args):
+        marker = os.path.join(marker_dir, key(*args) + ".killed")
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return task(*args)
+        os.close(fd)
+        os._exit(1)
+
+    return first_attempt_exits
+
+
 @pytest.mark.ray
 def test_worker_killed_mid_task_is_retried(ray_address: str, tmp_path: Path, monkeypatch,
                                            hydra_restore_singletons) -> None:
@@ -128,10 +145,12 @@ def test_worker_killed_mid_task_is_retried(ray_address: str, tmp_path: Path, mon
     multirun(grid, reference)
     markers = tmp_path / "markers"
     markers.mkdir()
-    monkeypatch.setenv(KILL_WORKER_ONCE_ENV, str(markers))
+    inal = _first_attempt_exits(_fast_path.inal_task, str(markers), lambda job: f"inal-{job.inal_id}")
+    pack = _first_attempt_exits(_fast_path.pack_task, str(markers), lambda jobs: f"pack-{jobs[0].run_id}")
+    monkeypatch.setattr(_fast_path, "_remotes", lambda: (ray.remote(inal), ray.remote(pack)))
     out = multirun(grid, tmp_path / "faulty")
     # 2 cells: 1 training pack + 1 INAL task, each killed once in its first attempt
-    assert len(list(markers.iterdir())) == 2
+    assert sorted(p.name.split("-")[0] for p in markers.iterdir()) == ["inal", "pack"]
     assert {o["status"] for o in out} == {"ok"}
     faulty = runs_table(tmp_path / "faulty")
     assert len(faulty) == 2 and faulty.index.is_unique

@@ -28,12 +28,6 @@ from hydra_plugins.inal_ray_launcher.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
-#: Test-only fault injection: when this environment variable names a directory (set in the
-#: driver's environment), the first attempt of every task creates ``<dir>/<task key>.killed``
-#: and kills its worker process with ``os._exit`` — a lost worker, which Ray retries.
-KILL_WORKER_ONCE_ENV = "INAL_LAUNCHER_TEST_KILL_WORKER_ONCE"
-
-
 #: The logger of Ray's token-authentication set-up (``ray/_private/authentication/``).
 RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
@@ -113,19 +107,6 @@ def task_options(launcher: Any, name: str) -> Dict[str, Any]:
     }
 
 
-def maybe_kill_worker_once(marker_dir: Optional[str], key: str) -> None:
-    """Test-only fault injection (see :data:`KILL_WORKER_ONCE_ENV`): die on the first attempt."""
-    if not marker_dir:
-        return
-    marker = Path(marker_dir) / f"{key}.killed"
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return
-    os.close(fd)
-    os._exit(1)
-
-
 def stream(
     refs: Dict[Any, Hashable],
     on_result: Callable[[Hashable, Any, Optional[BaseException]], Tuple[int, int]],
@@ -175,15 +156,12 @@ def run_hydra_job(
     task_function: TaskFunction,
     singleton_state: Dict[Any, Any],
     driver_cwd: str,
-    kill_marker_dir: Optional[str],
-    task_key: str,
 ) -> JobReturn:
     """Body of a generic-path Ray task: Hydra's ``run_job`` with the driver's Hydra state.
 
     The worker adopts the driver's singletons (config store, resolvers, job runtime) and working
     directory (when it exists on this node), so the job sees what it would see in-process.
     """
-    maybe_kill_worker_once(kill_marker_dir, task_key)
     setup_globals()
     Singleton.set_state(singleton_state)
     HydraConfig.instance().set_config(sweep_config)
@@ -225,7 +203,6 @@ def launch_generic(launcher: Any, job_overrides: Sequence[Sequence[str]], initia
     singleton_ref = ray.put(Singleton.get_state())
     context_ref = ray.put(hydra_context)
     task_ref = ray.put(launcher.task_function)
-    kill_marker_dir = os.environ.get(KILL_WORKER_ONCE_ENV)
     refs: Dict[Any, Hashable] = {}
     for offset, overrides in enumerate(job_overrides):
         idx = initial_job_idx + offset
@@ -235,7 +212,7 @@ def launch_generic(launcher: Any, job_overrides: Sequence[Sequence[str]], initia
             sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
             sweep_config.hydra.job.num = idx
         ref = _run_hydra_job_remote().options(**task_options(launcher, f"hydra job {idx}")).remote(
-            sweep_config, context_ref, task_ref, singleton_ref, os.getcwd(), kill_marker_dir, f"job{idx}"
+            sweep_config, context_ref, task_ref, singleton_ref, os.getcwd()
         )
         refs[ref] = offset
 

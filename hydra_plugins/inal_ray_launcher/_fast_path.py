@@ -40,7 +40,7 @@ from sweeps.plan import (CellFactory, CellSource, ListSource, PlanCounts, StoreV
 from sweeps.schema import validate_job
 from sweeps.store import ResultsStore
 
-from hydra_plugins.inal_ray_launcher._core import KILL_WORKER_ONCE_ENV, ensure_ray, maybe_kill_worker_once, task_options
+from hydra_plugins.inal_ray_launcher._core import ensure_ray, task_options
 from hydra_plugins.inal_ray_launcher._summary import StudySummary, run_report, show_summary
 from hydra_plugins.inal_ray_launcher.progress import ProgressBar
 
@@ -96,19 +96,17 @@ def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
 # --------------------------------------------------------------------------------- Ray tasks
 
 
-def inal_task(job: JobSpec, kill_marker_dir: Optional[str]) -> Dict[str, Any]:
+def inal_task(job: JobSpec) -> Dict[str, Any]:
     """Ray task: the INAL of ``job.inal_id`` (``sweeps.execute.run_inal_job``)."""
     from sweeps.execute import run_inal_job
 
-    maybe_kill_worker_once(kill_marker_dir, f"inal-{job.inal_id}")
     return run_inal_job(job)
 
 
-def pack_task(jobs: List[JobSpec], kill_marker_dir: Optional[str]) -> List["JobOutcome"]:
+def pack_task(jobs: List[JobSpec]) -> List["JobOutcome"]:
     """Ray task: train one pack as one stack (``sweeps.execute.run_training_pack``)."""
     from sweeps.execute import run_training_pack
 
-    maybe_kill_worker_once(kill_marker_dir, f"pack-{jobs[0].run_id}")
     return run_training_pack(jobs, with_inal=False)
 
 
@@ -153,14 +151,13 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
     inal_remote, pack_remote = _remotes()
     out = Outcomes()
     counts = {"inal_ok": 0, "inal_failed": 0, "packs": 0, "pack_tasks_lost": 0, "runs": 0}
-    kill_marker_dir = os.environ.get(KILL_WORKER_ONCE_ENV)
     in_flight: Dict[Any, Tuple[str, Any]] = {}
     inal_only_waiters: Dict[bytes, int] = {}
     progress = ProgressBar(grid.counts.to_run, label="inal-sweep", unit="cells", enabled=launcher.progress)
 
     def submit_inal(job: JobSpec) -> None:
         opts = task_options(launcher, f"INAL {job.target} n={job.values['n']} w={job.values['width']}")
-        in_flight[inal_remote.options(**opts).remote(job, kill_marker_dir)] = ("inal", job)
+        in_flight[inal_remote.options(**opts).remote(job)] = ("inal", job)
 
     def training_jobs() -> Iterator[JobSpec]:
         for job, need_inal, need_run in iter_pending(grid.factory, grid.view):
@@ -226,7 +223,7 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
     with progress:
         for pack in iter_packs(training_jobs(), pack_size_rule(launcher)):
             opts = task_options(launcher, f"train {pack[0].target} n={pack[0].values['n']} x{len(pack)}")
-            in_flight[pack_remote.options(**opts).remote(pack, kill_marker_dir)] = ("pack", pack)
+            in_flight[pack_remote.options(**opts).remote(pack)] = ("pack", pack)
             counts["packs"] += 1
             counts["runs"] += len(pack)
             while len(in_flight) >= max_in_flight:
