@@ -17,8 +17,8 @@ so the RSS is the driver's). Every baseline is measured in the same run:
   1.5 GB peak RSS.
 - ``scale_resume_1e5``: the same command again on the complete study (wall). Baseline: 02909a3's
   rerun, per cell, times the number of cells. Target: 5 s. The extra fields split it into the
-  fixed start-up of any ``inal-sweep`` command (the rerun of a complete 1-cell study: interpreter,
-  torch and Hydra imports, one composition) and the rest.
+  fixed start-up of any ``inal-sweep`` command (the rerun of a complete 1-cell study: interpreter
+  and Hydra imports, one composition; planning imports no torch) and the rest.
 - ``scale_load_1e5``: ``analysis.load.load_study`` with its curves (wall, peak RSS). Baseline:
   ``pyarrow.dataset(...).to_table()`` of runs and curves written one file per run, on the first
   ``--load-baseline-runs`` runs (10^4) and scaled linearly to the study (its cost is per file;
@@ -211,8 +211,8 @@ def bench_run(args, work: Path, address: str) -> Iterator[Measurement]:
                            f"{BASELINE_COMMIT}'s rerun per cell x {cells:,}",
                       extra={"cells": cells, "rss_gb": rrss / GB, "meets_target": rwall <= 5,
                              "fixed_startup_s": w1_rerun, "above_startup_s": rwall - w1_rerun,
-                             "note": "fixed_startup_s: the rerun of a complete 1-cell study (interpreter, torch "
-                                     "and Hydra imports, one composition), paid by any inal-sweep command"})
+                             "note": "fixed_startup_s: the rerun of a complete 1-cell study (interpreter and "
+                                     "Hydra imports, one composition), paid by any inal-sweep command"})
 
 
 # ------------------------------------------------------------------------------- load/report
