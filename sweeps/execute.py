@@ -21,7 +21,6 @@ import math
 import socket
 import time
 import traceback
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
@@ -38,6 +37,7 @@ from inal_core.targets import extend
 
 from .columns import columns_of, job_columns
 from .jobs import JobSpec, git_commit
+from .outcome import JobOutcome  # torch-free: the launcher's driver unpickles it
 from .store import ResultsStore
 
 __all__ = ["JobOutcome", "plan_packs", "run_inal_job", "run_training_pack", "write_failed", "resolve_device"]
@@ -46,16 +46,6 @@ _MAX_ERROR_CHARS = 4000
 # curves column <- the engine's curve name (stored names never shadow DataFrame attributes such as `corr`)
 CURVE_COLUMNS_FROM_ENGINE = {"correlation": "corr", "correlation_se": "corr_se", "acc": "acc", "loss": "loss",
                              "param_norm": "param_norm"}
-
-
-@dataclass(frozen=True)
-class JobOutcome:
-    """What became of one job: ``status`` is ``ok``, ``diverged`` or ``failed`` (``error`` then holds the text)."""
-
-    run_id: str
-    status: str
-    wall_s: float
-    error: str = ""
 
 
 def plan_packs(jobs: Sequence[JobSpec], max_pack: int) -> list[list[JobSpec]]:

@@ -24,8 +24,20 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
-__all__ = ["storage_error_line", "EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "StudyTally", "TALLY", "counting",
+__all__ = ["JobOutcome", "storage_error_line", "EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "StudyTally", "TALLY", "counting",
            "install_signal_handlers", "signal_exit_code"]
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What became of one job: ``status`` is ``ok``, ``diverged`` or ``failed`` (``error`` then holds
+    the text). Returned by ``sweeps.execute.run_training_pack`` in a worker and read by the launcher's
+    driver, which therefore never imports the engines (nor torch)."""
+
+    run_id: str
+    status: str
+    wall_s: float
+    error: str = ""
+
 
 EXIT_OK = 0
 EXIT_FAILED = 1

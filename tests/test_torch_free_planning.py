@@ -1,10 +1,12 @@
-"""Planning imports no torch: validation, identity, the dry run and the rerun of a complete study.
+"""The driver imports no torch: validation, identity, a study's driver, its dry run and its rerun.
 
 Importing torch costs about 2 s on a 2-core machine, more than the rest of the rerun of a complete
 10^5-cell study (``inal-bench scale``'s ``scale_resume_1e5``). The planner needs the engines'
 contracts, not their tensors: ``inal_core.specs`` (network shapes, the INAL request check and
 memory model, the noisy-GD cost model) and ``inal_core.targets`` (families validated and built as
-plain objects) import no torch, and ``inal_core``'s other names load on first use.
+plain objects) import no torch, and ``inal_core``'s other names load on first use. The launcher's
+driver reads its tasks' results (``sweeps.outcome.JobOutcome``) without the engines: only Ray's
+workers import torch.
 
 Each check runs a fresh interpreter in which any import of torch raises, and compares what it
 computes with the same computation in this process, where torch may be loaded.
@@ -23,7 +25,8 @@ import pytest
 
 from sweeps.schema import validate_job
 
-pytest.importorskip("torch")  # the reference run below trains cells
+pytest.importorskip("torch")  # the study below trains cells (in Ray's workers)
+pd = pytest.importorskip("pandas")
 
 NO_TORCH = textwrap.dedent('''
     import sys
@@ -112,34 +115,33 @@ def test_validation_and_identity_of_every_family_without_torch(tmp_path: Path) -
 
 
 @pytest.mark.ray
-def test_dry_run_and_rerun_of_a_complete_study_without_torch(tmp_path: Path) -> None:
-    """The study is made with torch (the in-process launcher trains it); the dry run of a larger
-    grid and the rerun of the complete one, on the Ray launcher, then run in an interpreter where
-    torch cannot be imported, and the rerun runs nothing and exits 0."""
+def test_a_study_its_dry_run_and_its_rerun_drive_without_torch(ray_address: str, tmp_path: Path) -> None:
+    """The driver of a whole study (on the session's Ray: its workers import torch, the driver
+    never does), then the dry run of a larger grid and the rerun of the complete one, each in an
+    interpreter where torch cannot be imported; the rerun runs nothing and exits 0."""
     res = tmp_path / "res"
     cells = ["n=4", "c=1,2", "width=2", "T=1", "train.N=2n", "train.checkpoints=1", "train.n_eval=64",
-             "inal.n_inits=4", f"results_dir={res}"]
-    env = dict(os.environ)
-    env.pop("RAY_ADDRESS", None)
-    made = subprocess.run([str(Path(sys.executable).parent / "inal-sweep"), "-m", *cells, "hydra/launcher=basic",
-                           f"hydra.sweep.dir={tmp_path}/sweep0"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, env=env)
-    assert made.returncode == 0, made.stderr[-3000:]
-
+             "inal.n_inits=4", f"results_dir={res}", f"hydra.launcher.address={ray_address}",
+             "hydra.launcher.progress=false", "hydra.launcher.report=false"]
     main = '''
         import sys
         from sweeps.run import main
         sys.argv = ["inal-sweep"] + sys.argv[1:]
         main()
     '''
-    quiet = ["hydra.launcher.progress=false", "hydra.launcher.report=false"]
+    made = run_without_torch(main, "-m", *cells, f"hydra.sweep.dir={tmp_path}/sweep0", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr[-3000:]
+    text = made.stdout + made.stderr
+    assert "2 distinct cells; 0 already complete (skipped), 2 run: 2 ok" in text, text[-2000:]
+    assert len(pd.read_parquet(res / "default" / "runs")) == 2
+
     plan = run_without_torch(main, "-m", *cells, "width=2,3,4", "hydra.launcher.dry_run=true",
-                             f"hydra.sweep.dir={tmp_path}/sweep1", *quiet, cwd=tmp_path)
+                             f"hydra.sweep.dir={tmp_path}/sweep1", cwd=tmp_path)
     assert plan.returncode == 0, plan.stderr[-3000:]
     text = plan.stdout + plan.stderr
     assert "6 configs" in text and "2 already complete" in text, text[-2000:]
 
-    rerun = run_without_torch(main, "-m", *cells, f"hydra.sweep.dir={tmp_path}/sweep2", *quiet, cwd=tmp_path)
+    rerun = run_without_torch(main, "-m", *cells, f"hydra.sweep.dir={tmp_path}/sweep2", cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     text = rerun.stdout + rerun.stderr
     assert "2 already complete (skipped), 0 run" in text, text[-2000:]

@@ -45,7 +45,7 @@ from hydra_plugins.inal_ray_launcher._summary import StudySummary, run_report, s
 from hydra_plugins.inal_ray_launcher.progress import ProgressBar
 
 if TYPE_CHECKING:
-    from sweeps.execute import JobOutcome
+    from sweeps.outcome import JobOutcome
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,6 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
     """The second streaming pass: submit INAL tasks and packs as they fill, collect results."""
     import ray
 
-    from sweeps.execute import write_failed
-
     inal_remote, pack_remote = _remotes()
     out = Outcomes()
     counts = {"inal_ok": 0, "inal_failed": 0, "packs": 0, "pack_tasks_lost": 0, "runs": 0}
@@ -206,6 +204,8 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
         if error is not None:  # the task itself failed past its retries: failed rows, the study goes on
             counts["pack_tasks_lost"] += 1
             log.error("training task of %d runs failed: %s", len(pack), str(error).strip()[-500:])
+            from sweeps.execute import write_failed  # the engines' module: imported only when needed
+
             outcomes = write_failed(pack, error)
         else:
             outcomes = value
