@@ -64,6 +64,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from inal_core.bound import bound_prefactor  # numpy only
+
 from .fits import INAL_GROUP_KEYS, group_columns
 from .regression import fit_line, normal_cdf, normal_quantile, student_t_quantile
 
@@ -96,9 +98,6 @@ def bound_points(runs: pd.DataFrame, *, group_keys=BOUND_GROUP_KEYS, resolve_z: 
     point_keys = keys + [k for k in ("n", "N", "E") if k in runs.columns]
     if len(runs) == 0:
         return pd.DataFrame(columns=point_keys)
-    # Imported here: ``inal_core`` imports torch (seconds), which INAL-only reports do not need.
-    from inal_core.bound import bound_prefactor
-
     # the same run_id in two studies of one results root is the same computation: count it once
     frame = runs.drop_duplicates("run_id") if "run_id" in runs.columns else runs.copy()
     status = frame["status"].astype(str)

@@ -35,6 +35,8 @@ import math
 import numpy as np
 from scipy import special, stats
 
+from inal_core.inal_summary import BOOTSTRAP_LEVEL  # the level of the intervals the jobs store (numpy only)
+
 __all__ = ["chi2_dof", "inal_interval", "normal_interval", "log_inal", "reported_interval"]
 
 
@@ -94,8 +96,6 @@ def reported_interval(mean, se, boot_lo=None, boot_hi=None, level: float = 0.95)
     lo, hi = inal_interval(mean, se, level)
     if boot_lo is None or boot_hi is None:
         return lo, hi
-    from inal_core.inal_summary import BOOTSTRAP_LEVEL  # the level the jobs store (imported here: torch)
-
     if not math.isclose(level, BOOTSTRAP_LEVEL):
         return lo, hi
     boot_lo, boot_hi = np.asarray(boot_lo, dtype=np.float64), np.asarray(boot_hi, dtype=np.float64)
