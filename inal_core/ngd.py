@@ -57,7 +57,6 @@ __all__ = ["NGDConfig", "NGDResult", "train_noisy_gd", "stack_gradient", "ngd_fl
            "GAMMA_SCHEDULES", "DEFAULT_BATCH", "CHUNK_BYTES"]
 
 
-
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 

@@ -24,8 +24,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
-__all__ = ["JobOutcome", "storage_error_line", "EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "StudyTally", "TALLY", "counting",
-           "install_signal_handlers", "signal_exit_code"]
+__all__ = ["JobOutcome", "storage_error_line", "EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "StudyTally", "TALLY",
+           "counting", "install_signal_handlers", "signal_exit_code"]
+
 
 @dataclass(frozen=True)
 class JobOutcome:

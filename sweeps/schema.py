@@ -303,7 +303,7 @@ def _check_inal(target_key: tuple, width: int, depth: int, bias: bool, init: str
     spec = _specs.NetworkSpec(target.n, width, depth, bias=bias, init=init)
     try:
         return _specs.check_inal_request(target, spec, n_inits=n_inits, method=estimator,
-                                        n_inputs=n_inputs or None, memory_budget_bytes=int(budget * _GIB))
+                                         n_inputs=n_inputs or None, memory_budget_bytes=int(budget * _GIB))
     except ValueError as err:
         if "memory_budget" in str(err):
             raise ConfigError("inal.memory_budget_gb", budget,
