@@ -65,14 +65,16 @@ import numpy as np
 import pandas as pd
 
 from inal_core.bound import bound_prefactor  # numpy only
+from sweeps.settings import training_columns  # the table of settings: plain Python, no hydra or pyarrow
 
 from .fits import INAL_GROUP_KEYS, group_columns
 from .regression import fit_line, normal_cdf, normal_quantile, student_t_quantile
 
 __all__ = ["BOUND_GROUP_KEYS", "VERDICTS", "bound_points", "check_bound", "predicted_slope"]
 
-BOUND_GROUP_KEYS = ("target", "c", "width", "depth", "init", "bias", "n_steps", "gamma", "sigma", "A",
-                    "precision", "loss", "batch", "gamma_schedule", "N_spec")
+#: runs agreeing on these differ only in n and seed: every setting that changes what a trained network
+#: computes (``sweeps.settings.training_columns``), so a setting added to the table is grouped by too
+BOUND_GROUP_KEYS = training_columns()
 VERDICTS = ("consistent", "violated", "unresolved")
 
 

@@ -16,7 +16,9 @@ recover what was put in. A synthetic study has, per target:
 
 Files: ``<root>/<study>/{runs,curves,inal}/target=<name>/<id>.parquet``, no ``target`` column in
 the files, footer metadata ``inal.schema_version`` (CONTRACT.md). Column names and types follow
-``sweeps.store`` (``analysis`` does not import ``sweeps``).
+``sweeps.store``; the settings the model does not vary take their defaults from the table of
+settings (``sweeps.settings.column_defaults``: plain Python, the only part of ``sweeps`` the analysis
+imports).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from sweeps.settings import column_defaults
 
 __all__ = ["SyntheticTarget", "network_size", "write_synthetic_study", "synthetic_tables"]
 
@@ -149,12 +153,13 @@ def synthetic_tables(study: str, targets: Sequence[SyntheticTarget], s: _Setting
                 if diverged:
                     corr = math.nan
                 out["runs"].append((tgt.name, run_id, {
+                    **{k: [v] for k, v in column_defaults("runs").items()},
                     **{k: [v] for k, v in common.items()},
                     "run_id": [run_id], "c": [float(tgt.c)], "n": [n], "N": [N], "N_spec": [s.N_spec],
                     "width": [s.width], "depth": [s.depth], "init": [s.init], "bias": [True],
                     "target_params": ["{}"], "n_steps": [s.T], "gamma": [s.gamma], "sigma": [s.sigma],
                     "A": [s.A], "precision": ["clip"], "loss": ["squared"], "batch": [0],
-                    "batch_used": [0], "gamma_schedule": ["constant"], "checkpoints": [str(s.n_checkpoints)],
+                    "batch_used": [0], "checkpoints": [str(s.n_checkpoints)],
                     "n_eval": [8192], "seed": [seed], "engine_seed": [seed], "E": [E],
                     "correlation": [corr], "correlation_se": [s.corr_eval_se], "acc": [0.5 + 0.5 * corr],
                     "final_loss": [1.0 - corr], "param_norm": [float(math.sqrt(E))],

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from .jobs import JobSpec
+from .settings import SETTINGS, Setting, stored_settings
 
 __all__ = ["Column", "TABLES", "RUNS_SCHEMA", "CURVES_SCHEMA", "INAL_SCHEMA", "SCHEMAS", "JOB_VALUES",
            "PROVENANCE", "job_columns", "render_table", "check_row", "columns_of", "config_columns"]
@@ -29,21 +30,21 @@ __all__ = ["Column", "TABLES", "RUNS_SCHEMA", "CURVES_SCHEMA", "INAL_SCHEMA", "S
 _S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 _TS = pa.timestamp("us", tz="UTC")
 
-#: the type of every column name (one name, one type, in every dataset)
+_CTYPES = {"int": _I, "float": _F, "str": _S, "bool": _B}
+#: the type of every column name (one name, one type, in every dataset); the job settings' columns
+#: take theirs from the table of settings (``sweeps.settings.SETTINGS``)
 TYPES: dict[str, pa.DataType] = {
-    "study": _S, "run_id": _S, "config_id": _S, "target": _S, "c": _F, "n": _I, "N": _I, "N_spec": _S,
-    "width": _I, "depth": _I, "init": _S, "bias": _B, "target_params": _S,
-    "n_steps": _I, "gamma": _F, "sigma": _F, "A": _F, "precision": _S, "loss": _S,
-    "batch": _I, "batch_used": _I, "gamma_schedule": _S, "checkpoints": _S, "n_eval": _I,
-    "seed": _I, "engine_seed": _I, "E": _I,
+    "run_id": _S, "config_id": _S, "target": _S,
+    "batch_used": _I, "engine_seed": _I, "E": _I,
     "correlation": _F, "correlation_se": _F, "acc": _F, "final_loss": _F, "param_norm": _F,
     "status": _S, "diverged_step": _I, "error": _S, "bound_prefactor": _F,
-    "inal_id": _S, "estimator": _S, "n_inits": _I, "n_inputs": _I, "method": _S,
+    "inal_id": _S, "method": _S,
     "layer": _I, "inal": _F, "inal_se": _F, "is_max": _B, "step": _I,
     "selected_inal": _F, "selected_inal_se": _F, "selected_layer_a": _I, "selected_layer_b": _I,
     "inal_boot_lo": _F, "inal_boot_hi": _F, "selected_inal_boot_lo": _F, "selected_inal_boot_hi": _F,
     "wall_s": _F, "git_commit": _S, "host": _S, "device": _S, "torch_version": _S,
     "engine_version": _I, "created_at": _TS,
+    **{s.column: _CTYPES[s.ctype] for s in SETTINGS if s.column},
 }
 
 #: where a dataset's column of a shared name holds something else (curves' `loss` is the mean loss)
@@ -54,39 +55,24 @@ def column_type(kind: str, name: str) -> pa.DataType:
     return _TYPE_OVERRIDES.get(kind, {}).get(name) or TYPES[name]
 
 
-#: job-derived values, by column name (runs and inal rows share these where the name is shared)
+def _setting_value(setting: Setting) -> Callable[[JobSpec], Any]:
+    get, convert = setting.getter, setting.to_column
+    if convert is None:
+        return lambda j: get(j.config)
+    return lambda j: convert(get(j.config))
+
+
+#: job-derived values, by column name (runs and inal rows share these where the name is shared): the
+#: identities, and every setting stored as a column (``sweeps.settings``: its ``column``)
 JOB_VALUES: dict[str, Callable[[JobSpec], Any]] = {
-    "study": lambda j: j.study,
     "run_id": lambda j: j.run_id,
     "inal_id": lambda j: j.inal_id,
-    "c": lambda j: j.config.target.c,
-    "n": lambda j: j.config.n,
-    "N": lambda j: j.config.training.N,
-    "N_spec": lambda j: j.config.training.N_spec,
-    "width": lambda j: j.config.network.width,
-    "depth": lambda j: j.config.network.depth,
-    "init": lambda j: j.config.init.name,
-    "bias": lambda j: j.config.network.bias,
-    "target_params": lambda j: j.config.target.resolved,
-    "n_steps": lambda j: j.config.training.T,
-    "gamma": lambda j: j.config.training.gamma,
-    "sigma": lambda j: j.config.training.sigma,
-    "A": lambda j: j.config.training.A,
-    "precision": lambda j: j.config.training.precision,
-    "loss": lambda j: j.config.training.loss,
-    "batch": lambda j: j.config.training.batch,
-    "gamma_schedule": lambda j: j.config.training.gamma_schedule,
-    "checkpoints": lambda j: json.dumps(list(j.config.training.checkpoints)
-                                        if isinstance(j.config.training.checkpoints, tuple)
-                                        else j.config.training.checkpoints),
-    "n_eval": lambda j: j.config.training.n_eval,
     "engine_seed": lambda j: j.seed,
-    "estimator": lambda j: j.config.inal.estimator,
+    **{s.column: _setting_value(s) for s in SETTINGS if s.column},
 }
 # the same column name means another job value in one dataset than in the other
 _PER_DATASET: dict[str, dict[str, Callable[[JobSpec], Any]]] = {
-    "runs": {"config_id": lambda j: j.config_id, "seed": lambda j: j.config.training.seed,
-             "n_inits": lambda j: j.config.inal.n_inits, "n_inputs": lambda j: j.config.inal.n_inputs},
+    "runs": {"config_id": lambda j: j.config_id},
     "inal": {"config_id": lambda j: j.inal_config_id, "seed": lambda j: j.inal_seed},
     "curves": {},
 }
@@ -183,6 +169,23 @@ TABLES: dict[str, tuple[Column, ...]] = {
 }
 
 
+def _with_new_settings(kind: str, table: tuple[Column, ...]) -> tuple[Column, ...]:
+    """``table`` with a row for every setting stored in ``kind`` that no row names yet (a setting
+    added to ``sweeps.settings``), in table order, placed before the provenance columns: adding a
+    setting needs no edit here. Files written before it lack the column (read back as null)."""
+    named = {name for col in table for name in col.names}
+    new = tuple(Column((s.column,), f"{s.doc}{f' ({s.unit})' if s.unit else ''}; config key `{s.path}`", "job")
+                for s in stored_settings(kind) if s.column not in named)
+    if not new:
+        return table
+    at = next(i for i, col in enumerate(table) if col.names == PROVENANCE)
+    return table[:at] + new + table[at:]
+
+
+TABLES = {kind: _with_new_settings(kind, table) if kind in ("runs", "inal") else table
+          for kind, table in TABLES.items()}
+
+
 def columns_of(kind: str, source: str | None = None) -> tuple[str, ...]:
     """The stored column names of dataset ``kind`` in order (``source``: only those of that source)."""
     return tuple(name for col in TABLES[kind] if col.source != "path" and (source is None or col.source == source)
@@ -213,7 +216,7 @@ def job_columns(kind: str, job: JobSpec) -> dict[str, Any]:
 
 
 #: stored column -> the job value it holds, where the names differ (``n_steps`` is the config key ``T``)
-_COLUMN_VALUE = {"n_steps": "T", "seed": "train_seed"}
+_COLUMN_VALUE = {s.column: s.flat for s in SETTINGS if s.column and s.column != s.flat}
 
 
 def config_columns(kind: str = "runs") -> tuple[str, ...]:

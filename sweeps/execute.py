@@ -37,6 +37,7 @@ from inal_core.targets import extend
 
 from .columns import columns_of, job_columns
 from .jobs import JobSpec, git_commit
+from .settings import engine_kwargs, keys_of
 from .outcome import JobOutcome  # torch-free: the launcher's driver unpickles it
 from .store import ResultsStore
 
@@ -85,8 +86,8 @@ def _provenance(device: str) -> dict[str, Any]:
 
 
 def _network_spec(job: JobSpec, input_dim: int) -> inal_core.NetworkSpec:
-    net = job.config.network
-    return inal_core.NetworkSpec(input_dim, net.width, net.depth, bias=net.bias, init=job.config.init.name)
+    """The network of ``job`` on ``input_dim`` inputs (its keywords from ``sweeps.settings``)."""
+    return inal_core.NetworkSpec(input_dim, **engine_kwargs("network", job.values))
 
 
 # --------------------------------------------------------------------------- INAL
@@ -105,12 +106,8 @@ def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
     device = resolve_device(device or job.device)
     t0 = time.perf_counter()
     try:
-        result = estimate_inal(
-            job.make_target(), _network_spec(job, v["n"]),
-            n_inits=v["n_inits"], method=v["inal_method"], n_inputs=v["n_inputs"] or None,
-            seed=job.inal_seed, device=device,
-            memory_budget_bytes=int(v["memory_budget_gb"] * (1 << 30)),
-        )
+        result = estimate_inal(job.make_target(), _network_spec(job, v["n"]), seed=job.inal_seed, device=device,
+                               **engine_kwargs("inal", v))
     except Exception as err:  # reported, not raised: the other jobs go on
         text = "".join(traceback.format_exception(err))[-_MAX_ERROR_CHARS:]
         return {"inal_id": job.inal_id, "status": "failed", "wall_s": time.perf_counter() - t0, "error": text}
@@ -216,11 +213,12 @@ def run_training_pack(jobs: Sequence[JobSpec], device: str | None = None, *,
     try:
         target_N = extend(jobs[0].make_target(), v["N"])
         spec = _network_spec(jobs[0], v["N"])
-        config = NGDConfig(
-            T=v["T"], gamma=[j.values["gamma"] for j in jobs], sigma=[j.values["sigma"] for j in jobs],
-            A=v["A"], precision=v["precision"], loss=v["loss"], batch=v["batch"] or None,
-            checkpoints=v["checkpoints"], n_eval=v["n_eval"], gamma_schedule=v["gamma_schedule"],
-        )
+        # the pack's shared settings, and the per-run ones (gamma, sigma) as one value per run
+        kwargs = engine_kwargs("ngd", v)
+        per_run = [engine_kwargs("ngd", j.values) for j in jobs]
+        kwargs.update({s.engine.keyword: [k[s.engine.keyword] for k in per_run]
+                       for s in keys_of("vectorized") if s.engine is not None and s.engine.engine == "ngd"})
+        config = NGDConfig(**kwargs)
         result = train_noisy_gd(target_N, spec, config, [j.seed for j in jobs], device=device)
     except Exception as err:  # the pack's jobs become failed rows; the study goes on
         return write_failed(jobs, err, device)

@@ -38,10 +38,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 from inal_core.specs import NetworkSpec, ngd_batch, ngd_flops_per_step  # plain Python: no torch import
 
 from .jobs import VECTORIZED_KEYS, JobSpec, run_id_with, with_run_values
-
-#: the field of ``sweeps.spec.Training`` behind each per-run scalar (``sweeps.spec.VECTORIZED_KEYS``)
-_TRAINING_FIELD = {"gamma": "gamma", "sigma": "sigma", "train_seed": "seed"}
-assert set(_TRAINING_FIELD) == set(VECTORIZED_KEYS), VECTORIZED_KEYS
+from .settings import VECTORIZED_ATTRS as _TRAINING_FIELD  # flat name -> sweeps.spec.Training attribute
 
 __all__ = [
     "Axis", "grid_axes", "CellSource", "GridSource", "ListSource", "CellFactory", "PlanCounts",

@@ -10,7 +10,7 @@ key, the value given and what is allowed, e.g.::
 It is cheap (no tensors beyond building the target object; the target, the INAL feasibility and
 the ``results_dir`` check are cached per distinct value, so 10^6 cells of a grid cost about what
 their scalar checks cost), so the launcher validates every job of a sweep before it schedules any
-work. Every key of the task config must be one the job spec knows (``sweeps.spec.FIELDS``; the
+work. Every key of the task config must be one the job spec knows (``sweeps.settings.SETTINGS``; the
 target group's keys are ``name`` and the family's parameters): ``+widht=8`` is refused, naming
 the key. Each family's own inputs are checked by its validator in ``inal_core.targets.FAMILIES``.
 """
@@ -22,7 +22,7 @@ import functools
 import math
 import os
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -32,8 +32,8 @@ from inal_core.losses import LOSSES as _LOSSES
 from inal_core.targets import FAMILIES, TargetConfigError, available_targets
 
 from .jobs import JobSpec, make_job
-from .spec import (GROUPS, KNOWN_KEYS, InalEstimator, Init, JobConfig, Location, Network, TargetSpec, Training,
-                   describe)
+from .settings import DEFAULTS, GROUPS, KNOWN_KEYS, MAX_INPUT_BITS, PARTS, REQUIRED, SETTINGS, Setting
+from .spec import InalEstimator, Init, JobConfig, Location, Network, TargetSpec, Training, describe
 
 __all__ = [
     "ConfigError",
@@ -57,11 +57,6 @@ GAMMA_SCHEDULES = tuple(_specs.GAMMA_SCHEDULES)
 DEVICES = ("auto", "cpu", "cuda", "cuda:<index>")
 _STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]*")  # fullmatch: no trailing newline
 _GIB = 1 << 30
-_SEED_MAX = (1 << 63) - 1
-#: n at most this: targets and networks hold inputs as rows of n numbers, majority and full_parity
-#: depend on every bit, and exact INAL stops at 32 bits anyway (a typo such as n=1e12 would hang
-#: building the target instead of failing)
-MAX_INPUT_BITS = 4096
 #: N (the extension trained on) at most this when T > 0: every step holds a batch of N-bit inputs
 #: and each run an N x width first layer (4096 = n^2 at n = 64); batch=0 is exact only while
 #: 2^N <= 2^16 (``NGDConfig.exact_max_inputs``), fresh batches beyond
@@ -386,8 +381,8 @@ def _known(key: str, value: Any, allowed: Sequence[str]) -> ConfigError:
 
 _KNOWN_TOP = frozenset(KNOWN_KEYS)
 _KNOWN_SUB = {group: frozenset(keys) for group, keys in GROUPS.items()}
-#: keys that may be left out, with the value they then take
-_DEFAULTS = {"train.gamma_schedule": "constant"}
+#: keys that may be left out, with the value they then take (the settings' defaults)
+_DEFAULTS = DEFAULTS
 _REQUIRED_TOP = frozenset(k for k in KNOWN_KEYS if k not in _DEFAULTS)
 _REQUIRED_SUB = {group: frozenset(k for k in keys if f"{group}.{k}" not in _DEFAULTS)
                  for group, keys in GROUPS.items()}
@@ -399,7 +394,7 @@ def _missing(path: str) -> ConfigError:
 
 
 def check_keys(cfg: Mapping[str, Any]) -> None:
-    """Every key of the task config is one the job spec knows (``sweeps.spec.FIELDS``), the target
+    """Every key of the task config is one the job spec knows (``sweeps.settings.SETTINGS``), the target
     group's keys being ``name`` and the family's parameters, and every required key is there;
     raises ConfigError naming the first other key (or the first missing one)."""
     keys = cfg.keys()
@@ -439,23 +434,15 @@ def validate_job(cfg: DictConfig | Mapping[str, Any], *, local: bool = True) -> 
     """
     c_ = _plain(cfg)
     check_keys(c_)
-    train, inal, target_cfg = c_["train"], c_["inal"], c_["target"]
-
-    # location, not identity
-    study = read_study("study", c_["study"])
-    results_dir = check_results_dir(c_["results_dir"], local=local)
-    device = read_device("device", c_["device"])
-
-    # study axes
-    n = read_int("n", c_["n"], minimum=1, maximum=MAX_INPUT_BITS,
-                 why="inputs are held as rows of n numbers and a family may depend on every bit")
-    width = read_int("width", c_["width"], minimum=1)
-    depth = read_int("depth", c_["depth"], minimum=1)
-    T = read_int("T", c_["T"], minimum=0)
-    gamma = read_float("gamma", c_["gamma"], positive=True)
-    sigma = read_float("sigma", c_["sigma"], nonnegative=True)
+    got: dict[str, Any] = {}
+    for flat, group, key, path, read, default in _READING:  # every setting with a reader, in table order
+        src = c_ if group is None else c_[group]
+        value = src.get(key, default) if default is not _REQUIRED else src[key]
+        got[flat] = read(path, value, got, local)
+    n, width, depth, bias, T = got["n"], got["width"], got["depth"], got["bias"], got["T"]
 
     # target: name, family parameters, nominal c (the family's validator in inal_core.targets)
+    target_cfg = c_["target"]
     name = read_choice("target.name", target_cfg["name"], _TARGETS)
     params = {k: val for k, val in target_cfg.items() if k != "name"}
     c = read_float("c", c_["c"])
@@ -466,40 +453,73 @@ def validate_job(cfg: DictConfig | Mapping[str, Any], *, local: bool = True) -> 
         resolve_target(name, n, c, params)
         raise
 
-    # network
-    bias = read_bool("network.bias", c_["network"]["bias"])
-    init = read_choice("init.name", c_["init"]["name"], _specs.INITS)
-
-    # training (recorded even for T=0 so the identity is complete)
-    A = read_float("train.A", train["A"], positive=True)
-    precision = read_choice("train.precision", train["precision"], PRECISIONS)
-    loss = read_choice("train.loss", train["loss"], LOSSES)
-    batch = train["batch"]
-    batch = 0 if batch is None else read_int("train.batch", batch, minimum=0)
-    N_spec, N = read_extension("train.N", train["N"], n)
-    if T > 0:
-        _check_training_size(train["N"], n, N, width, depth, bias)
-    gamma_schedule = read_choice("train.gamma_schedule", train.get("gamma_schedule", "constant"), GAMMA_SCHEDULES)
-    checkpoints = read_checkpoints("train.checkpoints", train["checkpoints"], T)
-    n_eval = read_int("train.n_eval", train["n_eval"], minimum=2)
-    seed = read_int("train.seed", train["seed"], minimum=0, maximum=_SEED_MAX, why="a 63-bit replicate number")
-
-    # INAL
-    estimator = read_choice("inal.estimator", inal["estimator"], ESTIMATORS)
-    n_inits = read_int("inal.n_inits", inal["n_inits"], minimum=1)
-    n_inputs = inal["n_inputs"]
-    n_inputs = 0 if n_inputs is None else read_int("inal.n_inputs", n_inputs, minimum=2)
-    budget = read_float("inal.memory_budget_gb", inal["memory_budget_gb"], positive=True)
-    method = _check_inal(target_key, width, depth, bias, init, estimator, n_inits, n_inputs, budget)
+    if T > 0:  # training sizes the engine can hold (the training values are recorded even for T=0)
+        _check_training_size(c_["train"]["N"], n, got["N"], width, depth, bias)
+    got["inal_method"] = _check_inal(target_key, width, depth, bias, got["init"], got["estimator"],
+                                     got["n_inits"], got["n_inputs"], got["memory_budget_gb"])
 
     config = JobConfig(
-        n=n, target=target_spec, network=_intern(Network, width, depth, bias), init=_intern(Init, init),
-        training=Training(T, gamma, sigma, A, precision, loss, batch, N_spec, N, gamma_schedule, checkpoints,
-                          n_eval, seed),
-        inal=_intern(InalEstimator, estimator, method, n_inits, n_inputs, budget),
-        location=_intern(Location, study, results_dir, device),
+        n=n, target=target_spec, network=_intern(Network, *[got[f] for f in _PART_FLATS["network"]]),
+        init=_intern(Init, *[got[f] for f in _PART_FLATS["init"]]),
+        training=Training(*[got[f] for f in _PART_FLATS["training"]]),
+        inal=_intern(InalEstimator, *[got[f] for f in _PART_FLATS["inal"]]),
+        location=_intern(Location, *[got[f] for f in _PART_FLATS["location"]]),
     )
     return make_job(config)
+
+
+def _reader(setting: Setting) -> Callable[[str, Any, dict, bool], Any]:
+    """``read(key, value, values read so far, local)`` for a setting's :class:`sweeps.settings.Reader`."""
+    spec = setting.read
+    kw = spec.kwargs
+    # the common case (a value already of its type and in range) answered inline, without a call
+    if spec.kind == "int":
+        lo, hi, why = kw.get("minimum"), kw.get("maximum"), kw.get("why", "")
+        lo_ = -math.inf if lo is None else lo
+        hi_ = math.inf if hi is None else hi
+        base = lambda key, v, got, local: (v if type(v) is int and lo_ <= v <= hi_  # noqa: E731
+                                           else read_int(key, v, lo, hi, why))
+    elif spec.kind == "float":
+        positive, nonnegative, minimum = kw.get("positive", False), kw.get("nonnegative", False), kw.get("minimum")
+        floor = 0.0 if (positive or nonnegative) else (-math.inf if minimum is None else minimum)
+        strict = positive
+        base = lambda key, v, got, local: (v if type(v) is float and (v > floor if strict else v >= floor)  # noqa: E731
+                                           and -math.inf < v < math.inf
+                                           else read_float(key, v, positive=positive, nonnegative=nonnegative,
+                                                           minimum=minimum))
+    elif spec.kind == "choice":
+        choices = kw["choices"]
+        allowed = frozenset(choices)
+        base = lambda key, v, got, local: (v if type(v) is str and v in allowed  # noqa: E731
+                                           else read_choice(key, v, choices))
+    elif spec.kind == "bool":
+        base = lambda key, v, got, local: v if type(v) is bool else read_bool(key, v)  # noqa: E731
+    elif spec.kind == "study":
+        base = lambda key, v, got, local: read_study(key, v)  # noqa: E731
+    elif spec.kind == "results_dir":
+        base = lambda key, v, got, local: check_results_dir(v, local=local)  # noqa: E731
+    elif spec.kind == "device":
+        base = lambda key, v, got, local: read_device(key, v)  # noqa: E731
+    elif spec.kind == "extension":  # also resolves N (a derived setting) from n
+        def base(key, v, got, local):
+            N_spec, got["N"] = read_extension(key, v, got["n"])
+            return N_spec
+    elif spec.kind == "checkpoints":
+        base = lambda key, v, got, local: read_checkpoints(key, v, got["T"])  # noqa: E731
+    else:
+        raise ValueError(f"setting {setting.path}: unknown reader {spec.kind!r}")
+    if spec.null is None:
+        return base
+    null = spec.null
+    return lambda key, v, got, local: null if v is None else base(key, v, got, local)
+
+
+_REQUIRED = REQUIRED
+#: (flat name, config group or None, key in it, config path, reader, default) of every read setting
+_READING = tuple((s.flat, s.path.split(".", 1)[0] if "." in s.path else None, s.path.rsplit(".", 1)[-1], s.path,
+                  _reader(s), s.default) for s in SETTINGS if s.read is not None)
+#: the flat names of each part's fields, in the part's field order (the table's)
+_PART_FLATS = {part: tuple(s.flat for s in SETTINGS if s.part == part) for part in PARTS}
 
 
 _TARGETS = tuple(sorted(available_targets()))

@@ -1,5 +1,4 @@
-"""The typed job description: one frozen, nested dataclass per part of a job, and the one table
-of its config keys.
+"""The typed job description: one frozen, nested dataclass per part of a job.
 
 A job (one cell of a grid) is a :class:`JobConfig`::
 
@@ -14,18 +13,21 @@ A job (one cell of a grid) is a :class:`JobConfig`::
 every value in it is validated and in its canonical type, ``subset_seed=0.0`` is ``0``);
 ``sweeps.jobs`` hashes it into identities; ``sweeps.columns`` turns it into Parquet rows.
 
-:data:`FIELDS` is the one table of config keys: the config path of each value, its name in
-the flat ``JobSpec.values`` mapping, and which identities it enters. The known keys of the
-composed config (anything else is rejected, naming the key), the identity key sets and the
-``config_id`` key set are all derived from it.
+The parts ``Network``, ``Init``, ``Training``, ``InalEstimator`` and ``Location`` are built from
+the table of settings (``sweeps.settings.SETTINGS``: their fields in table order), as are the known
+keys of the composed config (anything else is rejected, naming the key), the identity key sets
+and the ``config_id`` key set. ``FIELDS`` is that table under its former name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from dataclasses import dataclass, make_dataclass
 from typing import Any, Mapping
 
 from inal_core.targets import FAMILIES
+
+from .settings import GROUPS, KNOWN_KEYS, SETTINGS, Setting, keys_of
 
 __all__ = [
     "TargetSpec", "Network", "Init", "Training", "InalEstimator", "Location", "JobConfig",
@@ -55,55 +57,21 @@ class TargetSpec:
         return FAMILIES[self.name].build(n, self.c, dict(self.params))
 
 
-@dataclass(frozen=True)
-class Network:
-    width: int
-    depth: int
-    bias: bool
+def _part(cls_name: str, part: str, doc: str) -> type:
+    """A frozen dataclass of the settings of ``part`` (``sweeps.settings.SETTINGS``), in table order."""
+    fields = [(s.name, s.type) for s in SETTINGS if s.part == part]
+    cls = make_dataclass(cls_name, fields, frozen=True)
+    cls.__module__, cls.__doc__ = __name__, doc  # pickled by name (Ray ships jobs to its workers)
+    return cls
 
 
-@dataclass(frozen=True)
-class Init:
-    name: str
-
-
-@dataclass(frozen=True)
-class Training:
-    """Noisy GD: ``T`` steps (0 = INAL only) on the extension to ``N`` bits (``N_spec``: as written)."""
-
-    T: int
-    gamma: float
-    sigma: float
-    A: float
-    precision: str
-    loss: str
-    batch: int
-    N_spec: str
-    N: int
-    gamma_schedule: str
-    checkpoints: int | tuple[int, ...]
-    n_eval: int
-    seed: int
-
-
-@dataclass(frozen=True)
-class InalEstimator:
-    """``estimator`` as requested, ``method`` the one it resolves to for this job."""
-
-    estimator: str
-    method: str
-    n_inits: int
-    n_inputs: int  # 0: the engine's default
-    memory_budget_gb: float
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where results go and where the job runs: never part of an identity."""
-
-    study: str
-    results_dir: str
-    device: str
+Network = _part("Network", "network", "The network: ``depth`` hidden layers of ``width`` neurons, biases or not.")
+Init = _part("Init", "init", "The initialization scheme.")
+Training = _part("Training", "training", "Noisy GD: ``T`` steps (0 = INAL only) on the extension to ``N`` bits "
+                                         "(``N_spec``: as written), and the rest of its settings.")
+InalEstimator = _part("InalEstimator", "inal", "``estimator`` as requested, ``method`` the one it resolves to "
+                                               "for this job; ``n_inputs`` 0: the engine's default.")
+Location = _part("Location", "location", "Where results go and where the job runs: never part of an identity.")
 
 
 @dataclass(frozen=True)
@@ -119,75 +87,17 @@ class JobConfig:
 
 # --------------------------------------------------------------------------- the key table
 
+#: the one table of a job's values (``sweeps.settings.SETTINGS``; ``Field`` is its old name)
+Field = Setting
+FIELDS: tuple[Setting, ...] = SETTINGS
 
-@dataclass(frozen=True)
-class Field:
-    """One value of a job: its config path (None: derived, not a config key), its flat name in
-    ``JobSpec.values``, and the identities it enters.
-
-    ``run``: hashed into ``run_id`` (when T > 0); ``inal``: into ``inal_id``; ``vectorized``: may differ
-    inside a pack (so not in ``pack_key``); ``config``: in ``config_id`` (every config value but the n
-    axis, the seed and the location; requested, not resolved, values)."""
-
-    path: str | None
-    flat: str
-    run: bool = True
-    inal: bool = False
-    vectorized: bool = False
-    config: bool = True
-
-
-FIELDS: tuple[Field, ...] = (
-    Field("n", "n", inal=True, config=False),
-    Field("c", "c", inal=True),  # the family's nominal c
-    Field("target.name", "target", inal=True),
-    # target.<param>: one field per family parameter, added by flat_values (inal=True, config=True)
-    Field(None, "target_params", run=False, config=False),  # resolved from the inputs: recorded, not hashed
-    Field("width", "width", inal=True),
-    Field("depth", "depth", inal=True),
-    Field("network.bias", "bias", inal=True),
-    Field("init.name", "init", inal=True),
-    Field("T", "T"),
-    Field("gamma", "gamma", vectorized=True),
-    Field("sigma", "sigma", vectorized=True),
-    Field("train.A", "A"),
-    Field("train.precision", "precision"),
-    Field("train.loss", "loss"),
-    Field("train.batch", "batch"),
-    Field("train.N", "N_spec"),
-    Field(None, "N", config=False),  # resolved from N_spec and n
-    Field("train.gamma_schedule", "gamma_schedule"),
-    Field("train.checkpoints", "checkpoints"),
-    Field("train.n_eval", "n_eval"),
-    Field("train.seed", "train_seed", vectorized=True, config=False),
-    Field("inal.estimator", "estimator", run=False),  # enters through the method it resolves to
-    Field(None, "inal_method", inal=True, config=False),  # resolved from the estimator and n
-    Field("inal.n_inits", "n_inits", inal=True),
-    Field("inal.n_inputs", "n_inputs", inal=True),
-    Field("inal.memory_budget_gb", "memory_budget_gb", run=False, config=False),  # a resource setting
-    Field("study", "study", run=False, config=False),
-    Field("results_dir", "results_dir", run=False, config=False),
-    Field("device", "device", run=False, config=False),
-)
-_LOCATION = ("study", "results_dir", "device")
-
-#: config groups and their keys (``target``'s keys are ``name`` plus the family's parameters)
-GROUPS: dict[str, tuple[str, ...]] = {}
-for _f in FIELDS:
-    if _f.path and "." in _f.path:
-        _group, _key = _f.path.split(".", 1)
-        GROUPS.setdefault(_group, ())
-        GROUPS[_group] += (_key,)
-#: top-level keys of a composed task config (``hydra`` is Hydra's, not the task's)
-KNOWN_KEYS: tuple[str, ...] = tuple(f.path for f in FIELDS if f.path and "." not in f.path) + tuple(GROUPS)
-
-RUN_KEYS = tuple(f.flat for f in FIELDS if f.run)
-INAL_KEYS = tuple(f.flat for f in FIELDS if f.inal)
-VECTORIZED_KEYS = tuple(f.flat for f in FIELDS if f.vectorized)
+RUN_KEYS = tuple(s.flat for s in SETTINGS if s.run)
+INAL_KEYS = tuple(s.flat for s in keys_of("inal"))
+VECTORIZED_KEYS = tuple(s.flat for s in keys_of("vectorized"))
 #: config_id of a runs row: every config value but n, train.seed and the location
-CONFIG_ID_KEYS = tuple(f.flat for f in FIELDS if f.config)
+CONFIG_ID_KEYS = tuple(s.flat for s in keys_of("config"))
 #: config_id of an inal row: the INAL config values but n (the estimator as requested)
-INAL_CONFIG_ID_KEYS = tuple(f.flat for f in FIELDS if f.config and (f.inal or f.flat == "estimator"))
+INAL_CONFIG_ID_KEYS = tuple(s.flat for s in keys_of("inal_config"))
 
 
 def config_id_keys(kind: str = "runs", target_params: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -205,24 +115,17 @@ def config_id_keys(kind: str = "runs", target_params: tuple[str, ...] = ()) -> t
 
 
 def flat_values(cfg: JobConfig) -> dict[str, Any]:
-    """The flat mapping of every value (``JobSpec.values``; the names of :data:`FIELDS`), with
-    ``target.<param>`` for each family parameter. ``checkpoints`` is a list or an int."""
-    t, net, tr, inal, loc = cfg.target, cfg.network, cfg.training, cfg.inal, cfg.location
-    values = {
-        "n": cfg.n, "c": t.c, "target": t.name, "target_params": t.resolved,
-        "width": net.width, "depth": net.depth, "bias": net.bias, "init": cfg.init.name,
-        "T": tr.T, "gamma": tr.gamma, "sigma": tr.sigma, "A": tr.A, "precision": tr.precision,
-        "loss": tr.loss, "batch": tr.batch, "N_spec": tr.N_spec, "N": tr.N,
-        "gamma_schedule": tr.gamma_schedule,
-        "checkpoints": list(tr.checkpoints) if isinstance(tr.checkpoints, tuple) else tr.checkpoints,
-        "n_eval": tr.n_eval, "train_seed": tr.seed,
-        "estimator": inal.estimator, "inal_method": inal.method, "n_inits": inal.n_inits,
-        "n_inputs": inal.n_inputs, "memory_budget_gb": inal.memory_budget_gb,
-        "study": loc.study, "results_dir": loc.results_dir, "device": loc.device,
-    }
-    for name, value in t.params:
+    """The flat mapping of every value (``JobSpec.values``; the names of ``sweeps.settings.SETTINGS``),
+    with ``target.<param>`` for each family parameter. Tuples (``checkpoints`` as a list of steps)
+    are given as lists."""
+    values = {flat: (list(v) if type(v) is tuple else v) for flat, v in zip(_FLAT_NAMES, _GET_ALL(cfg))}
+    for name, value in cfg.target.params:
         values[f"target.{name}"] = value
     return values
+
+
+_FLAT_NAMES = tuple(s.flat for s in SETTINGS)
+_GET_ALL = operator.attrgetter(*(s.attr for s in SETTINGS))
 
 
 def describe(mapping: Mapping[str, Any]) -> str:
