@@ -2,8 +2,12 @@
 
 Every run ``r`` of a stack follows, for ``t = 1..T``,
 
-    theta_t = theta_{t-1} - gamma_t [ E_x grad_theta L(NN_{theta_{t-1}}(x), fbar(x)) ]_A + Z_t,
+    theta_t = theta_{t-1} - gamma_t [ E_x grad_theta L(NN_{theta_{t-1}}(x), fbar(x)) + lambda theta_{t-1} ]_A + Z_t,
     Z_t ~ N(0, sigma^2 I)  i.i.d.  (the noise is added after the step and NOT multiplied by gamma)
+
+- ``lambda`` (``weight_decay``, default 0): the gradient is that of ``L + (lambda/2) ||theta||^2``
+  over all parameters, weights and biases, taken before the precision map ``[.]_A``; 0 leaves
+  the update exactly as without it.
 
 - ``[g]_A``: ``precision="clip"`` (default) clips every coordinate to ``[-A, A]``;
   ``precision="round"`` rounds every coordinate to the grid of step ``1/A``
@@ -92,6 +96,7 @@ class NGDConfig:
     checkpoints: int | Sequence[int] = 11
     n_eval: int = 8192
     gamma_schedule: str = "constant"
+    weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if not _is_int(self.T) or self.T < 0:
@@ -112,6 +117,9 @@ class NGDConfig:
             raise ValueError(f"NGDConfig.n_eval must be an integer >= 2, got {self.n_eval!r}")
         if self.gamma_schedule not in GAMMA_SCHEDULES:
             raise ValueError(f"NGDConfig.gamma_schedule must be one of {GAMMA_SCHEDULES}, got {self.gamma_schedule!r}")
+        wd = self.weight_decay
+        if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not math.isfinite(wd) or wd < 0:
+            raise ValueError(f"NGDConfig.weight_decay must be a finite float >= 0, got {wd!r}")
         ck = self.checkpoints
         if _is_int(ck):
             if ck < 1:
@@ -326,6 +334,8 @@ def train_noisy_gd(
                 x = rademacher_rows_at(batch_key, start, m, N, dtype=dtype)  # (R, m, N)
                 y = target_N(x).to(dtype)  # (R, m)
             loss_sum += _accumulate_gradient(stack, x, y, config.loss, 1.0 / B, grads, start == 0)
+        if config.weight_decay:  # grad of (lambda/2)||theta||^2, before [.]_A; skipped at 0 (bit-identical)
+            grad_flat.add_(flat, alpha=config.weight_decay)
         if config.precision == "clip":
             grad_flat.clamp_(-config.A, config.A)
         else:
