@@ -24,6 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from sweeps.settings import column_defaults  # the table of settings: plain Python
+
 __all__ = [
     "DATASETS", "RUNS_COLUMNS", "CURVES_COLUMNS", "INAL_COLUMNS", "Study",
     "find_study_dirs", "load_dataset", "load_runs", "load_curves", "load_inal", "load_study",
@@ -200,10 +202,12 @@ def _load_one(study_dir: str, name: str, filters: dict[str, Any],
         schema = dataset.schema
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         schema = None
-    if schema is None or _needs_unified_schema(dataset, files, fs):
+    expected = _expected_schema(name)
+    if schema is None or _needs_unified_schema(dataset, files, fs) or not set(expected.names) <= set(schema.names):
         # Files written at different times may disagree on a type (e.g. an all-null column).
         schemas = [ds.dataset(f, format="parquet", filesystem=fs).schema for f in files]
-        schema = pa.unify_schemas(schemas + [pa.schema([("target", pa.string())])],
+        # today's columns too: those added after a file was written read as null (a setting's: its default)
+        schema = pa.unify_schemas(schemas + [expected, pa.schema([("target", pa.string())])],
                                   promote_options="permissive")
         dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=fs,
                              partitioning=_HIVE, partition_base_dir=root)
@@ -222,6 +226,9 @@ def _load_one(study_dir: str, name: str, filters: dict[str, Any],
     expr = _filter_expression(schema, {back.get(k, k) if k not in schema.names else k: v for k, v in filters.items()})
     table = dataset.to_table(columns=read, filter=expr)
     frame = table.to_pandas()
+    for col, default in column_defaults(name).items():  # rows written before the setting existed ran at its default
+        if col in frame.columns and frame[col].isna().any():
+            frame[col] = frame[col].fillna(default)
     for old, new in legacy.items():  # a study of the previous layout (or one migrated half-way)
         if old in frame.columns:
             frame[new] = frame[new].fillna(frame[old]) if new in frame.columns else frame[old]
@@ -229,6 +236,13 @@ def _load_one(study_dir: str, name: str, filters: dict[str, Any],
     if columns is not None:
         frame = frame[[c for c in wanted if c in frame.columns]]
     return frame
+
+
+def _expected_schema(name: str) -> pa.Schema:
+    """The dataset's columns as the store writes them today (``sweeps.columns``: plain pyarrow)."""
+    from sweeps.columns import SCHEMAS
+
+    return SCHEMAS[name]
 
 
 def _needs_unified_schema(dataset: ds.Dataset, files: list[str], fs: pafs.FileSystem) -> bool:

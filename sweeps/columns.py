@@ -25,7 +25,7 @@ from .jobs import JobSpec
 from .settings import SETTINGS, Setting, stored_settings
 
 __all__ = ["Column", "TABLES", "RUNS_SCHEMA", "CURVES_SCHEMA", "INAL_SCHEMA", "SCHEMAS", "JOB_VALUES",
-           "PROVENANCE", "job_columns", "render_table", "check_row", "columns_of", "config_columns"]
+           "PROVENANCE", "ADDED_LATER", "job_columns", "render_table", "check_row", "columns_of", "config_columns"]
 
 _S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 _TS = pa.timestamp("us", tz="UTC")
@@ -86,6 +86,9 @@ class Column:
     names: tuple[str, ...]
     meaning: str
     source: str  # job | measured | provenance | path | mixed (a row of several sources)
+    #: added after studies existed: a file written before lacks these columns, read back as null
+    #: (``sweeps.store`` does not count such a file as corrupt; any other missing column it does)
+    added_later: bool = False
 
 
 _PROV_DOC = "provenance: code commit, host, device it ran on, torch and engine versions, UTC time written"
@@ -152,7 +155,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(("inal_boot_lo", "inal_boot_hi"), "95 % bootstrap-t interval of the layer's INAL over its inits "
                                                  "(`inal_core.inal_summary.bootstrap_t_interval`; NaN with fewer "
                                                  "than 2 inits; null in studies written before it existed)",
-               "measured"),
+               "measured", added_later=True),
         Column(("is_max",), "the layer attaining INAL = max over layers", "measured"),
         Column(("n_inits", "n_inputs"), "initializations; inputs per init (2^n for exact)", "measured"),
         Column(("selected_inal", "selected_inal_se", "selected_layer_a", "selected_layer_b"),
@@ -161,7 +164,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
                "the other, the two averaged; its standard error (NaN / -1 with fewer than 4 inits)", "measured"),
         Column(("selected_inal_boot_lo", "selected_inal_boot_hi"),
                "95 % bootstrap-t interval of `selected_inal` (each half resampled, the layer choices held fixed)",
-               "measured"),
+               "measured", added_later=True),
         Column(("seed",), "the setting's derived seed", "job"),
         Column(("wall_s",), "seconds of the estimate", "measured"),
         Column(PROVENANCE, _PROV_DOC, "provenance"),
@@ -174,7 +177,9 @@ def _with_new_settings(kind: str, table: tuple[Column, ...]) -> tuple[Column, ..
     added to ``sweeps.settings``), in table order, placed before the provenance columns: adding a
     setting needs no edit here. Files written before it lack the column (read back as null)."""
     named = {name for col in table for name in col.names}
-    new = tuple(Column((s.column,), f"{s.doc}{f' ({s.unit})' if s.unit else ''}; config key `{s.path}`", "job")
+    new = tuple(Column((s.column,), f"{s.doc}{f' ({s.unit})' if s.unit else ''}; config key `{s.path}`"
+                       + ("; null in studies written before it existed" if s.omit_at_default else ""), "job",
+                       added_later=s.omit_at_default)
                 for s in stored_settings(kind) if s.column not in named)
     if not new:
         return table
@@ -195,6 +200,10 @@ def columns_of(kind: str, source: str | None = None) -> tuple[str, ...]:
 def _schema(kind: str) -> pa.Schema:
     return pa.schema([(name, column_type(kind, name)) for name in columns_of(kind)])
 
+
+#: per dataset, the columns a file written before they existed may lack (null when read back)
+ADDED_LATER: dict[str, frozenset[str]] = {kind: frozenset(n for col in table if col.added_later for n in col.names)
+                                          for kind, table in TABLES.items()}
 
 RUNS_SCHEMA = _schema("runs")
 CURVES_SCHEMA = _schema("curves")

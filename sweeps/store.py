@@ -21,9 +21,11 @@ The ``target`` column lives only in the path (hive partitioning); readers get it
 Every file carries in its footer ``inal.schema_version`` ("2"), ``inal.kind``, ``inal.ids`` (the
 sorted ids it holds, comma-separated), ``inal.rows``; runs files also ``inal.status`` (``ok``:
 ok and diverged runs; ``failed``) and ``inal.curve_rows`` (rows of the curves file of the same
-name). A file is **sound** when its footer reads, its metadata match, its Arrow schema equals the
-expected one (field names and types, exactly), its row count is the recorded one and its id
-column holds exactly the recorded ids. A file that fails is **proven corrupt** and moved to
+name). A file is **sound** when its footer reads, its metadata match, its Arrow schema holds the
+expected columns with their types (in any order; a file written before a column was added may
+lack it when that column is one of ``sweeps.columns.ADDED_LATER``: it reads back as null, a
+setting's column as the setting's default), its row count is the recorded one and its id column
+holds exactly the recorded ids (``schema_difference`` says what else is wrong). A file that fails is **proven corrupt** and moved to
 ``_quarantine/`` (its cells are then recomputed); a transient read error (``OSError``:
 permissions, timeouts, a flaky NFS or object store) is retried three times and then stops the
 scan with :class:`StoreReadError`, never quarantining a file. Two scans at once may both find a
@@ -46,12 +48,18 @@ What a reader sees:
 Studies written by the previous layout (schema version 1: one file per run named by its id,
 columns ``corr``/``corr_se``/``T`` before 02909a3) are migrated in place by
 ``python -m sweeps.store migrate <results_dir>/<study>``; a scan that meets such a file stops
-with that command in its message instead of quarantining it.
+with that command in its message instead of quarantining it. ``migrate`` also carries identities
+forward (``carry_identities``): each row's ``run_id``, ``inal_id`` and ``config_id`` are recomputed
+from its stored config columns with today's validation (a study written before the typed spec,
+0767b9c and earlier, hashed another payload), so a rerun of the same command finds every cell
+complete; rows of another engine version are moved to ``<study>/_superseded/`` (kept, never
+counted beside the recomputed ones); rows whose config cannot be read back are left as they are.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import posixpath
 import sys
@@ -64,7 +72,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .columns import CURVES_SCHEMA, INAL_SCHEMA, RUNS_SCHEMA
+from .columns import ADDED_LATER, CURVES_SCHEMA, INAL_SCHEMA, RUNS_SCHEMA
 
 __all__ = ["ResultsStore", "RUNS_SCHEMA", "CURVES_SCHEMA", "INAL_SCHEMA", "SCHEMA_VERSION", "DATASETS",
            "StoreReadError", "LegacyLayoutError", "migrate_study"]
@@ -156,11 +164,13 @@ class ResultsStore:
 
     def _table(self, kind: str, columns: Mapping[str, Sequence[Any]], meta: Mapping[str, str]) -> Tuple[pa.Table, List[str]]:
         schema, _ = DATASETS[kind]
-        missing = [f.name for f in schema if f.name not in columns]
+        missing = [f.name for f in schema if f.name not in columns and f.name not in ADDED_LATER[kind]]
         if missing:
             raise ValueError(f"{kind} rows lack columns {missing}")
-        return self._with_footer(kind, pa.Table.from_pydict({f.name: list(columns[f.name]) for f in schema},
-                                                            schema=schema), meta)
+        rows = len(next(iter(columns.values()))) if columns else 0  # an older file's rows: added columns null
+        return self._with_footer(kind, pa.Table.from_pydict(
+            {f.name: list(columns[f.name]) if f.name in columns else [None] * rows for f in schema},
+            schema=schema), meta)
 
     def _with_footer(self, kind: str, table: pa.Table, meta: Mapping[str, str]) -> Tuple[pa.Table, List[str]]:
         """``table`` (the dataset's columns, typed) with the footer metadata: schema version, kind,
@@ -307,10 +317,9 @@ class ResultsStore:
                 if meta.get("inal.kind") != kind or "inal.ids" not in meta:
                     return None, f"metadata kind {meta.get('inal.kind')!r} (expected {kind!r}) or ids missing"
                 if not pf.schema_arrow.remove_metadata().equals(schema):
-                    got = {f.name: str(f.type) for f in pf.schema_arrow}
-                    want = {f.name: str(f.type) for f in schema}
-                    diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
-                    return None, f"schema differs from the expected {kind} schema in {diff}"
+                    reason = schema_difference(kind, pf.schema_arrow)
+                    if reason:
+                        return None, reason
                 if pf.metadata.num_rows != int(meta.get("inal.rows", -1)) or pf.metadata.num_rows < 1:
                     return None, f"row count {pf.metadata.num_rows} != recorded {meta.get('inal.rows')}"
                 ids = pf.read(columns=[id_col]).column(id_col)
@@ -565,9 +574,40 @@ class ResultsStore:
         schema, _ = DATASETS[kind]
         if not self._list(kind):
             return schema.append(pa.field("target", pa.string())).empty_table()
-        dataset = ds.dataset(self.dataset_path(kind), filesystem=self.fs, format="parquet",
-                             partitioning="hive", ignore_prefixes=[".", "_"])
-        return dataset.to_table()
+        # today's schema: a file written before a column existed reads it as null (a setting's: its default)
+        dataset = ds.dataset(self.dataset_path(kind), schema=schema.append(pa.field("target", pa.string())),
+                             filesystem=self.fs, format="parquet", partitioning="hive", ignore_prefixes=[".", "_"])
+        return _fill_setting_defaults(kind, dataset.to_table())
+
+
+def _fill_setting_defaults(kind: str, table: pa.Table) -> pa.Table:
+    """Nulls of a setting's column (rows written before the setting existed) as its default: those
+    rows were computed at it (a setting added later is hashed only away from its default)."""
+    from .settings import column_defaults
+
+    for name, default in column_defaults(kind).items():
+        if name in table.column_names and table.column(name).null_count:
+            i = table.column_names.index(name)
+            table = table.set_column(i, table.field(i), pc.fill_null(table.column(name), default))
+    return table
+
+
+def schema_difference(kind: str, got: pa.Schema) -> str:
+    """Why a file's Arrow schema cannot hold ``kind`` rows ("" when it can). A file may lack the
+    columns added since it was written (``sweeps.columns.ADDED_LATER``: read back as null) and hold
+    its columns in another order; a column of another type, an unknown column, or a missing column
+    that has no null meaning make it corrupt."""
+    schema, _ = DATASETS[kind]
+    want = {f.name: f.type for f in schema}
+    have = {f.name: f.type for f in got}
+    wrong = sorted(k for k in have if k in want and not have[k].equals(want[k]))
+    unknown = sorted(k for k in have if k not in want)
+    missing = sorted(k for k in want if k not in have and k not in ADDED_LATER[kind])
+    if not (wrong or unknown or missing):
+        return ""
+    parts = [f"{k} is {have[k]} (expected {want[k]})" for k in wrong]
+    parts += [f"unknown column {k}" for k in unknown] + [f"missing column {k}" for k in missing]
+    return f"schema differs from the expected {kind} schema: " + "; ".join(parts)
 
 
 def _chunks(entries: List[FileEntry], max_rows: int) -> Iterable[List[FileEntry]]:
@@ -649,6 +689,191 @@ def migrate_study(study_root: str) -> Dict[str, int]:
                 for p in chunk:
                     fs.delete_file(p)
     _pair_migrated_curves(store)
+    counts.update(carry_identities(store))
+    return counts
+
+
+# --------------------------------------------------------------------------- identities carried forward
+
+
+def _parse_resolved(text: str) -> Dict[str, Any]:
+    """``k=2,subset=first,subset_seed=0`` (the ``target_params`` column) as typed values."""
+    import yaml
+
+    out: Dict[str, Any] = {}
+    for part in filter(None, (text or "").split(",")):
+        key, _, raw = part.partition("=")
+        value = yaml.safe_load(raw) if raw not in ("", "None") else None
+        out[key] = value
+    return out
+
+
+def _row_config(row: Mapping[str, Any], target: str, defaults: Mapping[str, Any], store: "ResultsStore",
+                kind: str) -> Dict[str, Any]:
+    """The config a stored row was computed from, read back from its columns (``sweeps.settings``:
+    each stored setting's column; settings not stored take today's defaults, which decide no identity
+    but the memory budget's choice of method); the target's inputs from ``target_params``."""
+    import copy
+    import json
+
+    from inal_core.targets import FAMILIES
+
+    from .settings import SETTINGS
+
+    cfg = copy.deepcopy(dict(defaults))
+    cfg["study"], cfg["results_dir"] = store.study, store.results_dir
+    for s in SETTINGS:
+        if not s.path or not s.column or s.column not in row:
+            continue
+        # inal rows store the setting's own columns, and the counts it ran with (requested = used but
+        # n_inputs of exact enumeration, which the caller resets); their `seed` is the INAL seed
+        if kind not in s.stored_in and not (kind == "inal" and s.flat in ("n_inits", "n_inputs")):
+            continue
+        value = row[s.column]
+        if value is None:
+            continue  # a column added later (null): the setting's default, already in cfg
+        if s.to_column is not None:
+            value = json.loads(value)
+        if s.read is not None and s.read.null is not None and value == s.read.null:
+            value = None
+        group, _, key = s.path.rpartition(".")
+        (cfg.setdefault(group, {}) if group else cfg)[key] = value
+    family = FAMILIES[target]
+    resolved = _parse_resolved(row.get("target_params") or "")
+    cfg["target"] = {"name": target, **{k: v for k, v in resolved.items() if k in family.param_names
+                                        and not (family.c_rule == "degree" and k == "k")}}
+    return cfg
+
+
+def carry_identities(store: "ResultsStore") -> Dict[str, int]:
+    """Recompute each stored row's identities (``run_id``, ``inal_id``, ``config_id``) from its config
+    columns with today's validation, and rewrite the files whose ids changed (a study written before
+    the typed spec, whose hashes differ): a rerun of the same command then finds every cell
+    complete. Rows of another engine version (their numbers would differ today) are superseded:
+    moved to ``<study>/_superseded/`` (kept, never read beside the new rows; their cells are
+    recomputed). Rows whose config cannot be read back, or that today's validation refuses, are
+    left exactly as they are (counted as ``rows_unreadable``). Idempotent; returns counts of rows."""
+    import inal_core
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from .schema import ConfigError, validate_job
+
+    with initialize_config_module("sweeps.conf", version_base="1.3"):
+        defaults = OmegaConf.to_container(compose("config"), resolve=True)
+    engine = int(inal_core.ENGINE_VERSION)
+    counts = {"rows_reidentified": 0, "rows_superseded": 0, "rows_unreadable": 0}
+    inal_map: Dict[str, Tuple[str, str, int]] = {}  # old inal_id -> (new inal_id, inal config_id, inal seed)
+    run_map: Dict[str, Optional[str]] = {}  # old run_id -> new run_id (None: superseded)
+    cache: Dict[Tuple, Any] = {}
+
+    def job_of(row, target, kind):
+        """The row's job today, or None where its config cannot be read back or is refused today
+        (such rows are left exactly as they are: nothing is lost or guessed)."""
+        try:
+            cfg = _row_config(row, target, defaults, store, kind)
+            key = repr(cfg)
+            if key not in cache:
+                cache[key] = validate_job(cfg)
+        except (ConfigError, KeyError, TypeError, ValueError):  # JSONDecodeError is a ValueError
+            return None
+        return cache[key]
+
+    def rewrite(kind: str, entry: "FileEntry", table: pa.Table, superseded: pa.Table | None) -> None:
+        if superseded is not None and superseded.num_rows:
+            dest = posixpath.join(store.root, "_superseded", kind, posixpath.basename(posixpath.dirname(entry.path)))
+            store.fs.create_dir(dest, recursive=True)
+            pq.write_table(superseded, posixpath.join(dest, posixpath.basename(entry.path)), filesystem=store.fs)
+        if table.num_rows == 0:
+            store.fs.delete_file(entry.path)
+            return
+        meta = {k: v for k, v in entry.meta.items() if k in ("inal.status", "inal.curve_rows")}
+        if kind == "runs" and "inal.curve_rows" in meta:
+            meta["inal.curve_rows"] = str(curve_rows.get(posixpath.basename(entry.path), meta["inal.curve_rows"]))
+        new, _ = store._with_footer(kind, table.replace_schema_metadata(None), meta)
+        store._put(new, entry.path)
+
+    curve_rows: Dict[str, int] = {}
+    runs_entries = store.scan("runs")
+    plans = []
+    for entry in runs_entries:
+        table = pq.read_table(entry.path, filesystem=store.fs).replace_schema_metadata(None)
+        rows = table.to_pylist()
+        keep, new_ids = [], {"run_id": [], "inal_id": [], "config_id": []}
+        for row in rows:
+            job = job_of(row, entry.target, "runs")
+            if job is None:  # kept as it is
+                counts["rows_unreadable"] += 1
+                run_map[row["run_id"]] = row["run_id"]
+                keep.append(True)
+                for col in new_ids:
+                    new_ids[col].append(row[col])
+                continue
+            if row.get("engine_version") != engine:  # its numbers would differ today: superseded
+                run_map[row["run_id"]] = None
+                keep.append(False)
+                continue
+            run_map[row["run_id"]] = job.run_id
+            inal_map.setdefault(row["inal_id"], (job.inal_id, job.inal_config_id, job.inal_seed))
+            keep.append(True)
+            new_ids["run_id"].append(job.run_id)
+            new_ids["inal_id"].append(job.inal_id)
+            new_ids["config_id"].append(job.config_id)
+        plans.append((entry, table, keep, new_ids))
+    # curves first (a runs file names the curve rows it has): the same mapping of run ids
+    for entry in store.scan("curves"):
+        table = pq.read_table(entry.path, filesystem=store.fs).replace_schema_metadata(None)
+        old = table.column("run_id").to_pylist()
+        if all(run_map.get(r, r) == r for r in old):
+            continue
+        mask = pa.array([run_map.get(r, r) is not None for r in old])
+        kept = table.filter(mask)
+        kept = kept.set_column(kept.column_names.index("run_id"), "run_id",
+                               pa.array([run_map.get(r, r) for r in kept.column("run_id").to_pylist()], pa.string()))
+        curve_rows[posixpath.basename(entry.path)] = kept.num_rows
+        rewrite("curves", entry, kept, table.filter(pc.invert(mask)))
+    for entry, table, keep, new_ids in plans:
+        old_ids = table.column("run_id").to_pylist()
+        changed = [o for o, k in zip(old_ids, keep) if k and run_map[o] != o]
+        if not changed and all(keep) and new_ids["config_id"] == table.column("config_id").to_pylist():
+            continue
+        mask = pa.array(keep)
+        kept = table.filter(mask)
+        for col, values in new_ids.items():
+            kept = kept.set_column(kept.column_names.index(col), col, pa.array(values, pa.string()))
+        counts["rows_reidentified"] += kept.num_rows
+        counts["rows_superseded"] += table.num_rows - kept.num_rows
+        rewrite("runs", entry, kept, table.filter(pc.invert(mask)))
+    for entry in store.scan("inal"):
+        table = pq.read_table(entry.path, filesystem=store.fs).replace_schema_metadata(None)
+        rows = table.to_pylist()
+        keep, ids, cids, seeds = [], [], [], []
+        for row in rows:
+            hit = inal_map.get(row["inal_id"])
+            if hit is None:  # no run names it (an INAL-only study): read its config back from the row
+                cfg_row = dict(row, n_inputs=row["n_inputs"] if row.get("method") != "exact" else None)
+                job = job_of(cfg_row, entry.target, "inal")
+                if job is None:  # kept as it is
+                    counts["rows_unreadable"] += 1
+                    hit = (row["inal_id"], row["config_id"], row["seed"])
+                else:
+                    hit = (job.inal_id, job.inal_config_id, job.inal_seed)
+            ok = row.get("engine_version") == engine or hit[0] == row["inal_id"]
+            keep.append(ok)
+            if ok:
+                ids.append(hit[0])
+                cids.append(hit[1])
+                seeds.append(hit[2])
+        if all(keep) and ids == table.column("inal_id").to_pylist() and cids == table.column("config_id").to_pylist():
+            continue
+        mask = pa.array(keep)
+        kept = table.filter(mask)
+        for col, values, typ in (("inal_id", ids, pa.string()), ("config_id", cids, pa.string()),
+                                 ("seed", seeds, pa.int64())):
+            kept = kept.set_column(kept.column_names.index(col), col, pa.array(values, typ))
+        counts["rows_reidentified"] += kept.num_rows
+        counts["rows_superseded"] += table.num_rows - kept.num_rows
+        rewrite("inal", entry, kept, table.filter(pc.invert(mask)))
     return counts
 
 
