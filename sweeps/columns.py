@@ -13,7 +13,6 @@ with what it ran) or ``"path"`` (the hive partition ``target=<name>``: in the pa
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from dataclasses import dataclass

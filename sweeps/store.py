@@ -59,7 +59,6 @@ counted beside the recomputed ones); rows whose config cannot be read back are l
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import posixpath
 import sys
