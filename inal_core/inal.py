@@ -1,6 +1,7 @@
-"""Initial alignment (INAL) between a Boolean target and a randomly initialized ReLU network.
+"""Initial alignment (INAL) between a Boolean target and a randomly initialized network.
 
-Definition (SCIENCE.md §4): for a neuron ``v`` (hidden: post-ReLU; output: the linear output),
+Definition (SCIENCE.md §4): for a neuron ``v`` (hidden: post-activation, ``spec.activation``,
+ReLU by default; output: the linear output),
 
     INAL(f, NN) = max over layers l of  E_theta[ mean over neurons v of layer l of (E_x[f(x) v_theta(x)])^2 ].
 
@@ -37,6 +38,9 @@ Engines, with their costs per neuron (``n`` bits):
   a depth-1 network is linear in the hidden neurons, ``E[f out] = sum_v a_v E[f v] + b fhat(empty)``,
   so it costs nothing extra. For ``M <= 16`` (small juntas) the engine broadcasts
   ``relu(p_a + c_h)`` instead (``3 M`` FLOPs per neuron and sample, a matrix-vector product).
+  Other activations: ``sign`` and ``identity`` have split forms of their own (``step``, ``linear``;
+  ``inal_core.activations``); ``tanh`` has none, so its exact INAL uses the plain engine and its
+  junta estimate the split engine only when broadcasting (``M <= 16``).
 
 Accumulation is in float64. Memory stays under ``memory_budget_bytes`` by chunking over inits and
 inputs; ``exact_memory_bytes`` gives the smallest footprint of the exact method and ``check_inal_request``
@@ -54,6 +58,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .activations import ACTIVATIONS
 from .cube import enumerate_cube, sample_cube
 from .inal_split import BROADCAST_MAX_M, SplitFirstLayer, choose_split, split_unit_bytes, truth_table_int8
 from .networks import NetworkSpec, ReluStack, init_relu_stack
@@ -223,12 +228,13 @@ def estimate_inal(
     input_seed = seed if input_seed is None else input_seed
     # the split engine needs the int8 truth table (plus its row ids): only when that is a small part of the budget
     split = engine == "auto" and spec.depth == 1 and (1 << n) * 12 * 4 <= budget
+    split_form = ACTIVATIONS[spec.activation].split  # None (tanh): exact INAL by the plain engine
     L = spec.num_layers
     per_init = np.empty((n_inits, L))
 
     if used == "exact":
         n_used = 1 << n
-        choice = choose_split(truth_table_int8(target, n, device), n) if split else None
+        choice = choose_split(truth_table_int8(target, n, device), n) if split and split_form is not None else None
         plan = None
         if choice is not None:
             low, (patterns, pattern_id) = choice
@@ -255,7 +261,8 @@ def estimate_inal(
                 corr = torch.empty(R * w, dtype=torch.float64, device=device)
                 for u0 in range(0, R * w, block):
                     u1 = min(u0 + block, R * w)
-                    eng = SplitFirstLayer(W[..., u0:u1], None if b1 is None else b1[:, u0:u1], low_idx, high_idx, patterns)
+                    eng = SplitFirstLayer(W[..., u0:u1], None if b1 is None else b1[:, u0:u1], low_idx, high_idx, patterns,
+                                          spec.activation)
                     corr[u0:u1] = eng.hidden(x_high, pattern_id)[0].sum(-1) / H  # (G,)
                 corr = corr.reshape(R, w)
                 a = stack.weights[1].to(torch.float64)[:, :, 0]  # (R, w)
@@ -293,7 +300,7 @@ def estimate_inal(
             x_j = torch.ones(M, n, dtype=dtype, device=device)
             x_j[:, J] = enumerate_cube(len(J), dtype=dtype, device=device)
             g = target(x_j).to(dtype)  # (M,): f on the relevant bits (others are irrelevant)
-        use_split = split and used == "junta"
+        use_split = split and used == "junta" and (M <= BROADCAST_MAX_M or split_form is not None)
         if use_split:
             model = _split_model(n, spec, len(J), 1, False)
         else:
@@ -308,7 +315,8 @@ def estimate_inal(
             S = [torch.zeros(R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
             Q = [torch.zeros(R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
             if use_split:
-                eng = SplitFirstLayer(stack.weights[0], stack.biases[0], J, others, g.to(torch.float64).unsqueeze(0))
+                eng = SplitFirstLayer(stack.weights[0], stack.biases[0], J, others, g.to(torch.float64).unsqueeze(0),
+                                      spec.activation)
                 a = stack.weights[1].to(torch.float64)[:, :, 0]  # (Rc, w)
                 b2 = None if stack.biases[1] is None else stack.biases[1].to(torch.float64)[:, 0]
             for s0 in range(0, m, rows):

@@ -4,7 +4,8 @@ A planner that validates 10^6 cells, or finds a study complete, needs the engine
 none of their tensors; importing torch costs about 2 s on a small machine. So the facts planning
 needs live here, once, and the torch modules import them from here:
 
-- ``NetworkSpec`` and ``INITS`` (re-exported by ``inal_core.networks``);
+- ``NetworkSpec``, ``INITS`` and ``ACTIVATIONS`` (re-exported by ``inal_core.networks``; the
+  activation registry itself lives in ``inal_core.activations``, which imports no torch either);
 - the INAL request check: ``METHODS``, ``MAX_EXACT_BITS``, the method ``auto`` resolves to, and
   the memory model of the smallest chunk (``check_inal_request``, ``exact_memory_bytes``,
   re-exported by ``inal_core.inal``, which chunks its work with the same model);
@@ -22,10 +23,12 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
+from .activations import ACTIVATIONS
 from .targets import Target
 
 __all__ = [
     "INITS",
+    "ACTIVATIONS",
     "NetworkSpec",
     "METHODS",
     "MAX_EXACT_BITS",
@@ -51,9 +54,10 @@ INITS = ("normal", "normal_bias1", "rademacher")
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """Shape and initialization of one fully connected ReLU network.
+    """Shape, hidden activation and initialization of one fully connected network.
 
-    ``layer_sizes`` is ``[input_dim] + [width] * depth + [1]``; ``num_parameters`` is ``E``
+    ``activation`` names an entry of ``ACTIVATIONS`` (``inal_core.activations``; default ``relu``),
+    applied to every hidden neuron; the output neuron is linear. ``layer_sizes`` is ``[input_dim] + [width] * depth + [1]``; ``num_parameters`` is ``E``
     (weights and biases), e.g. input 4, width 3, depth 1: ``4*3 + 3 + 3*1 + 1 = 19``.
     """
 
@@ -62,6 +66,7 @@ class NetworkSpec:
     depth: int
     bias: bool = True
     init: str = "normal"
+    activation: str = "relu"
 
     def __post_init__(self) -> None:
         for key in ("input_dim", "width", "depth"):
@@ -70,6 +75,8 @@ class NetworkSpec:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -114,12 +121,13 @@ def dtype_bytes(dtype: Any) -> int:
 
 
 def resolve_method(method: str, target: Target, spec: NetworkSpec) -> str:
-    """The estimator ``method`` stands for: ``auto`` is ``exact`` for n <= 16 (n <= 22 at depth 1),
-    else ``junta`` when the target has at most 10 relevant bits, else ``mc``."""
+    """The estimator ``method`` stands for: ``auto`` is ``exact`` for n <= 16 (n <= 22 at depth 1
+    when the split engine serves the activation), else ``junta`` when the target has at most 10
+    relevant bits, else ``mc``."""
     if method != "auto":
         return method
     n = target.n
-    if n <= 16 or (spec.depth == 1 and n <= 22):
+    if n <= 16 or (spec.depth == 1 and n <= 22 and ACTIVATIONS[spec.activation].split is not None):
         return "exact"
     if len(target.relevant_bits) <= 10:
         return "junta"
