@@ -31,6 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from inal_core.targets import parse_extension  # torch-free: the one parser of the extension rule
+
 __all__ = ["SyntheticTarget", "network_size", "write_synthetic_study", "synthetic_tables"]
 
 SCHEMA_VERSION = "1"
@@ -77,11 +79,7 @@ def network_size(input_dim: int, width: int, depth: int, bias: bool = True) -> i
 
 
 def _extension(n: int, spec: str) -> int:
-    if spec == "n^2":
-        return n * n
-    if spec == "2n":
-        return 2 * n
-    return int(spec)
+    return parse_extension(spec, n)[1]  # the one parser of the rule (inal_core.targets)
 
 
 def _hash_id(*parts) -> str:

@@ -6,9 +6,11 @@ needs live here, once, and the torch modules import them from here:
 
 - ``NetworkSpec``, ``INITS`` and ``ACTIVATIONS`` (re-exported by ``inal_core.networks``; the
   activation registry itself lives in ``inal_core.activations``, which imports no torch either);
-- the INAL request check: ``METHODS``, ``MAX_EXACT_BITS``, the method ``auto`` resolves to, and
-  the memory model of the smallest chunk (``check_inal_request``, ``exact_memory_bytes``,
-  re-exported by ``inal_core.inal``, which chunks its work with the same model);
+- the INAL estimators, one ``ESTIMATORS`` entry each (request check, memory model of the smallest
+  chunk, inputs per init, and the engine function in ``inal_core.inal`` by name, imported only
+  when an estimate runs), ``METHODS`` (``auto`` and the estimators), the method ``auto`` resolves
+  to, and the request check (``check_inal_request``, ``exact_memory_bytes``, re-exported by
+  ``inal_core.inal``, which chunks its work with the same model);
 - the noisy-GD settings the engine takes (``PRECISIONS``, ``GAMMA_SCHEDULES``), the batch it uses
   (``ngd_batch``) and its cost per step (``ngd_flops_per_step``), re-exported by ``inal_core.ngd``.
 
@@ -19,9 +21,10 @@ import no torch either.
 
 from __future__ import annotations
 
+import importlib
 import numbers
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .activations import ACTIVATIONS
 from .targets import Target
@@ -30,6 +33,8 @@ __all__ = [
     "INITS",
     "ACTIVATIONS",
     "NetworkSpec",
+    "Estimator",
+    "ESTIMATORS",
     "METHODS",
     "MAX_EXACT_BITS",
     "DEFAULT_N_INPUTS",
@@ -104,7 +109,6 @@ class NetworkSpec:
 
 # --------------------------------------------------------------------------- INAL requests
 
-METHODS = ("auto", "exact", "mc", "junta")
 DEFAULT_N_INPUTS = 1 << 16
 MAX_EXACT_BITS = 32
 _MAX_JUNTA_BITS = 20
@@ -157,6 +161,61 @@ def exact_memory_bytes(n: int, spec: NetworkSpec, *, dtype: Any = "torch.float32
     return int(fixed + per_init + per_row_shared + per_row)
 
 
+def _check_exact(target: Target, spec: NetworkSpec) -> None:
+    if target.n > MAX_EXACT_BITS:
+        raise ValueError(f"method='exact' enumerates 2^n inputs; n={target.n} exceeds {MAX_EXACT_BITS}: use 'mc' or 'junta'")
+
+
+def _check_junta(target: Target, spec: NetworkSpec) -> None:
+    if len(target.relevant_bits) > _MAX_JUNTA_BITS:
+        raise ValueError(f"method='junta' sums over 2^|J| inputs; the target has |J|={len(target.relevant_bits)} "
+                         f"> {_MAX_JUNTA_BITS} relevant bits: use 'mc'")
+
+
+def _sampled_inputs(n: int, n_inputs: int | None) -> int:
+    return n_inputs or DEFAULT_N_INPUTS
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """One INAL estimator (SCIENCE.md §4): its request check, memory model, input count and engine.
+
+    ``check(target, spec)`` raises ``ValueError`` for a request it cannot serve;
+    ``smallest_chunk_bytes(target, spec, dtype)`` is the memory of its smallest chunk (one init);
+    ``network_inputs(n, n_inputs)`` the network inputs per init (the planner's cost model; junta's
+    ``m 2^|J|`` is about ``n_inputs``); ``engine`` is ``"module:function"`` inside ``inal_core``, the
+    function ``(request) -> (per_init, inputs per init)``, imported only when an estimate runs (torch).
+    """
+
+    name: str
+    check: Callable[[Target, NetworkSpec], None]
+    smallest_chunk_bytes: Callable[[Target, NetworkSpec, Any], int]
+    network_inputs: Callable[[int, "int | None"], int]
+    engine: str
+    doc: str = ""
+
+    def estimator(self) -> Callable:
+        module, _, name = self.engine.partition(":")
+        return getattr(importlib.import_module(f".{module}", __package__), name)
+
+
+ESTIMATORS: dict[str, Estimator] = {
+    "exact": Estimator(
+        "exact", _check_exact, lambda target, spec, dtype: exact_memory_bytes(target.n, spec, dtype=dtype),
+        lambda n, n_inputs: 1 << n, "inal:exact_per_init", doc="all 2^n inputs; corr_v exactly, then squared"),
+    "mc": Estimator(
+        "mc", lambda target, spec: None,
+        lambda target, spec, dtype: sum(plain_chunk_model(target.n, spec, dtype, 1, False)),
+        _sampled_inputs, "inal:sampled_per_init", doc="i.i.d. inputs; the U-statistic (S^2 - Q) / (m (m-1))"),
+    "junta": Estimator(
+        "junta", _check_junta,
+        lambda target, spec, dtype: sum(plain_chunk_model(target.n, spec, dtype, 1 << len(target.relevant_bits), False)),
+        _sampled_inputs, "inal:sampled_per_init",
+        doc="exact sum over the relevant bits J, samples of the others; the same U-statistic"),
+}
+METHODS = ("auto", *ESTIMATORS)  # "auto" resolves to an estimator (resolve_method)
+
+
 def _check_device(device: Any) -> None:
     """``"cpu"`` is always there; any other device is parsed, and CUDA's presence checked, by torch."""
     if str(device) == "cpu":
@@ -199,16 +258,9 @@ def check_inal_request(
     _check_device(device)
     used = resolve_method(method, target, spec)
     n = target.n
-    if used == "exact" and n > MAX_EXACT_BITS:
-        raise ValueError(f"method='exact' enumerates 2^n inputs; n={n} exceeds {MAX_EXACT_BITS}: use 'mc' or 'junta'")
-    if used == "exact":
-        need = exact_memory_bytes(n, spec, dtype=dtype)
-    else:
-        M = 1 << len(target.relevant_bits) if used == "junta" else 1
-        if used == "junta" and len(target.relevant_bits) > _MAX_JUNTA_BITS:
-            raise ValueError(f"method='junta' sums over 2^|J| inputs; the target has |J|={len(target.relevant_bits)} "
-                             f"> {_MAX_JUNTA_BITS} relevant bits: use 'mc'")
-        need = sum(plain_chunk_model(n, spec, dtype, M, False))
+    estimator = ESTIMATORS[used]
+    estimator.check(target, spec)
+    need = estimator.smallest_chunk_bytes(target, spec, dtype)
     if need > memory_budget_bytes:
         raise ValueError(
             f"memory_budget_bytes={int(memory_budget_bytes)} is too small for INAL method={used!r} with n={n}, "

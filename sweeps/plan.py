@@ -35,7 +35,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from inal_core.specs import NetworkSpec, ngd_batch, ngd_flops_per_step  # plain Python: no torch import
+from inal_core.specs import ESTIMATORS, NetworkSpec, ngd_batch, ngd_flops_per_step  # plain Python: no torch import
 
 from .jobs import VECTORIZED_KEYS, JobSpec, run_id_with, with_run_values
 
@@ -310,11 +310,11 @@ def pack_cost(job: JobSpec) -> float:
 
 
 def inal_cost(job: JobSpec) -> float:
-    """FLOPs of the INAL estimate of ``job``: ``n_inits`` forward passes over its inputs
-    (``n_inputs`` for Monte Carlo, the ``2^n`` cube otherwise)."""
+    """FLOPs of the INAL estimate of ``job``: ``n_inits`` forward passes over the network inputs per
+    init that its estimator declares (``inal_core.specs.ESTIMATORS``)."""
     v = job.values
     spec = NetworkSpec(v["n"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
-    inputs = v["n_inputs"] if v.get("inal_method") == "mc" and v["n_inputs"] else 2 ** v["n"]
+    inputs = ESTIMATORS[v["inal_method"]].network_inputs(v["n"], v["n_inputs"] or None)
     return float(v["n_inits"]) * spec.flops_forward(inputs)
 
 

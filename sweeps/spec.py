@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from inal_core.targets import FAMILIES
+from inal_core.targets import get_family
 
 __all__ = [
     "TargetSpec", "Network", "Init", "Training", "InalEstimator", "Location", "JobConfig",
@@ -52,7 +52,7 @@ class TargetSpec:
 
     def make(self, n: int):
         """The ``inal_core`` target on ``n`` bits (built by the family's registry entry)."""
-        return FAMILIES[self.name].build(n, self.c, dict(self.params))
+        return get_family(self.name).build(n, self.c, dict(self.params))  # imports a user's family by its path
 
 
 @dataclass(frozen=True)
