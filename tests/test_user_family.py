@@ -119,6 +119,10 @@ def test_user_family_runs_on_ray_from_its_own_directory(ray_address, user_dir):
     assert len(study.runs) == 4 and set(study.runs.status) == {"ok"}
     assert set(study.runs.target) == {"user_threshold:THRESHOLD"}
     assert len(study.inal) == 4 * 2 and (study.inal["inal"] > 0).all()
+    from analysis.report import main as report  # the report works for it
+
+    assert report([str(results), "--out", str(user_dir / "report"), "--format", "png"]) == 0
+    assert "user_threshold:THRESHOLD" in (user_dir / "report" / "report.md").read_text()
 
 
 def test_runtime_env_ships_a_module_that_is_not_installed(user_dir):
