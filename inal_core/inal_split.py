@@ -55,7 +55,8 @@ class SplitFirstLayer:
             self.p = p
             return
         if self.form is None:
-            raise ValueError(f"the split engine has no form for activation={activation!r} with M={self.M} > {BROADCAST_MAX_M}")
+            raise ValueError(f"the split engine has no form for activation={activation!r} "
+                             f"with M={self.M} > {BROADCAST_MAX_M}")
         D = self.patterns.shape[0]
         # sort q = -p ascending: {a : p_a > -c} = {a : q_a < c} is a prefix of the sorted order
         q_sorted, perm = torch.sort(-p, dim=-1)  # (Rb, G, M)

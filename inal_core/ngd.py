@@ -222,7 +222,8 @@ def _accumulate_gradient(stack: ReluStack, x, y, loss: str, weight: float, grads
         else:
             grads[slot].baddbmm_(hs[l].transpose(1, 2), delta)
         if l > 0:  # back through layer l's weights and the activation of layer l-1; no input gradient for l = 0
-            delta = act.backward(torch.bmm(delta, stack.weights[l].transpose(1, 2)), hs[l], None if zs is None else zs[l - 1])
+            grad_h = torch.bmm(delta, stack.weights[l].transpose(1, 2))
+            delta = act.backward(grad_h, hs[l], None if zs is None else zs[l - 1])
     return loss_sum
 
 

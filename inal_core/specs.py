@@ -62,8 +62,8 @@ class NetworkSpec:
     """Shape, hidden activation and initialization of one fully connected network.
 
     ``activation`` names an entry of ``ACTIVATIONS`` (``inal_core.activations``; default ``relu``),
-    applied to every hidden neuron; the output neuron is linear. ``layer_sizes`` is ``[input_dim] + [width] * depth + [1]``; ``num_parameters`` is ``E``
-    (weights and biases), e.g. input 4, width 3, depth 1: ``4*3 + 3 + 3*1 + 1 = 19``.
+    applied to every hidden neuron; the output neuron is linear. ``layer_sizes`` is
+    ``[input_dim] + [width] * depth + [1]``; ``num_parameters`` is ``E`` (weights and biases), e.g. input 4, width 3, depth 1: ``4*3 + 3 + 3*1 + 1 = 19``.
     """
 
     input_dim: int
@@ -163,7 +163,8 @@ def exact_memory_bytes(n: int, spec: NetworkSpec, *, dtype: Any = "torch.float32
 
 def _check_exact(target: Target, spec: NetworkSpec) -> None:
     if target.n > MAX_EXACT_BITS:
-        raise ValueError(f"method='exact' enumerates 2^n inputs; n={target.n} exceeds {MAX_EXACT_BITS}: use 'mc' or 'junta'")
+        raise ValueError(f"method='exact' enumerates 2^n inputs; n={target.n} exceeds {MAX_EXACT_BITS}: "
+                         "use 'mc' or 'junta'")
 
 
 def _check_junta(target: Target, spec: NetworkSpec) -> None:
@@ -209,7 +210,8 @@ ESTIMATORS: dict[str, Estimator] = {
         _sampled_inputs, "inal:sampled_per_init", doc="i.i.d. inputs; the U-statistic (S^2 - Q) / (m (m-1))"),
     "junta": Estimator(
         "junta", _check_junta,
-        lambda target, spec, dtype: sum(plain_chunk_model(target.n, spec, dtype, 1 << len(target.relevant_bits), False)),
+        lambda target, spec, dtype: sum(plain_chunk_model(target.n, spec, dtype, 1 << len(target.relevant_bits),
+                                                          False)),
         _sampled_inputs, "inal:sampled_per_init",
         doc="exact sum over the relevant bits J, samples of the others; the same U-statistic"),
 }

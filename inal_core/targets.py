@@ -36,6 +36,15 @@ round(p 2^r)``, and the realised ``p`` and ``c_effective = 1 + 2 log(1/p) / log 
 Limitations: p is realised only to the resolution ``2^-r``; the parity part (degree m, default
 ``ceil((n-1)/2)``) and the ``x_1 chi_A`` terms above add alignment of their own. The measured
 exponent is what counts (tests/test_targets.py checks this spectrum against brute force).
+
+The registry: ``FAMILIES`` is the one table (name -> :class:`Family`: the class, how ``c`` is read,
+the parameters and their checks); ``TARGETS`` is a view of it (name -> class). A family defined in
+a user's own module is named by its import path ``"module:attribute"`` (``make_target``,
+``target.name`` in a config): :func:`get_family` imports it and registers it under that path on
+first use, in the driver and in each worker alike; :func:`register_family` adds one by name.
+
+The extension rule ``N`` (``"n^2"``, ``"2n"`` or an integer >= n) is parsed here only
+(:func:`parse_extension`); the config validation and the analysis call it.
 """
 
 from __future__ import annotations
@@ -437,7 +446,8 @@ def register_family(family: Family, name: str | None = None) -> Family:
     object again is a no-op, another family under a taken name is a ``ValueError``."""
     key = family.name if name is None else name
     if not isinstance(family, Family) or not (isinstance(family.cls, type) and issubclass(family.cls, Target)):
-        raise ValueError(f"target family {key!r} must be an inal_core.targets.Family of a Target subclass, got {family!r}")
+        raise ValueError(f"target family {key!r} must be an inal_core.targets.Family of a Target subclass, "
+                         f"got {family!r}")
     if FAMILIES.get(key, family) is not family:
         raise ValueError(f"another target family is already registered as {key!r}")
     FAMILIES[key] = family
@@ -460,8 +470,9 @@ def load_family(path: str) -> Family:
     for part in attribute.split("."):
         obj = getattr(obj, part, None)
     if not isinstance(obj, Family):
-        raise FamilyImportError(path, f"{attribute!r} in module {module_name!r} is "
-                                      f"{'missing' if obj is None else type(obj).__name__}, not an inal_core.targets.Family")
+        what = "missing" if obj is None else type(obj).__name__
+        raise FamilyImportError(path, f"{attribute!r} in module {module_name!r} is {what}, "
+                                      "not an inal_core.targets.Family")
     register_family(obj, path)
     _USER_MODULES[path] = module_name
     return obj

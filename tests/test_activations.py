@@ -169,7 +169,8 @@ def test_bias_free_relu_first_layer_is_uncorrelated_with_odd_parities_of_degree_
 
 def test_registry_entries_and_planning():
     assert set(ACTIVATIONS) >= set(ACTS)
-    with pytest.raises(ValueError, match=r"activation must be one of \('relu', 'sign', 'tanh', 'identity'\), got 'gelu'"):
+    allowed = r"activation must be one of \('relu', 'sign', 'tanh', 'identity'\), got 'gelu'"
+    with pytest.raises(ValueError, match=allowed):
         NetworkSpec(4, 2, 1, activation="gelu")
     with pytest.raises(ValueError, match="activation must be one of"):
         get_activation("gelu")
@@ -272,7 +273,8 @@ def _relu_results(dtype, **network):
 
     def est(name, n, c, width, depth, method, n_inputs=None, bias=True):
         spec = NetworkSpec(n, width, depth, bias=bias, **network)
-        return estimate_inal(make_target(name, n, c=c), spec, n_inits=3, method=method, n_inputs=n_inputs, dtype=dtype).per_init
+        target = make_target(name, n, c=c)
+        return estimate_inal(target, spec, n_inits=3, method=method, n_inputs=n_inputs, dtype=dtype).per_init
 
     add("exact_split", est("majority", 11, None, 8, 1, "exact"))
     add("exact_plain_d2", est("parity", 7, 3, 5, 2, "exact"))

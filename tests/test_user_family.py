@@ -79,7 +79,8 @@ def test_import_path_family_in_every_estimator(user_dir):
 @pytest.mark.parametrize("name,why", [
     ("no_such_module:FAMILY", "cannot import module 'no_such_module' (ModuleNotFoundError"),
     ("user_threshold:MISSING", "'MISSING' in module 'user_threshold' is missing, not an inal_core.targets.Family"),
-    ("user_threshold:NOT_A_FAMILY", "'NOT_A_FAMILY' in module 'user_threshold' is int, not an inal_core.targets.Family"),
+    ("user_threshold:NOT_A_FAMILY",
+     "'NOT_A_FAMILY' in module 'user_threshold' is int, not an inal_core.targets.Family"),
 ])
 def test_a_bad_import_path_is_one_clear_line(user_dir, name, why):
     from hydra import compose, initialize_config_module
@@ -91,7 +92,8 @@ def test_a_bad_import_path_is_one_clear_line(user_dir, name, why):
     with pytest.raises(ConfigError) as info:
         validate_job(cfg)
     message = str(info.value)
-    assert message.startswith(f"invalid target.name={name!r} (allowed: a built-in family or an import path") and why in message
+    assert message.startswith(f"invalid target.name={name!r} (allowed: a built-in family or an import path")
+    assert why in message
     assert "\n" not in message
 
 
