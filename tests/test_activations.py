@@ -297,3 +297,27 @@ def test_relu_results_are_bit_identical_to_before_the_registry(dtype, network):
     golden = json.loads(GOLDEN.read_text())
     for key, bits in _relu_results(dtype, **network).items():
         assert bits == golden[key], key
+
+
+@pytest.mark.parametrize("activation", ["relu", "sign", "identity"])
+def test_split_forms_count_ties_as_the_activation_does(activation):
+    # integer weights make p_a + c_h = 0 exactly for many (a, h): sign(0) = 0 must count 0 (the
+    # step form reads the prefix sums at both ends of the ties); the sorted path (M = 32 > 16)
+    from inal_core.cube import enumerate_cube
+    from inal_core.inal_split import SplitFirstLayer
+
+    gen = torch.Generator().manual_seed(7)
+    W = (torch.randint(0, 2, (1, 10, 4), generator=gen) * 2 - 1).double()  # (1, n, G) in ±1
+    patterns = (torch.randint(0, 2, (2, 32), generator=gen) * 2 - 1).double()  # D = 2 patterns on the low bits
+    x_low, x_high = enumerate_cube(5, dtype=torch.float64), enumerate_cube(5, dtype=torch.float64)
+    pid = torch.arange(32) % 2
+    y = SplitFirstLayer(W, None, list(range(5)), list(range(5, 10)), patterns, activation).hidden(x_high, pid)[0]
+    phi = PHI[activation]
+    ties = 0
+    for v in range(4):
+        for h in range(32):
+            zs = [float(x_low[a] @ W[0, :5, v] + x_high[h] @ W[0, 5:, v]) for a in range(32)]
+            ties += zs.count(0.0)
+            expected = sum(patterns[pid[h], a].item() * phi(z) for a, z in enumerate(zs)) / 32
+            assert y[v, h].item() == pytest.approx(expected, abs=1e-12)
+    assert ties > 1000  # ten ±1 terms sum to 0 for C(10,5)/2^10 ~ 25 % of the inputs
