@@ -98,6 +98,7 @@ def test_a_bad_import_path_is_one_clear_line(user_dir, name, why):
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # a subprocess driver (its own torch import) and fresh Ray workers for the shipped runtime_env
 def test_user_family_runs_on_ray_from_its_own_directory(ray_address, user_dir):
     # ``inal-sweep`` run from the user's directory, with the module on its PYTHONPATH only: the Ray
     # workers (started by this test process, before the module existed) import it because the
@@ -110,17 +111,17 @@ def test_user_family_runs_on_ray_from_its_own_directory(ray_address, user_dir):
     results = user_dir / "results"
     env = dict(os.environ, PYTHONPATH=str(user_dir / "lib"), PYTHONUNBUFFERED="1")
     env.pop("RAY_ADDRESS", None)
-    args = ["-m", *TINY, f"hydra.searchpath=[file://{user_dir / 'conf'}]", "target=threshold", "n=4,5",
+    args = ["-m", *TINY, f"hydra.searchpath=[file://{user_dir / 'conf'}]", "target=threshold", "n=5",
             "target.t=1,2", f"results_dir={results}", f"hydra.sweep.dir={user_dir}/sweep",
             f"hydra.launcher.address={ray_address}", "hydra.launcher.report=false", "hydra.launcher.progress=false"]
     proc = subprocess.run([str(Path(sys.executable).parent / "inal-sweep"), *args], cwd=user_dir, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "4 ok" in proc.stdout, proc.stdout[-3000:]
+    assert "2 ok" in proc.stdout, proc.stdout[-3000:]
     study = load_study(str(results / "default"))
-    assert len(study.runs) == 4 and set(study.runs.status) == {"ok"}
+    assert len(study.runs) == 2 and set(study.runs.status) == {"ok"}
     assert set(study.runs.target) == {"user_threshold:THRESHOLD"}
-    assert len(study.inal) == 4 * 2 and (study.inal["inal"] > 0).all()
+    assert len(study.inal) == 2 * 2 and (study.inal["inal"] > 0).all()
     from analysis.report import main as report  # the report works for it
 
     assert report([str(results), "--out", str(user_dir / "report"), "--format", "png"]) == 0
