@@ -137,21 +137,28 @@ def test_junta_equals_loop_on_the_same_samples(activation, c, depth):
 
 @pytest.mark.parametrize("n,k", [(8, 2), (8, 4), (10, 2), (10, 6)])
 @pytest.mark.parametrize("depth", [1, 2])
-def test_bias_free_sign_network_is_uncorrelated_with_every_even_parity(n, k, depth):
-    # sign is odd, so a bias-free sign network is odd in x (every layer, output included), and an
-    # even parity is even: corr = 2^-n sum_x f(x) v(x) pairs x with -x and cancels exactly
+@pytest.mark.parametrize("activation", [name for name, act in ACTIVATIONS.items() if act.odd])
+def test_bias_free_odd_network_is_uncorrelated_with_every_even_parity(activation, n, k, depth):
+    # sign (and tanh, identity) is odd, so a bias-free network is odd in x (every layer, output
+    # included), and an even parity is even: corr = 2^-n sum_x f(x) v(x) pairs x with -x and cancels
+    assert activation in ("sign", "tanh", "identity")
     target = make_target("parity", n, c=k, subset="random", subset_seed=k)
-    spec = NetworkSpec(n, 5, depth, bias=False, activation="sign")
+    spec = NetworkSpec(n, 5, depth, bias=False, activation=activation)
     for engine in ("auto", "plain"):
         res = estimate_inal(target, spec, n_inits=3, method="exact", dtype=torch.float64, engine=engine)
-        # hidden neurons are ±1: their correlations are sums of ±1, exactly 0 in floating point
-        assert np.all(res.per_init[:, :-1] == 0.0), (engine, res.per_init)
-        assert np.all(res.per_init[:, -1] < 1e-28), (engine, res.per_init)
-    # the control: with biases, or with an odd parity, the same networks do correlate
-    with_bias = estimate_inal(target, NetworkSpec(n, 5, depth, activation="sign"), n_inits=3, method="exact",
+        if activation == "sign":  # hidden neurons are ±1: sums of ±1, exactly 0 in floating point
+            assert np.all(res.per_init[:, :-1] == 0.0), (engine, res.per_init)
+        assert np.all(res.per_init < 1e-28), (engine, res.per_init)
+    # the control: with biases, or with an odd parity, the same networks do correlate (an identity
+    # network is affine: it never sees degree >= 2, so its control is degree 1)
+    if activation == "identity":
+        degree_1 = estimate_inal(make_target("parity", n, c=1), spec, n_inits=3, method="exact", dtype=torch.float64)
+        assert degree_1.per_layer[0] > 1e-3
+        return
+    with_bias = estimate_inal(target, NetworkSpec(n, 5, depth, activation=activation), n_inits=3, method="exact",
                               dtype=torch.float64)
     odd = estimate_inal(make_target("parity", n, c=k - 1), spec, n_inits=3, method="exact", dtype=torch.float64)
-    assert with_bias.per_layer[0] > 1e-6 and odd.per_layer[0] > 1e-6
+    assert with_bias.per_layer[0] > 1e-8 and odd.per_layer[0] > 1e-8
 
 
 @pytest.mark.parametrize("n,k", [(7, 3), (10, 3), (10, 5)])
