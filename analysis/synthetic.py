@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweeps.settings import column_defaults
+from inal_core.targets import parse_extension  # torch-free: the one parser of the extension rule
 
 __all__ = ["SyntheticTarget", "network_size", "write_synthetic_study", "synthetic_tables"]
 
@@ -81,11 +82,7 @@ def network_size(input_dim: int, width: int, depth: int, bias: bool = True) -> i
 
 
 def _extension(n: int, spec: str) -> int:
-    if spec == "n^2":
-        return n * n
-    if spec == "2n":
-        return 2 * n
-    return int(spec)
+    return parse_extension(spec, n)[1]  # the one parser of the rule (inal_core.targets)
 
 
 def _hash_id(*parts) -> str:

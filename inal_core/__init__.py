@@ -1,8 +1,9 @@
 """inal_core: the mathematics of Initial Alignment (INAL) studies, in torch and numpy only.
 
-Boolean-cube and Fourier tools, target families, stacked ReLU networks, INAL estimators,
-the noisy-gradient-descent engine and the bound of Abbe, Cornacchia, Hązła and Marquis
-(ICML 2022). No Hydra, Ray, files or logging: tensors and explicit seeds in, tensors out.
+Boolean-cube and Fourier tools, target families, stacked networks (ReLU, sign, tanh or identity
+hidden layers), INAL estimators, the noisy-gradient-descent engine and the bound of Abbe,
+Cornacchia, Hązła and Marquis (ICML 2022). No Hydra, Ray, files or logging: tensors and
+explicit seeds in, tensors out.
 """
 
 import importlib as _importlib
@@ -14,7 +15,8 @@ ENGINE_VERSION = 1
 # planner that validates a grid through ``inal_core.specs`` and ``inal_core.targets`` never pays
 # for torch's import (about 2 s on a small machine); ``inal_core.estimate_inal`` imports its module.
 _EXPORTS = {
-    "INITS": "specs", "NetworkSpec": "specs", "ReluStack": "networks", "init_relu_stack": "networks",
+    "INITS": "specs", "ACTIVATIONS": "specs", "NetworkSpec": "specs",
+    "ReluStack": "networks", "init_relu_stack": "networks",
     "derive_seed": "rng", "make_generator": "rng",
     "NGDConfig": "ngd", "NGDResult": "ngd", "train_noisy_gd": "ngd", "ngd_flops_per_step": "specs",
     "bound_prefactor": "bound", "bound_value": "bound", "normalized_correlation": "bound",
@@ -23,11 +25,12 @@ _EXPORTS = {
     "fwht": "fourier", "fourier_coefficients": "fourier", "degree_weights": "fourier",
     "cumulative_weights": "fourier",
     "Target": "targets", "TARGETS": "targets", "available_targets": "targets", "make_target": "targets",
-    "resolve_extension": "targets", "extend": "targets",
+    "resolve_extension": "targets", "parse_extension": "targets", "extend": "targets", "get_family": "targets",
+    "register_family": "targets", "ESTIMATORS": "specs",
     "InalResult": "inal", "estimate_inal": "inal", "exact_memory_bytes": "specs", "check_inal_request": "specs",
 }
-_SUBMODULES = ("bound", "cube", "fourier", "inal", "inal_split", "inal_summary", "losses", "networks", "ngd",
-               "rng", "specs", "streams", "targets")
+_SUBMODULES = ("activations", "bound", "cube", "fourier", "inal", "inal_split", "inal_summary", "losses", "networks",
+               "ngd", "rng", "specs", "streams", "targets")
 
 
 def __getattr__(name: str):

@@ -1,6 +1,7 @@
-"""Initial alignment (INAL) between a Boolean target and a randomly initialized ReLU network.
+"""Initial alignment (INAL) between a Boolean target and a randomly initialized network.
 
-Definition (SCIENCE.md §4): for a neuron ``v`` (hidden: post-ReLU; output: the linear output),
+Definition (SCIENCE.md §4): for a neuron ``v`` (hidden: post-activation, ``spec.activation``,
+ReLU by default; output: the linear output),
 
     INAL(f, NN) = max over layers l of  E_theta[ mean over neurons v of layer l of (E_x[f(x) v_theta(x)])^2 ].
 
@@ -37,6 +38,9 @@ Engines, with their costs per neuron (``n`` bits):
   a depth-1 network is linear in the hidden neurons, ``E[f out] = sum_v a_v E[f v] + b fhat(empty)``,
   so it costs nothing extra. For ``M <= 16`` (small juntas) the engine broadcasts
   ``relu(p_a + c_h)`` instead (``3 M`` FLOPs per neuron and sample, a matrix-vector product).
+  Other activations: ``sign`` and ``identity`` have split forms of their own (``step``, ``linear``;
+  ``inal_core.activations``); ``tanh`` has none, so its exact INAL uses the plain engine and its
+  junta estimate the split engine only when broadcasting (``M <= 16``).
 
 Accumulation is in float64. Memory stays under ``memory_budget_bytes`` by chunking over inits and
 inputs; ``exact_memory_bytes`` gives the smallest footprint of the exact method and ``check_inal_request``
@@ -54,12 +58,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .activations import ACTIVATIONS
 from .cube import enumerate_cube, sample_cube
 from .inal_split import BROADCAST_MAX_M, SplitFirstLayer, choose_split, split_unit_bytes, truth_table_int8
 from .networks import NetworkSpec, ReluStack, init_relu_stack
 from .rng import derive_seed, make_generator
-from .specs import (DEFAULT_N_INPUTS, MAX_EXACT_BITS, METHODS, check_inal_request, exact_memory_bytes,
-                    plain_chunk_model)
+from .specs import (DEFAULT_N_INPUTS, ESTIMATORS, MAX_EXACT_BITS, METHODS, check_inal_request,
+                    exact_memory_bytes, plain_chunk_model)
 from .targets import Target
 
 __all__ = [
@@ -182,6 +187,154 @@ def _summarize(per_init: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, se
 
 
+@dataclass
+class _Request:
+    """A checked INAL request, as the estimators of ``inal_core.specs.ESTIMATORS`` receive it."""
+
+    target: Target
+    spec: NetworkSpec
+    used: str
+    n_inits: int
+    n_inputs: int | None
+    seeds: list[int]
+    input_seed: int
+    device: torch.device
+    dtype: torch.dtype
+    budget: int
+    split: bool  # the split engine may be used (engine "auto", depth 1, the truth table fits)
+    split_form: str | None  # the activation's split form (inal_core.activations)
+    progress: Callable[[int, int], None] | None
+
+
+def exact_per_init(req: _Request) -> tuple[np.ndarray, int]:
+    """The ``exact`` estimator: every init's neuron-mean of ``corr_v^2`` per layer over all ``2^n`` inputs
+    (split engine where it applies, else the plain engine), and the inputs per init (``2^n``)."""
+    target, spec, n_inits, seeds, device, dtype, budget, progress = (
+        req.target, req.spec, req.n_inits, req.seeds, req.device, req.dtype, req.budget, req.progress)
+    n = target.n
+    per_init = np.empty((n_inits, spec.num_layers))
+    n_used = 1 << n
+    choice = choose_split(truth_table_int8(target, n, device), n) if req.split and req.split_form is not None else None
+    plan = None
+    if choice is not None:
+        low, (patterns, pattern_id) = choice
+        fixed = (1 << n) * 9 + (1 << (n - low)) * (n - low + 2) * 8  # table, inverse, high enumeration
+        left = budget - fixed - 2 * split_unit_bytes(n, low, patterns.shape[0])
+        init_bytes = 3 * 8 * spec.num_parameters + 32 * spec.width
+        plan = (min(n_inits, max(1, left // init_bytes)), 0) if left > init_bytes else None
+    if plan is not None:
+        rc, _ = plan
+        H = 1 << (n - low)
+        low_idx, high_idx = list(range(low)), list(range(low, n))
+        x_high = enumerate_cube(n - low, dtype=torch.float64, device=device) if n > low else \
+            torch.ones(1, 0, dtype=torch.float64, device=device)  # (H, n - low)
+        f_mean = patterns.to(torch.float64).mean(1)[pattern_id].mean()  # fhat(empty)
+        # first-layer neurons of all inits share the inputs: flatten them into units, and process
+        # blocks of units (SPLIT_BLOCK_BYTES: few large ops; within the memory budget)
+        unit_bytes = split_unit_bytes(n, low, patterns.shape[0])
+        block = max(1, min((left - rc * init_bytes) // unit_bytes, SPLIT_BLOCK_BYTES // unit_bytes))
+        for r0 in range(0, n_inits, rc):
+            stack = init_relu_stack(spec, seeds[r0 : r0 + rc], dtype=dtype, device=device)
+            R, w = stack.R, spec.width
+            W = stack.weights[0].to(torch.float64).permute(1, 0, 2).reshape(1, n, R * w)  # (1, n, R*w)
+            b1 = None if stack.biases[0] is None else stack.biases[0].to(torch.float64).reshape(1, R * w)
+            corr = torch.empty(R * w, dtype=torch.float64, device=device)
+            for u0 in range(0, R * w, block):
+                u1 = min(u0 + block, R * w)
+                eng = SplitFirstLayer(W[..., u0:u1], None if b1 is None else b1[:, u0:u1], low_idx, high_idx, patterns,
+                                      spec.activation)
+                corr[u0:u1] = eng.hidden(x_high, pattern_id)[0].sum(-1) / H  # (G,)
+            corr = corr.reshape(R, w)
+            a = stack.weights[1].to(torch.float64)[:, :, 0]  # (R, w)
+            corr_out = (a * corr).sum(1)
+            if stack.biases[1] is not None:
+                corr_out = corr_out + stack.biases[1].to(torch.float64)[:, 0] * f_mean
+            per_init[r0 : r0 + R, 0] = corr.square().mean(1).cpu().numpy()
+            per_init[r0 : r0 + R, 1] = corr_out.square().cpu().numpy()
+            if progress is not None:
+                progress(r0 + R, n_inits)
+    else:
+        model = plain_chunk_model(n, spec, dtype, 1, True)
+        rc, rows = _plan(model, n_inits, 1 << n, budget, 1)
+        for r0 in range(0, n_inits, rc):
+            stack = init_relu_stack(spec, seeds[r0 : r0 + rc], dtype=dtype, device=device)
+            sums = [torch.zeros(stack.R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
+            for start in range(0, 1 << n, rows):
+                x = enumerate_cube(n, start, min(start + rows, 1 << n), dtype=dtype, device=device)
+                fx = target(x).to(dtype)  # (B,)
+                outs = stack.layer_outputs(x)  # [(Rc, B, w_l)]
+                for s, out in zip(sums, outs):
+                    s += torch.matmul(fx, out).to(torch.float64)  # (Rc, w_l): one reduction per chunk
+            for l, s in enumerate(sums):
+                per_init[r0 : r0 + stack.R, l] = (s / float(1 << n)).square().mean(1).cpu().numpy()
+            if progress is not None:
+                progress(r0 + stack.R, n_inits)
+    return per_init, n_used
+
+
+def sampled_per_init(req: _Request) -> tuple[np.ndarray, int]:
+    """The ``mc`` and ``junta`` estimators: every init's neuron-mean of the U-statistic per layer, and the
+    network inputs per init (``m`` samples, times ``2^|J|`` for junta)."""
+    target, spec, used, n_inits, n_inputs, seeds, input_seed, device, dtype, budget, progress = (
+        req.target, req.spec, req.used, req.n_inits, req.n_inputs, req.seeds, req.input_seed, req.device, req.dtype,
+        req.budget, req.progress)
+    n, relevant = target.n, sorted(target.relevant_bits)
+    per_init = np.empty((n_inits, spec.num_layers))
+    m_total = DEFAULT_N_INPUTS if n_inputs is None else n_inputs
+    J = relevant if used == "junta" else []
+    M = 1 << len(J)
+    m = max(2, m_total // M)  # samples (of the non-relevant bits for junta)
+    n_used = m * M
+    others = [i for i in range(n) if i not in set(J)]
+    if used == "junta":
+        x_j = torch.ones(M, n, dtype=dtype, device=device)
+        x_j[:, J] = enumerate_cube(len(J), dtype=dtype, device=device)
+        g = target(x_j).to(dtype)  # (M,): f on the relevant bits (others are irrelevant)
+    use_split = req.split and used == "junta" and (M <= BROADCAST_MAX_M or req.split_form is not None)
+    if use_split:
+        model = _split_model(n, spec, len(J), 1, False)
+    else:
+        model = plain_chunk_model(n, spec, dtype, M, False)
+    plan = _plan(model, n_inits, m, budget, SAMPLE_BLOCK)
+    if plan is None:
+        raise ValueError(f"memory_budget_bytes={budget} is too small for method={used!r} (n={n}, width={spec.width})")
+    rc, rows = plan
+    for r0 in range(0, n_inits, rc):
+        stack = init_relu_stack(spec, seeds[r0 : r0 + rc], dtype=dtype, device=device)
+        R = stack.R
+        S = [torch.zeros(R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
+        Q = [torch.zeros(R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
+        if use_split:
+            eng = SplitFirstLayer(stack.weights[0], stack.biases[0], J, others, g.to(torch.float64).unsqueeze(0),
+                                  spec.activation)
+            a = stack.weights[1].to(torch.float64)[:, :, 0]  # (Rc, w)
+            b2 = None if stack.biases[1] is None else stack.biases[1].to(torch.float64)[:, 0]
+        for s0 in range(0, m, rows):
+            s1 = min(s0 + rows, m)
+            x = _sample_rows(input_seed, range(r0, r0 + R), s0, s1, n, device, dtype)  # (Rc, B, n)
+            if use_split:
+                pid = torch.zeros(s1 - s0, dtype=torch.int64, device=device)
+                y_h = eng.hidden(x[..., others], pid)  # (Rc, w, B)
+                ys = [y_h.transpose(1, 2), eng.output(a, b2, y_h, pid).unsqueeze(-1)]
+            elif used == "junta":
+                xx = x.unsqueeze(2).repeat(1, 1, M, 1)  # (Rc, B, M, n)
+                xx[..., J] = x_j[:, J]
+                fx = g.repeat(s1 - s0)  # (B*M,)
+                ys = _plain_layer_sums(stack, xx.reshape(R, -1, n), fx, M)
+            else:
+                ys = _plain_layer_sums(stack, x, target(x), 1)
+            for s, q, y in zip(S, Q, ys):  # y: (Rc, B, w_l) float64
+                s += y.sum(1)
+                q += y.square().sum(1)
+        for l, (s, q) in enumerate(zip(S, Q)):
+            u = (s.square() - q) / (m * (m - 1))  # unbiased for corr^2, per neuron
+            per_init[r0 : r0 + R, l] = u.mean(1).cpu().numpy()
+        if progress is not None:
+            progress(r0 + R, n_inits)
+
+    return per_init, n_used
+
+
 def estimate_inal(
     target: Target,
     spec: NetworkSpec,
@@ -209,130 +362,21 @@ def estimate_inal(
     t0 = time.perf_counter()
     used = check_inal_request(target, spec, n_inits=n_inits, method=method, n_inputs=n_inputs,
                               memory_budget_bytes=memory_budget_bytes, device=device, dtype=dtype)
-    n_inits = int(n_inits)
-    n_inputs = None if n_inputs is None else int(n_inputs)
     if engine not in ("auto", "plain"):
         raise ValueError(f"engine must be 'auto' or 'plain', got {engine!r}")
-    device = torch.device(device)
     n = target.n
     budget = int(memory_budget_bytes)
-    relevant = sorted(target.relevant_bits)
-    if used == "junta" and len(relevant) == n:
+    if used == "junta" and len(target.relevant_bits) == n:
         used = "exact"  # nothing left to sample
-    seeds = _init_seeds(seed, n_inits)
-    input_seed = seed if input_seed is None else input_seed
-    # the split engine needs the int8 truth table (plus its row ids): only when that is a small part of the budget
-    split = engine == "auto" and spec.depth == 1 and (1 << n) * 12 * 4 <= budget
-    L = spec.num_layers
-    per_init = np.empty((n_inits, L))
-
-    if used == "exact":
-        n_used = 1 << n
-        choice = choose_split(truth_table_int8(target, n, device), n) if split else None
-        plan = None
-        if choice is not None:
-            low, (patterns, pattern_id) = choice
-            fixed = (1 << n) * 9 + (1 << (n - low)) * (n - low + 2) * 8  # table, inverse, high enumeration
-            left = budget - fixed - 2 * split_unit_bytes(n, low, patterns.shape[0])
-            init_bytes = 3 * 8 * spec.num_parameters + 32 * spec.width
-            plan = (min(n_inits, max(1, left // init_bytes)), 0) if left > init_bytes else None
-        if plan is not None:
-            rc, _ = plan
-            H = 1 << (n - low)
-            low_idx, high_idx = list(range(low)), list(range(low, n))
-            x_high = enumerate_cube(n - low, dtype=torch.float64, device=device) if n > low else \
-                torch.ones(1, 0, dtype=torch.float64, device=device)  # (H, n - low)
-            f_mean = patterns.to(torch.float64).mean(1)[pattern_id].mean()  # fhat(empty)
-            # first-layer neurons of all inits share the inputs: flatten them into units, and process
-            # blocks of units (SPLIT_BLOCK_BYTES: few large ops; within the memory budget)
-            unit_bytes = split_unit_bytes(n, low, patterns.shape[0])
-            block = max(1, min((left - rc * init_bytes) // unit_bytes, SPLIT_BLOCK_BYTES // unit_bytes))
-            for r0 in range(0, n_inits, rc):
-                stack = init_relu_stack(spec, seeds[r0 : r0 + rc], dtype=dtype, device=device)
-                R, w = stack.R, spec.width
-                W = stack.weights[0].to(torch.float64).permute(1, 0, 2).reshape(1, n, R * w)  # (1, n, R*w)
-                b1 = None if stack.biases[0] is None else stack.biases[0].to(torch.float64).reshape(1, R * w)
-                corr = torch.empty(R * w, dtype=torch.float64, device=device)
-                for u0 in range(0, R * w, block):
-                    u1 = min(u0 + block, R * w)
-                    eng = SplitFirstLayer(W[..., u0:u1], None if b1 is None else b1[:, u0:u1], low_idx, high_idx, patterns)
-                    corr[u0:u1] = eng.hidden(x_high, pattern_id)[0].sum(-1) / H  # (G,)
-                corr = corr.reshape(R, w)
-                a = stack.weights[1].to(torch.float64)[:, :, 0]  # (R, w)
-                corr_out = (a * corr).sum(1)
-                if stack.biases[1] is not None:
-                    corr_out = corr_out + stack.biases[1].to(torch.float64)[:, 0] * f_mean
-                per_init[r0 : r0 + R, 0] = corr.square().mean(1).cpu().numpy()
-                per_init[r0 : r0 + R, 1] = corr_out.square().cpu().numpy()
-                if progress is not None:
-                    progress(r0 + R, n_inits)
-        else:
-            model = plain_chunk_model(n, spec, dtype, 1, True)
-            rc, rows = _plan(model, n_inits, 1 << n, budget, 1)
-            for r0 in range(0, n_inits, rc):
-                stack = init_relu_stack(spec, seeds[r0 : r0 + rc], dtype=dtype, device=device)
-                sums = [torch.zeros(stack.R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
-                for start in range(0, 1 << n, rows):
-                    x = enumerate_cube(n, start, min(start + rows, 1 << n), dtype=dtype, device=device)
-                    fx = target(x).to(dtype)  # (B,)
-                    outs = stack.layer_outputs(x)  # [(Rc, B, w_l)]
-                    for s, out in zip(sums, outs):
-                        s += torch.matmul(fx, out).to(torch.float64)  # (Rc, w_l): one reduction per chunk
-                for l, s in enumerate(sums):
-                    per_init[r0 : r0 + stack.R, l] = (s / float(1 << n)).square().mean(1).cpu().numpy()
-                if progress is not None:
-                    progress(r0 + stack.R, n_inits)
-    else:
-        m_total = DEFAULT_N_INPUTS if n_inputs is None else n_inputs
-        J = relevant if used == "junta" else []
-        M = 1 << len(J)
-        m = max(2, m_total // M)  # samples (of the non-relevant bits for junta)
-        n_used = m * M
-        others = [i for i in range(n) if i not in set(J)]
-        if used == "junta":
-            x_j = torch.ones(M, n, dtype=dtype, device=device)
-            x_j[:, J] = enumerate_cube(len(J), dtype=dtype, device=device)
-            g = target(x_j).to(dtype)  # (M,): f on the relevant bits (others are irrelevant)
-        use_split = split and used == "junta"
-        if use_split:
-            model = _split_model(n, spec, len(J), 1, False)
-        else:
-            model = plain_chunk_model(n, spec, dtype, M, False)
-        plan = _plan(model, n_inits, m, budget, SAMPLE_BLOCK)
-        if plan is None:
-            raise ValueError(f"memory_budget_bytes={budget} is too small for method={used!r} (n={n}, width={spec.width})")
-        rc, rows = plan
-        for r0 in range(0, n_inits, rc):
-            stack = init_relu_stack(spec, seeds[r0 : r0 + rc], dtype=dtype, device=device)
-            R = stack.R
-            S = [torch.zeros(R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
-            Q = [torch.zeros(R, w, dtype=torch.float64, device=device) for w in spec.layer_sizes[1:]]
-            if use_split:
-                eng = SplitFirstLayer(stack.weights[0], stack.biases[0], J, others, g.to(torch.float64).unsqueeze(0))
-                a = stack.weights[1].to(torch.float64)[:, :, 0]  # (Rc, w)
-                b2 = None if stack.biases[1] is None else stack.biases[1].to(torch.float64)[:, 0]
-            for s0 in range(0, m, rows):
-                s1 = min(s0 + rows, m)
-                x = _sample_rows(input_seed, range(r0, r0 + R), s0, s1, n, device, dtype)  # (Rc, B, n)
-                if use_split:
-                    pid = torch.zeros(s1 - s0, dtype=torch.int64, device=device)
-                    y_h = eng.hidden(x[..., others], pid)  # (Rc, w, B)
-                    ys = [y_h.transpose(1, 2), eng.output(a, b2, y_h, pid).unsqueeze(-1)]
-                elif used == "junta":
-                    xx = x.unsqueeze(2).repeat(1, 1, M, 1)  # (Rc, B, M, n)
-                    xx[..., J] = x_j[:, J]
-                    fx = g.repeat(s1 - s0)  # (B*M,)
-                    ys = _plain_layer_sums(stack, xx.reshape(R, -1, n), fx, M)
-                else:
-                    ys = _plain_layer_sums(stack, x, target(x), 1)
-                for s, q, y in zip(S, Q, ys):  # y: (Rc, B, w_l) float64
-                    s += y.sum(1)
-                    q += y.square().sum(1)
-            for l, (s, q) in enumerate(zip(S, Q)):
-                u = (s.square() - q) / (m * (m - 1))  # unbiased for corr^2, per neuron
-                per_init[r0 : r0 + R, l] = u.mean(1).cpu().numpy()
-            if progress is not None:
-                progress(r0 + R, n_inits)
+    req = _Request(
+        target, spec, used, int(n_inits), None if n_inputs is None else int(n_inputs), _init_seeds(seed, int(n_inits)),
+        seed if input_seed is None else input_seed, torch.device(device), dtype, budget,
+        # the split engine needs the int8 truth table (plus its row ids): only when that is a small part of the budget
+        engine == "auto" and spec.depth == 1 and (1 << n) * 12 * 4 <= budget,
+        ACTIVATIONS[spec.activation].split,  # None (tanh): exact INAL by the plain engine
+        progress,
+    )
+    per_init, n_used = ESTIMATORS[used].estimator()(req)
 
     mean, se = _summarize(per_init)
     best = int(np.argmax(mean))

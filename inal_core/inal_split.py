@@ -3,6 +3,8 @@
 See the module docstring of ``inal.py`` for the method and its cost. With the bits split into a low
 part L (``M = 2^|L|`` assignments) and a high part H, ``w.x + b = p_a + c_h``; sorting ``p`` once per
 neuron turns ``sum_a g(a) relu(p_a + c_h)`` into two prefix sums read at a binary-search position.
+Other piecewise-linear activations have their own form (``inal_core.activations``): ``step``
+(sign) reads the prefix sums of g at the two ends of the ties, ``linear`` (identity) the totals.
 Everything here is float64.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from .activations import ACTIVATIONS
 from .cube import enumerate_cube
 from .targets import Target
 
@@ -28,11 +31,15 @@ class SplitFirstLayer:
     """The split engine for first-layer neurons (module docstring): low-bit part sorted once per neuron.
 
     ``W``: ``(Rb, n, G)`` first-layer weights of ``G`` neurons in ``Rb`` batches, ``b1``: ``(Rb, G)`` or None.
+    ``activation``: a name in ``ACTIVATIONS``; with more than ``BROADCAST_MAX_M`` low assignments its
+    entry must have a split form (``ValueError`` otherwise: the caller uses the plain engine).
     """
 
     def __init__(self, W: torch.Tensor, b1: torch.Tensor | None, low_idx: list[int], high_idx: list[int],
-                 patterns: torch.Tensor):
+                 patterns: torch.Tensor, activation: str = "relu"):
         dev = W.device
+        act = ACTIVATIONS[activation]
+        self.phi_, self.form = act.forward_, act.split
         W = W.to(torch.float64)
         self.R, _, self.w = W.shape
         self.b1 = None if b1 is None else b1.to(torch.float64)  # (Rb, G)
@@ -47,6 +54,9 @@ class SplitFirstLayer:
         if self.broadcast:
             self.p = p
             return
+        if self.form is None:
+            raise ValueError(f"the split engine has no form for activation={activation!r} "
+                             f"with M={self.M} > {BROADCAST_MAX_M}")
         D = self.patterns.shape[0]
         # sort q = -p ascending: {a : p_a > -c} = {a : q_a < c} is a prefix of the sorted order
         q_sorted, perm = torch.sort(-p, dim=-1)  # (Rb, G, M)
@@ -59,7 +69,7 @@ class SplitFirstLayer:
         self.table = table.reshape(self.R, self.w, (self.M + 1) * D, 2)
 
     def hidden(self, x_high: torch.Tensor, pattern_id: torch.Tensor) -> torch.Tensor:
-        """``y[r, v, h] = M^-1 sum_a g_h(a) relu(p_a + c_h)``: ``(Rc, w, B)`` float64.
+        """``y[r, v, h] = M^-1 sum_a g_h(a) phi(p_a + c_h)``: ``(Rc, w, B)`` float64.
 
         ``x_high``: ``(B, n_high)`` shared or ``(Rc, B, n_high)``; ``pattern_id``: ``(B,)`` or ``(Rc, B)``.
         """
@@ -74,15 +84,25 @@ class SplitFirstLayer:
             one_pattern = self.patterns.shape[0] == 1  # a junta inside L
             g = self.patterns[0].tolist() if one_pattern else self.patterns[pid].unsqueeze(1)  # (1|Rb, 1, B, M)
             for a in range(self.M):
-                z = torch.relu_(c + self.p[..., a : a + 1])  # (Rb, G, B)
+                z = self.phi_(c + self.p[..., a : a + 1])  # (Rb, G, B)
                 if one_pattern:
                     y.add_(z, alpha=g[a])
                 else:
                     y.addcmul_(z, g[..., a])
             return y / self.M
-        count = torch.searchsorted(self.q_sorted, c.contiguous())  # (Rb, G, B): #{a : p_a > -c}
+        c_search = c.contiguous()  # for the search only: y keeps c's layout (reductions' order)
+        if self.form == "linear":  # every a is "on": the totals G(M), QG(M)
+            count = torch.full(c.shape, self.M, dtype=torch.int64, device=c.device)
+        else:
+            count = torch.searchsorted(self.q_sorted, c_search)  # (Rb, G, B): #{a : p_a > -c}
         idx = count * self.D + pid.unsqueeze(1)  # (Rb, G, B): flat index into (M+1, D)
         sums = torch.gather(self.table, 2, idx.unsqueeze(-1).expand(-1, -1, -1, 2))  # (Rb, G, B, 2)
+        if self.form == "step":
+            # sign: +g on {p > -c} (prefix k), -g on {p < -c} (after k' = #{p >= -c}), 0 on ties
+            upto = torch.searchsorted(self.q_sorted, c_search, right=True) * self.D + pid.unsqueeze(1)
+            g_upto = torch.gather(self.table[..., 0], 2, upto)  # (Rb, G, B)
+            total = self.patterns.sum(dim=1)[pid].unsqueeze(1)  # (1|Rb, 1, B): G(M)
+            return (sums[..., 0] + g_upto - total) / self.M
         return (c * sums[..., 0] - sums[..., 1]) / self.M
 
     def output(self, a: torch.Tensor, b2: torch.Tensor | None, y_hidden: torch.Tensor, pattern_id: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
-"""Stacks of fully connected ReLU networks held as batched tensors.
+"""Stacks of fully connected networks held as batched tensors.
 
-A ``ReluStack`` holds R networks of one shape (SCIENCE.md §3): ``depth`` hidden ReLU layers
-of ``width`` neurons, biases on by default, one linear output neuron. Layer ``l`` has
+A ``ReluStack`` holds R networks of one shape (SCIENCE.md §3): ``depth`` hidden layers of
+``width`` neurons with the activation ``spec.activation`` (ReLU by default; the registry is
+``inal_core.activations``), biases on by default, one linear output neuron. Layer ``l`` has
 weights of shape ``(R, d_in, d_out)`` and biases ``(R, d_out)``, so a forward pass is one
 ``torch.baddbmm`` per layer for the whole stack.
 
@@ -29,9 +30,10 @@ import math
 import torch
 
 from .rng import make_generator
+from .activations import ACTIVATIONS
 from .specs import INITS, NetworkSpec  # plain Python, shared with the planner
 
-__all__ = ["NetworkSpec", "ReluStack", "init_relu_stack", "INITS"]
+__all__ = ["NetworkSpec", "ReluStack", "init_relu_stack", "INITS", "ACTIVATIONS"]
 
 
 @dataclass
@@ -39,8 +41,9 @@ class ReluStack:
     """R networks of one ``NetworkSpec`` as stacked tensors.
 
     ``weights[l]``: ``(R, d_l, d_{l+1})``; ``biases[l]``: ``(R, d_{l+1})`` or ``None`` when
-    ``spec.bias`` is False. Layer ``l`` (0-based) for ``l < depth`` is hidden (ReLU); the
-    last is the linear output neuron.
+    ``spec.bias`` is False. Layer ``l`` (0-based) for ``l < depth`` is hidden (activation
+    ``spec.activation``); the last is the linear output neuron. (The name predates the other
+    activations.)
     """
 
     spec: NetworkSpec
@@ -76,13 +79,14 @@ class ReluStack:
         raise ValueError(f"input must be (B, d) or (R={self.R}, B, d), got {tuple(x.shape)}")
 
     def layer_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every neuron's value: hidden post-ReLU ``(R, B, width)`` per layer, then output ``(R, B, 1)``."""
+        """Every neuron's value: hidden post-activation ``(R, B, width)`` per layer, then output ``(R, B, 1)``."""
         h = self._expand_input(x).to(self.dtype)
         outs: list[torch.Tensor] = []
         last = len(self.weights) - 1
+        phi = ACTIVATIONS[self.spec.activation].forward
         for l, (w, b) in enumerate(zip(self.weights, self.biases)):
             z = torch.bmm(h, w) if b is None else torch.baddbmm(b.unsqueeze(1), h, w)
-            h = z if l == last else torch.relu(z)
+            h = z if l == last else phi(z)
             outs.append(h)
         return outs
 

@@ -24,7 +24,10 @@ Each run has its own ``gamma``, ``sigma`` and seed; its initialization
 alone or inside a stack (up to float summation order), on rerun, and on CPU or CUDA.
 
 Gradients are computed by a hand-written backward pass of the stacked MLP (``torch.bmm``), which
-skips the input gradient of the first layer. Cost model (``ngd_flops_per_step``), per run and
+skips the input gradient of the first layer. The hidden activation is ``spec.activation``; its
+derivative is the one its registry entry states (``inal_core.activations``): ``1[z > 0]`` for
+ReLU, ``1 - tanh^2`` for tanh, 1 for identity, and for sign the straight-through rule
+``1[|z| <= 1]`` (sign's own derivative is 0 almost everywhere). Cost model (``ngd_flops_per_step``), per run and
 per step on ``B`` inputs, with ``d_0 = N, d_1..d_depth = width, d_{depth+1} = 1``:
 
     forward  2 B sum_l d_l d_{l+1};  weight gradients  the same;
@@ -50,6 +53,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .activations import ACTIVATIONS
 from .cube import enumerate_cube
 from .losses import LOSSES, loss_derivative, loss_value
 from .networks import NetworkSpec, ReluStack, init_relu_stack
@@ -179,13 +183,24 @@ def _flat_stack(spec: NetworkSpec, flat: torch.Tensor) -> ReluStack:
     return ReluStack(spec, weights, biases)
 
 
-def _forward(stack: ReluStack, x: torch.Tensor) -> list[torch.Tensor]:
-    """Inputs then every layer's output: ``[x (R,m,N), h_1 (R,m,w), ..., out (R,m,1)]``."""
+def _forward(stack: ReluStack, x: torch.Tensor, zs: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Inputs then every layer's output: ``[x (R,m,N), h_1 (R,m,w), ..., out (R,m,1)]``.
+
+    The activation is applied in place, except when ``zs`` is a list: then the hidden
+    pre-activations ``z_1, ..., z_depth`` are kept there (for an activation whose derivative
+    needs ``z``, e.g. sign's straight-through rule)."""
     hs = [x]
     last = len(stack.weights) - 1
+    act = ACTIVATIONS[stack.spec.activation]
     for l, (w, b) in enumerate(zip(stack.weights, stack.biases)):
         z = torch.bmm(hs[-1], w) if b is None else torch.baddbmm(b.unsqueeze(1), hs[-1], w)
-        hs.append(z if l == last else torch.relu_(z))
+        if l == last:
+            hs.append(z)
+        elif zs is None:
+            hs.append(act.forward_(z))
+        else:
+            zs.append(z)
+            hs.append(act.forward(z))
     return hs
 
 
@@ -195,7 +210,9 @@ def _accumulate_gradient(stack: ReluStack, x, y, loss: str, weight: float, grads
     ``grads``: tensors in ``stack.parameters()`` order (``(R, d_in, d_out)``, ``(R, d_out)``, ...),
     possibly views into one flat buffer. Returns the sum of the losses over the chunk, ``(R,)``.
     """
-    hs = _forward(stack, x)
+    act = ACTIVATIONS[stack.spec.activation]
+    zs: list[torch.Tensor] | None = [] if act.needs_preactivation else None
+    hs = _forward(stack, x, zs)
     out = hs[-1].squeeze(-1)  # (R, m)
     loss_sum = loss_value(loss, out, y).sum(1)
     delta = (loss_derivative(loss, out, y) * weight).unsqueeze(-1)  # (R, m, 1): dL/d(output pre-activation)
@@ -212,8 +229,9 @@ def _accumulate_gradient(stack: ReluStack, x, y, loss: str, weight: float, grads
             torch.bmm(hs[l].transpose(1, 2), delta, out=grads[slot])  # (R, d_in, d_out)
         else:
             grads[slot].baddbmm_(hs[l].transpose(1, 2), delta)
-        if l > 0:  # back through layer l's weights and the ReLU of layer l-1; no input gradient for l = 0
-            delta = torch.ops.aten.threshold_backward(torch.bmm(delta, stack.weights[l].transpose(1, 2)), hs[l], 0)
+        if l > 0:  # back through layer l's weights and the activation of layer l-1; no input gradient for l = 0
+            grad_h = torch.bmm(delta, stack.weights[l].transpose(1, 2))
+            delta = act.backward(grad_h, hs[l], None if zs is None else zs[l - 1])
     return loss_sum
 
 
@@ -284,7 +302,8 @@ def train_noisy_gd(
     B, exact = ngd_batch(N, config.batch, config.exact_max_inputs)
     elem = torch.finfo(dtype).bits // 8
     budget = CHUNK_BYTES["cuda" if torch.device(device).type == "cuda" else "cpu"]
-    rows = max(1, min(B, budget // (R * elem * (N + 2 * spec.depth * spec.width + 4))))
+    per_hidden = 3 if ACTIVATIONS[spec.activation].needs_preactivation else 2  # h and its gradient (+ z)
+    rows = max(1, min(B, budget // (R * elem * (N + per_hidden * spec.depth * spec.width + 4))))
 
     init = init_relu_stack(spec, seeds, dtype=dtype, device=device)
     flat = torch.cat([p.reshape(R, -1) for p in init.parameters()], 1)  # (R, E): theta of every run

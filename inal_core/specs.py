@@ -4,10 +4,13 @@ A planner that validates 10^6 cells, or finds a study complete, needs the engine
 none of their tensors; importing torch costs about 2 s on a small machine. So the facts planning
 needs live here, once, and the torch modules import them from here:
 
-- ``NetworkSpec`` and ``INITS`` (re-exported by ``inal_core.networks``);
-- the INAL request check: ``METHODS``, ``MAX_EXACT_BITS``, the method ``auto`` resolves to, and
-  the memory model of the smallest chunk (``check_inal_request``, ``exact_memory_bytes``,
-  re-exported by ``inal_core.inal``, which chunks its work with the same model);
+- ``NetworkSpec``, ``INITS`` and ``ACTIVATIONS`` (re-exported by ``inal_core.networks``; the
+  activation registry itself lives in ``inal_core.activations``, which imports no torch either);
+- the INAL estimators, one ``ESTIMATORS`` entry each (request check, memory model of the smallest
+  chunk, inputs per init, and the engine function in ``inal_core.inal`` by name, imported only
+  when an estimate runs), ``METHODS`` (``auto`` and the estimators), the method ``auto`` resolves
+  to, and the request check (``check_inal_request``, ``exact_memory_bytes``, re-exported by
+  ``inal_core.inal``, which chunks its work with the same model);
 - the noisy-GD settings the engine takes (``PRECISIONS``, ``GAMMA_SCHEDULES``), the batch it uses
   (``ngd_batch``) and its cost per step (``ngd_flops_per_step``), re-exported by ``inal_core.ngd``.
 
@@ -18,15 +21,20 @@ import no torch either.
 
 from __future__ import annotations
 
+import importlib
 import numbers
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+from .activations import ACTIVATIONS
 from .targets import Target
 
 __all__ = [
     "INITS",
+    "ACTIVATIONS",
     "NetworkSpec",
+    "Estimator",
+    "ESTIMATORS",
     "METHODS",
     "MAX_EXACT_BITS",
     "DEFAULT_N_INPUTS",
@@ -51,10 +59,11 @@ INITS = ("normal", "normal_bias1", "rademacher")
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """Shape and initialization of one fully connected ReLU network.
+    """Shape, hidden activation and initialization of one fully connected network.
 
-    ``layer_sizes`` is ``[input_dim] + [width] * depth + [1]``; ``num_parameters`` is ``E``
-    (weights and biases), e.g. input 4, width 3, depth 1: ``4*3 + 3 + 3*1 + 1 = 19``.
+    ``activation`` names an entry of ``ACTIVATIONS`` (``inal_core.activations``; default ``relu``),
+    applied to every hidden neuron; the output neuron is linear. ``layer_sizes`` is
+    ``[input_dim] + [width] * depth + [1]``; ``num_parameters`` is ``E`` (weights and biases), e.g. input 4, width 3, depth 1: ``4*3 + 3 + 3*1 + 1 = 19``.
     """
 
     input_dim: int
@@ -62,6 +71,7 @@ class NetworkSpec:
     depth: int
     bias: bool = True
     init: str = "normal"
+    activation: str = "relu"
 
     def __post_init__(self) -> None:
         for key in ("input_dim", "width", "depth"):
@@ -70,6 +80,8 @@ class NetworkSpec:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -97,7 +109,6 @@ class NetworkSpec:
 
 # --------------------------------------------------------------------------- INAL requests
 
-METHODS = ("auto", "exact", "mc", "junta")
 DEFAULT_N_INPUTS = 1 << 16
 MAX_EXACT_BITS = 32
 _MAX_JUNTA_BITS = 20
@@ -114,12 +125,13 @@ def dtype_bytes(dtype: Any) -> int:
 
 
 def resolve_method(method: str, target: Target, spec: NetworkSpec) -> str:
-    """The estimator ``method`` stands for: ``auto`` is ``exact`` for n <= 16 (n <= 22 at depth 1),
-    else ``junta`` when the target has at most 10 relevant bits, else ``mc``."""
+    """The estimator ``method`` stands for: ``auto`` is ``exact`` for n <= 16 (n <= 22 at depth 1
+    when the split engine serves the activation), else ``junta`` when the target has at most 10
+    relevant bits, else ``mc``."""
     if method != "auto":
         return method
     n = target.n
-    if n <= 16 or (spec.depth == 1 and n <= 22):
+    if n <= 16 or (spec.depth == 1 and n <= 22 and ACTIVATIONS[spec.activation].split is not None):
         return "exact"
     if len(target.relevant_bits) <= 10:
         return "junta"
@@ -147,6 +159,63 @@ def exact_memory_bytes(n: int, spec: NetworkSpec, *, dtype: Any = "torch.float32
     """Peak bytes of the smallest chunk of the exact method (one init, one input row)."""
     fixed, per_init, per_row_shared, per_row = plain_chunk_model(n, spec, dtype, 1, True)
     return int(fixed + per_init + per_row_shared + per_row)
+
+
+def _check_exact(target: Target, spec: NetworkSpec) -> None:
+    if target.n > MAX_EXACT_BITS:
+        raise ValueError(f"method='exact' enumerates 2^n inputs; n={target.n} exceeds {MAX_EXACT_BITS}: "
+                         "use 'mc' or 'junta'")
+
+
+def _check_junta(target: Target, spec: NetworkSpec) -> None:
+    if len(target.relevant_bits) > _MAX_JUNTA_BITS:
+        raise ValueError(f"method='junta' sums over 2^|J| inputs; the target has |J|={len(target.relevant_bits)} "
+                         f"> {_MAX_JUNTA_BITS} relevant bits: use 'mc'")
+
+
+def _sampled_inputs(n: int, n_inputs: int | None) -> int:
+    return n_inputs or DEFAULT_N_INPUTS
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """One INAL estimator (SCIENCE.md §4): its request check, memory model, input count and engine.
+
+    ``check(target, spec)`` raises ``ValueError`` for a request it cannot serve;
+    ``smallest_chunk_bytes(target, spec, dtype)`` is the memory of its smallest chunk (one init);
+    ``network_inputs(n, n_inputs)`` the network inputs per init (the planner's cost model; junta's
+    ``m 2^|J|`` is about ``n_inputs``); ``engine`` is ``"module:function"`` inside ``inal_core``, the
+    function ``(request) -> (per_init, inputs per init)``, imported only when an estimate runs (torch).
+    """
+
+    name: str
+    check: Callable[[Target, NetworkSpec], None]
+    smallest_chunk_bytes: Callable[[Target, NetworkSpec, Any], int]
+    network_inputs: Callable[[int, "int | None"], int]
+    engine: str
+    doc: str = ""
+
+    def estimator(self) -> Callable:
+        module, _, name = self.engine.partition(":")
+        return getattr(importlib.import_module(f".{module}", __package__), name)
+
+
+ESTIMATORS: dict[str, Estimator] = {
+    "exact": Estimator(
+        "exact", _check_exact, lambda target, spec, dtype: exact_memory_bytes(target.n, spec, dtype=dtype),
+        lambda n, n_inputs: 1 << n, "inal:exact_per_init", doc="all 2^n inputs; corr_v exactly, then squared"),
+    "mc": Estimator(
+        "mc", lambda target, spec: None,
+        lambda target, spec, dtype: sum(plain_chunk_model(target.n, spec, dtype, 1, False)),
+        _sampled_inputs, "inal:sampled_per_init", doc="i.i.d. inputs; the U-statistic (S^2 - Q) / (m (m-1))"),
+    "junta": Estimator(
+        "junta", _check_junta,
+        lambda target, spec, dtype: sum(plain_chunk_model(target.n, spec, dtype, 1 << len(target.relevant_bits),
+                                                          False)),
+        _sampled_inputs, "inal:sampled_per_init",
+        doc="exact sum over the relevant bits J, samples of the others; the same U-statistic"),
+}
+METHODS = ("auto", *ESTIMATORS)  # "auto" resolves to an estimator (resolve_method)
 
 
 def _check_device(device: Any) -> None:
@@ -191,16 +260,9 @@ def check_inal_request(
     _check_device(device)
     used = resolve_method(method, target, spec)
     n = target.n
-    if used == "exact" and n > MAX_EXACT_BITS:
-        raise ValueError(f"method='exact' enumerates 2^n inputs; n={n} exceeds {MAX_EXACT_BITS}: use 'mc' or 'junta'")
-    if used == "exact":
-        need = exact_memory_bytes(n, spec, dtype=dtype)
-    else:
-        M = 1 << len(target.relevant_bits) if used == "junta" else 1
-        if used == "junta" and len(target.relevant_bits) > _MAX_JUNTA_BITS:
-            raise ValueError(f"method='junta' sums over 2^|J| inputs; the target has |J|={len(target.relevant_bits)} "
-                             f"> {_MAX_JUNTA_BITS} relevant bits: use 'mc'")
-        need = sum(plain_chunk_model(n, spec, dtype, M, False))
+    estimator = ESTIMATORS[used]
+    estimator.check(target, spec)
+    need = estimator.smallest_chunk_bytes(target, spec, dtype)
     if need > memory_budget_bytes:
         raise ValueError(
             f"memory_budget_bytes={int(memory_budget_bytes)} is too small for INAL method={used!r} with n={n}, "

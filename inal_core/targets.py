@@ -36,13 +36,24 @@ round(p 2^r)``, and the realised ``p`` and ``c_effective = 1 + 2 log(1/p) / log 
 Limitations: p is realised only to the resolution ``2^-r``; the parity part (degree m, default
 ``ceil((n-1)/2)``) and the ``x_1 chi_A`` terms above add alignment of their own. The measured
 exponent is what counts (tests/test_targets.py checks this spectrum against brute force).
+
+The registry: ``FAMILIES`` is the one table (name -> :class:`Family`: the class, how ``c`` is read,
+the parameters and their checks); ``TARGETS`` is a view of it (name -> class). A family defined in
+a user's own module is named by its import path ``"module:attribute"`` (``make_target``,
+``target.name`` in a config): :func:`get_family` imports it and registers it under that path on
+first use, in the driver and in each worker alike; :func:`register_family` adds one by name.
+
+The extension rule ``N`` (``"n^2"``, ``"2n"`` or an integer >= n) is parsed here only
+(:func:`parse_extension`); the config validation and the analysis call it.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -62,8 +73,17 @@ __all__ = [
     "Family",
     "FamilyParam",
     "TargetConfigError",
+    "FamilyImportError",
+    "register_family",
+    "load_family",
+    "get_family",
+    "user_family_modules",
+    "unregister_family",
     "available_targets",
     "make_target",
+    "EXTENSION_ALIASES",
+    "extension_allowed",
+    "parse_extension",
     "resolve_extension",
     "extend",
 ]
@@ -232,15 +252,6 @@ class ExtendedTarget(Target):
         return self.base(x[..., : self.base.n])
 
 
-TARGETS: dict[str, type[Target]] = {
-    "parity": ParityTarget,
-    "majority": MajorityTarget,
-    "staircase": StaircaseTarget,
-    "full_parity": FullParityTarget,
-    "planted": PlantedTarget,
-}
-
-
 # --------------------------------------------------------------------------- the family registry
 
 
@@ -396,12 +407,100 @@ FAMILIES: dict[str, Family] = {
                     doc="extra event bits resolving p"),
     ), doc="x_1 on an event of probability p ~ n^-(c-1)/2, a parity elsewhere"),
 }
-assert set(FAMILIES) == set(TARGETS)
+
+
+class _FamilyClasses(Mapping):
+    """``TARGETS``: name -> Target class of every registered family, read from ``FAMILIES`` (a view,
+    not a second table)."""
+
+    def __getitem__(self, name: str) -> type:
+        return FAMILIES[name].cls
+
+    def __iter__(self):
+        return iter(FAMILIES)
+
+    def __len__(self) -> int:
+        return len(FAMILIES)
+
+
+TARGETS: Mapping[str, type] = _FamilyClasses()
+_BUILTIN = frozenset(FAMILIES)
+_USER_MODULES: dict[str, str] = {}  # import path -> module name, for the families a user's module defines
 
 
 def available_targets() -> list[str]:
-    """Names of the registered target families, sorted."""
-    return sorted(TARGETS)
+    """Names of the registered target families, sorted (built-in, then any registered by import path)."""
+    return sorted(FAMILIES)
+
+
+class FamilyImportError(ValueError):
+    """An import path ``module:attribute`` that does not give an ``inal_core.targets.Family``."""
+
+    def __init__(self, path: str, why: str) -> None:
+        self.path, self.why = path, why
+        super().__init__(f"target {path!r}: {why}")
+
+
+def register_family(family: Family, name: str | None = None) -> Family:
+    """Add ``family`` to ``FAMILIES`` under ``name`` (default ``family.name``); registering the same
+    object again is a no-op, another family under a taken name is a ``ValueError``."""
+    key = family.name if name is None else name
+    if not isinstance(family, Family) or not (isinstance(family.cls, type) and issubclass(family.cls, Target)):
+        raise ValueError(f"target family {key!r} must be an inal_core.targets.Family of a Target subclass, "
+                         f"got {family!r}")
+    if FAMILIES.get(key, family) is not family:
+        raise ValueError(f"another target family is already registered as {key!r}")
+    FAMILIES[key] = family
+    return family
+
+
+def load_family(path: str) -> Family:
+    """The ``Family`` at the import path ``"module:attribute"`` (a user's own module), imported and
+    registered under ``path``; :class:`FamilyImportError` (one line) when it does not import or is
+    not a ``Family``."""
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise FamilyImportError(path, "an import path must read 'module:attribute'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # ImportError, or the module's own error while importing
+        raise FamilyImportError(path, f"cannot import module {module_name!r} ({type(err).__name__}: {err}); "
+                                      "is its directory on PYTHONPATH?") from None
+    obj: Any = module
+    for part in attribute.split("."):
+        obj = getattr(obj, part, None)
+    if not isinstance(obj, Family):
+        what = "missing" if obj is None else type(obj).__name__
+        raise FamilyImportError(path, f"{attribute!r} in module {module_name!r} is {what}, "
+                                      "not an inal_core.targets.Family")
+    register_family(obj, path)
+    _USER_MODULES[path] = module_name
+    return obj
+
+
+def get_family(name: str) -> Family:
+    """The registered family ``name``, or, for an import path ``"module:attribute"``, the family it
+    names (imported and registered on first use: this is how workers find a user's family)."""
+    family = FAMILIES.get(name)
+    if family is not None:
+        return family
+    if isinstance(name, str) and ":" in name:
+        return load_family(name)
+    raise ValueError(f"unknown target {name!r}; valid targets: {available_targets()} "
+                     "or an import path 'module:attribute' of an inal_core.targets.Family")
+
+
+def user_family_modules() -> list[str]:
+    """Names of the modules that define the families registered by import path (to ship to workers)."""
+    return sorted(set(_USER_MODULES.values()))
+
+
+def unregister_family(name: str) -> None:
+    """Remove a family registered by :func:`register_family` or :func:`load_family` (built-ins stay)."""
+    if name in _BUILTIN:
+        raise ValueError(f"{name!r} is a built-in target family")
+    FAMILIES.pop(name, None)
+    _USER_MODULES.pop(name, None)
 
 
 def make_target(name: str, n: int, c: float | None = None, **params: Any) -> Target:
@@ -414,30 +513,48 @@ def make_target(name: str, n: int, c: float | None = None, **params: Any) -> Tar
     >>> make_target("parity", 5, c=2).relevant_bits
     (0, 1)
     """
-    if name not in FAMILIES:
-        raise ValueError(f"unknown target {name!r}; valid targets: {available_targets()}")
+    family = get_family(name)
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
         raise ValueError(f"{name}: n must be a positive integer, got {n!r}")
-    family = FAMILIES[name]
     nominal_c, checked = family.validate(int(n), c, params)
     return family.build(int(n), nominal_c, checked)
 
 
+#: The extension rule's spellings: each alias and its canonical form (``"n^2"`` must be quoted on a
+#: command line, hence ``n2``). The canonical form is what a result records.
+EXTENSION_ALIASES = {"n^2": "n^2", "n**2": "n^2", "n2": "n^2", "2n": "2n", "2*n": "2n"}
+
+
+def extension_allowed(n: int) -> str:
+    """What an extension spec may be, in words (for error messages)."""
+    return f'"n^2" (alias n2), "2n" or an integer >= n (n={n})'
+
+
+def parse_extension(spec: Any, n: int) -> tuple[str, int]:
+    """``(canonical spec, N)`` of the extension rule: ``"n^2"`` (default; aliases in
+    ``EXTENSION_ALIASES``) -> ``n^2``, ``"2n"`` -> ``2n``, or an integer ``N >= n`` (an int, an
+    integral float or a string of digits) -> ``str(N)``. The one parser of the rule: the config
+    validation and the analysis call it. ``ValueError`` otherwise."""
+    value = spec
+    if isinstance(value, str):
+        key = value.strip().replace(" ", "").lower()
+        if key in EXTENSION_ALIASES:
+            canonical = EXTENSION_ALIASES[key]
+            return canonical, (n * n if canonical == "n^2" else 2 * n)
+        value = int(key) if key.isdigit() else None
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) \
+            and float(value).is_integer():
+        value = int(value)
+    else:
+        value = None
+    if value is None or value < n:
+        raise ValueError(f"extension N must be {extension_allowed(n)}, got {spec!r}")
+    return str(value), value
+
+
 def resolve_extension(spec: str | int, n: int) -> int:
-    """The number of input bits ``N`` of the extension: ``"n^2"`` (default), ``"2n"``, or an integer ``>= n``."""
-    if isinstance(spec, str):
-        key = spec.strip().replace(" ", "").lower()
-        if key in ("n^2", "n**2", "n2"):
-            return n * n
-        if key == "2n":
-            return 2 * n
-        if key.isdigit():
-            spec = int(key)
-        else:
-            raise ValueError(f"extension N must be 'n^2', '2n' or an integer >= n={n}, got {spec!r}")
-    if isinstance(spec, bool) or not isinstance(spec, numbers.Integral) or spec < n:
-        raise ValueError(f"extension N must be 'n^2', '2n' or an integer >= n={n}, got {spec!r}")
-    return int(spec)
+    """The number of input bits ``N`` of the extension (see :func:`parse_extension`)."""
+    return parse_extension(spec, n)[1]
 
 
 def extend(target: Target, N: int) -> Target:

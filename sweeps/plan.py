@@ -35,7 +35,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from inal_core.specs import NetworkSpec, ngd_batch, ngd_flops_per_step  # plain Python: no torch import
+from inal_core.specs import ESTIMATORS, NetworkSpec, ngd_batch, ngd_flops_per_step  # plain Python: no torch import
 
 from .jobs import VECTORIZED_KEYS, JobSpec, run_id_with, with_run_values
 from .settings import VECTORIZED_ATTRS as _TRAINING_FIELD  # flat name -> sweeps.spec.Training attribute
@@ -298,7 +298,7 @@ def pack_cost(job: JobSpec) -> float:
     v = job.values
     if not job.train:
         return 0.0
-    spec = NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
+    spec = NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"], activation=v["activation"])
     batch, _ = ngd_batch(v["N"], v["batch"])
     checkpoints = v["checkpoints"]
     n_ckpt = len(checkpoints) if isinstance(checkpoints, (list, tuple)) else int(checkpoints)
@@ -307,11 +307,11 @@ def pack_cost(job: JobSpec) -> float:
 
 
 def inal_cost(job: JobSpec) -> float:
-    """FLOPs of the INAL estimate of ``job``: ``n_inits`` forward passes over its inputs
-    (``n_inputs`` for Monte Carlo, the ``2^n`` cube otherwise)."""
+    """FLOPs of the INAL estimate of ``job``: ``n_inits`` forward passes over the network inputs per
+    init that its estimator declares (``inal_core.specs.ESTIMATORS``)."""
     v = job.values
-    spec = NetworkSpec(v["n"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
-    inputs = v["n_inputs"] if v.get("inal_method") == "mc" and v["n_inputs"] else 2 ** v["n"]
+    spec = NetworkSpec(v["n"], v["width"], v["depth"], bias=v["bias"], init=v["init"], activation=v["activation"])
+    inputs = ESTIMATORS[v["inal_method"]].network_inputs(v["n"], v["n_inputs"] or None)
     return float(v["n_inits"]) * spec.flops_forward(inputs)
 
 
@@ -537,7 +537,7 @@ def gpu_pack_size_of(job: JobSpec, *, device_memory_bytes: float, flops_per_s: f
                      cap: int) -> int:
     """:func:`gpu_pack_size` for a job's shape (the engine's batch, ``N``-bit inputs)."""
     v = job.values
-    spec = NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
+    spec = NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"], activation=v["activation"])
     batch, _ = ngd_batch(v["N"], v["batch"])
     return gpu_pack_size(device_memory_bytes=device_memory_bytes, flops_per_s=flops_per_s,
                          num_parameters=spec.num_parameters, layer_sizes=spec.layer_sizes, batch=batch,

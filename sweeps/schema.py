@@ -5,14 +5,16 @@ into a :class:`sweeps.jobs.JobSpec`, or raises :class:`ConfigError` whose messag
 key, the value given and what is allowed, e.g.::
 
     invalid n='abc' (allowed: an integer >= 1)
-    invalid target.name='parityy' (allowed: one of full_parity, majority, parity, planted, staircase)
+    invalid target.name='parityy' (allowed: one of full_parity, majority, parity, planted, staircase, or
+    module:attribute naming your own inal_core.targets.Family)
 
 It is cheap (no tensors beyond building the target object; the target, the INAL feasibility and
 the ``results_dir`` check are cached per distinct value, so 10^6 cells of a grid cost about what
 their scalar checks cost), so the launcher validates every job of a sweep before it schedules any
 work. Every key of the task config must be one the job spec knows (``sweeps.settings.SETTINGS``; the
 target group's keys are ``name`` and the family's parameters): ``+widht=8`` is refused, naming
-the key. Each family's own inputs are checked by its validator in ``inal_core.targets.FAMILIES``.
+the key. Each family's own inputs are checked by its validator in ``inal_core.targets.FAMILIES``;
+``target.name`` may also be the import path of a user's own family (``read_target_name``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from inal_core import specs as _specs  # the engines' contracts in plain Python: validation imports no torch
 from inal_core.losses import LOSSES as _LOSSES
-from inal_core.targets import FAMILIES, TargetConfigError, available_targets
+from inal_core.targets import (FamilyImportError, TargetConfigError, available_targets, extension_allowed, get_family,
+                               load_family, parse_extension)
 
 from .jobs import JobSpec, make_job
 from .settings import DEFAULTS, GROUPS, KNOWN_KEYS, MAX_INPUT_BITS, PARTS, REQUIRED, SETTINGS, Setting
@@ -145,19 +148,29 @@ def _available_targets() -> tuple[str, ...]:
     return tuple(sorted(available_targets()))
 
 
+def read_target_name(key: str, value: Any) -> str:
+    """A built-in family's name, or the import path ``"module:attribute"`` of a user's own
+    ``inal_core.targets.Family`` (imported and registered here, so every later step finds it)."""
+    if type(value) is str and ":" in value:
+        try:
+            load_family(value)
+        except FamilyImportError as err:
+            raise ConfigError(key, value, "a built-in family or an import path module:attribute of an "
+                                          "inal_core.targets.Family", err.why) from None
+        return value
+    if type(value) is not str or value not in _TARGETS:
+        raise ConfigError(key, value, "one of " + ", ".join(_TARGETS) + ", or module:attribute naming your own "
+                                      "inal_core.targets.Family")
+    return value
+
+
 def read_extension(key: str, spec: Any, n: int) -> tuple[str, int]:
-    """The extension spec (``"n^2"``, ``"2n"`` or an integer >= n) and the resolved ``N``."""
-    allowed = f'"n^2" (alias n2), "2n" or an integer >= n (n={n})'
-    aliases = {"n^2": "n^2", "n**2": "n^2", "n2": "n^2", "2n": "2n", "2*n": "2n"}  # n^2 must be quoted on a command line
-    if isinstance(spec, str) and spec.strip() in aliases:
-        spec = aliases[spec.strip()]
-        return spec, (n * n if spec == "n^2" else 2 * n)
-    if isinstance(spec, str):
-        raise ConfigError(key, spec, allowed)
-    N = read_int(key, spec) if _is_number(spec) else None
-    if N is None or N < n:
-        raise ConfigError(key, spec, allowed)
-    return str(N), N
+    """The extension spec (``"n^2"``, ``"2n"`` or an integer >= n) and the resolved ``N``: the rule
+    is parsed by ``inal_core.targets.parse_extension``, the one place of its aliases."""
+    try:
+        return parse_extension(spec, n)
+    except ValueError:
+        raise ConfigError(key, spec, extension_allowed(n)) from None
 
 
 def read_checkpoints(key: str, value: Any, T: int) -> int | tuple[int, ...]:
@@ -262,7 +275,7 @@ def check_results_dir(results_dir: Any, *, local: bool = True) -> str:
 @functools.lru_cache(maxsize=4096)
 def _resolve_target(name: str, n: int, c: float, params: tuple) -> tuple[TargetSpec, Any]:
     """``(TargetSpec, target)`` for validated scalars; the family's validator checks its inputs."""
-    family = FAMILIES[name]
+    family = get_family(name)  # a built-in, or a user's family by import path (registered by read_target_name)
     params = tuple((k, v) for k, _, v in params)  # the key carries each value's type: True is not 1
     try:
         nominal_c, checked = family.validate(n, c, dict(params))
@@ -293,9 +306,9 @@ def resolve_target(name: str, n: int, c: float, params: Mapping[str, Any]):
 
 @functools.lru_cache(maxsize=4096)
 def _check_inal(target_key: tuple, width: int, depth: int, bias: bool, init: str, estimator: str,
-                n_inits: int, n_inputs: int, budget: float) -> str:
+                n_inits: int, n_inputs: int, budget: float, activation: str = "relu") -> str:
     _, target = _resolve_target(*target_key)
-    spec = _specs.NetworkSpec(target.n, width, depth, bias=bias, init=init)
+    spec = _specs.NetworkSpec(target.n, width, depth, bias=bias, init=init, activation=activation)
     try:
         return _specs.check_inal_request(target, spec, n_inits=n_inits, method=estimator,
                                          n_inputs=n_inputs or None, memory_budget_bytes=int(budget * _GIB))
@@ -443,7 +456,7 @@ def validate_job(cfg: DictConfig | Mapping[str, Any], *, local: bool = True) -> 
 
     # target: name, family parameters, nominal c (the family's validator in inal_core.targets)
     target_cfg = c_["target"]
-    name = read_choice("target.name", target_cfg["name"], _TARGETS)
+    name = read_target_name("target.name", target_cfg["name"])
     params = {k: val for k, val in target_cfg.items() if k != "name"}
     c = read_float("c", c_["c"])
     target_key = (name, n, c, tuple((k, type(v), v) for k, v in sorted(params.items())))
@@ -456,7 +469,7 @@ def validate_job(cfg: DictConfig | Mapping[str, Any], *, local: bool = True) -> 
     if T > 0:  # training sizes the engine can hold (the training values are recorded even for T=0)
         _check_training_size(c_["train"]["N"], n, got["N"], width, depth, bias)
     got["inal_method"] = _check_inal(target_key, width, depth, bias, got["init"], got["estimator"],
-                                     got["n_inits"], got["n_inputs"], got["memory_budget_gb"])
+                                     got["n_inits"], got["n_inputs"], got["memory_budget_gb"], got["activation"])
 
     config = JobConfig(
         n=n, target=target_spec, network=_intern(Network, *[got[f] for f in _PART_FLATS["network"]]),

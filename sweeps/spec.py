@@ -25,7 +25,7 @@ import operator
 from dataclasses import dataclass, make_dataclass
 from typing import Any, Mapping
 
-from inal_core.targets import FAMILIES
+from inal_core.targets import get_family
 
 from .settings import GROUPS, KNOWN_KEYS, SETTINGS, Setting, keys_of
 
@@ -54,7 +54,7 @@ class TargetSpec:
 
     def make(self, n: int):
         """The ``inal_core`` target on ``n`` bits (built by the family's registry entry)."""
-        return FAMILIES[self.name].build(n, self.c, dict(self.params))
+        return get_family(self.name).build(n, self.c, dict(self.params))  # imports a user's family by its path
 
 
 def _part(cls_name: str, part: str, doc: str) -> type:

@@ -96,7 +96,7 @@ BAD_INPUTS = [
     (["+widht=8"], "widht", "8", "one of the keys"),
     (["+train.momentum=0.9"], "train.momentum", "0.9", "one of the keys A, N, batch"),
     (["+inal.foo=1"], "inal.foo", "1", "estimator, memory_budget_gb, n_inits, n_inputs"),
-    (["+network.dropout=0.1"], "network.dropout", "0.1", "one of the keys bias"),
+    (["+network.dropout=0.1"], "network.dropout", "0.1", "one of the keys activation, bias"),
     (["+init.scale=2"], "init.scale", "2", "one of the keys name"),
     (["+target.kk=2"], "target.kk", "2", "k, subset, subset_seed"),
     (["target=majority", "+target.k=3"], "target.k", "3", "parameters: none"),

@@ -59,8 +59,11 @@ def ensure_ray(launcher: Any) -> bool:
 
     if ray.is_initialized():
         log.info("Ray is already initialized in this process: reusing it")
+        if user_code_runtime_env():
+            log.info("the study's own target families (%s) reach the workers only if this Ray's runtime_env "
+                     "or their environment provides them", ", ".join(user_code_runtime_env()["py_modules"]))
         return False
-    kwargs: Dict[str, Any] = dict(launcher.ray_init)
+    kwargs: Dict[str, Any] = _with_user_code(dict(launcher.ray_init))
     kwargs.setdefault("log_to_driver", True)
     verbose = bool(getattr(launcher, "verbose", False))
     kwargs.setdefault("logging_level", logging.INFO if verbose else logging.WARNING)
@@ -98,13 +101,60 @@ def task_options(launcher: Any, name: str) -> Dict[str, Any]:
     ``max_retries`` covers system failures (worker process or node died); application errors
     are not retried (``retry_exceptions=False``): they are results (``failed`` rows).
     """
-    return {
+    options = {
         "num_cpus": launcher.num_cpus,
         "num_gpus": launcher.num_gpus,
         "max_retries": launcher.max_retries,
         "retry_exceptions": False,
         "name": name,
     }
+    return options
+
+
+def user_code_runtime_env() -> Dict[str, Any]:
+    """Ray's ``runtime_env`` that ships the user's own target families to the workers.
+
+    A family named by an import path (``target.name: mymodule:MyFamily``) is imported by the
+    driver while it validates the grid (before :func:`ensure_ray`); a worker imports it again to
+    build the target. A module that is not installed (its file lies outside every
+    ``site-packages``) is sent as ``py_modules`` (its file, or its top-level package's directory):
+    on a cluster the workers do not have the user's directory. Installed modules are left to the
+    workers' environment. Ray uploads local paths only for a job (``ray.init``), not per task.
+    """
+    from inal_core.targets import user_family_modules
+
+    paths = []
+    for name in user_family_modules():
+        path = _module_source(name)
+        if path is not None and path not in paths:
+            paths.append(path)
+    return {"py_modules": paths} if paths else {}
+
+
+def _with_user_code(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """``ray.init`` keyword arguments with :func:`user_code_runtime_env`'s ``py_modules`` added to
+    any ``runtime_env`` the launcher's ``ray_init`` gives."""
+    shipped = user_code_runtime_env().get("py_modules")
+    if shipped:
+        runtime_env = dict(kwargs.get("runtime_env") or {})
+        runtime_env["py_modules"] = list(runtime_env.get("py_modules") or []) + shipped
+        kwargs["runtime_env"] = runtime_env
+    return kwargs
+
+
+def _module_source(module_name: str) -> Optional[str]:
+    """The file (a plain module) or directory (a package) of ``module_name``'s top-level module, or
+    None when it is installed (under site-packages/dist-packages) or has no file."""
+    import sys
+
+    top = sys.modules.get(module_name.partition(".")[0])
+    file = getattr(top, "__file__", None)
+    if file is None:
+        return None
+    path = Path(file).resolve()
+    if any(part in ("site-packages", "dist-packages") for part in path.parts):
+        return None
+    return str(path.parent if path.name == "__init__.py" else path)
 
 
 def stream(
