@@ -301,7 +301,7 @@ def plot_fourier_step(table: pd.DataFrame, fits: pd.DataFrame) -> Figure:
     _n_axis(ax, tab["n"])
     ax.set_yscale("log")
     ax.set_ylabel(r"$W^{\leq k}[f]\ /\ (n^{k+1} \cdot \mathrm{INAL})$")
-    ax.set_title("Fourier step: the ratio stays bounded in n (flat or falling)", fontsize=10)
+    ax.set_title("Fourier step: growth in n not rejected where flat or falling", fontsize=10)
     _legend(ax, fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     return fig
