@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .bound_check import POWER_EXCESS, check_bound, predicted_slope
+from .bound_check import check_bound, predicted_slope
 from .fits import fit_inal_exponents
 from .load import Study
 from .synthetic import SyntheticTarget, _Settings, write_synthetic_study
@@ -209,6 +209,6 @@ def cliff_slope_coverage(replicates: int, rng_seed: int = 0, *, level: float = 0
         untrusted += int(not r["weighted_fit_trusted"])
         slopes.append(r["slope"])
     cov = covered / tested if tested else math.nan
-    return cov, tested, {"untested": int(len(checks) - tested), "not_trusted": untrusted / tested if tested else math.nan,
-                         "mean_slope": float(np.mean(slopes)) if slopes else math.nan,
-                         "power_excess": POWER_EXCESS}
+    return cov, tested, {"untested": int(len(checks) - tested),
+                         "not_trusted": untrusted / tested if tested else math.nan,
+                         "mean_slope": float(np.mean(slopes)) if slopes else math.nan}

@@ -65,8 +65,9 @@ could only fail if the correlation itself *grew* with n. Every group therefore r
 interval; ``slope = corr_slope + sqrtE_slope`` exactly), whether the verdict is ``informative``
 (a violation would need ``|E corr|`` not to decay: ``s_pred - sqrtE_slope <= 0``), and the power: the
 smallest slope excess over ``s_pred`` the one-sided test detects with 80% probability,
-``(q + z_0.8) slope_se`` (``detectable_excess``), and ``power_excess``, the power against a slope excess of 0.3 (|E corr|
-growing like n^{+0.3} beyond the prediction), both from the fit actually reported. ``decay_established`` is reported only for an
+``(q + z_0.8) slope_se`` (``detectable_excess``), and ``power_excess``, the power against a slope
+excess of 0.3 (|E corr| growing like n^{+0.3} beyond the prediction), both from the fit actually
+reported. ``decay_established`` is reported only for an
 informative verdict (``decay_by_sqrtE_alone`` otherwise).
 
 Many groups mean many tests: at 2.5% each, about one group in 40 where the bound holds exactly

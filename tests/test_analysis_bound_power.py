@@ -192,3 +192,22 @@ def test_holm_against_the_step_down_rule():
 
 def test_predicted_slope_of_the_control():
     assert predicted_slope(CONTROL.c) == pytest.approx(-0.125)
+
+
+def test_report_reads_a_fixed_n_study_as_informative(tmp_path):
+    """The report of a fixed-N study (written through the store) gives the design, the absolute bound
+    beside |E corr| per n, the power and every diagnostic, in report.md and summary.json."""
+    from analysis.report import _report_markdown, analyze, summary_dict
+
+    control_study(POWER_EXCESS, 1, rng_seed=7, root=str(tmp_path), study="control")
+    a = analyze(str(tmp_path / "control"))
+    md = _report_markdown(a)                                    # report.md without drawing the figures
+    assert "fixed N = 576: E and the prefactor are the same at every n" in md
+    assert "How vacuous the bound is" in md and "bound / |E corr|" in md
+    assert "power against |E corr| growing n^+0.3" in md and "Diagnostics: χ² p =" in md
+    summary = json.loads(json.dumps(summary_dict(a), allow_nan=False))
+    chk = summary["bound_checks"][0]
+    assert chk["informative"] is True and chk["N_fixed"] == 576
+    assert {"chi2_p", "max_weight_share", "n_upper_below_fit", "power_excess", "bound_table"} <= set(chk)
+    assert len(chk["bound_table"]) == len(CONTROL.n_values)
+    assert all("p_c_nominal_holm" in f and "fit_rule" in f for f in summary["inal_fits"])
