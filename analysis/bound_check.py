@@ -228,6 +228,8 @@ def _power(res: pd.DataFrame, fit, s_pred: float, *, level: float, ci: str, robu
     log_sqrt_e = -0.5 * np.log(res["E"].to_numpy(dtype=np.float64))
     xs = x - np.average(x, weights=w)
     sqrt_e_slope = float(np.sum(w * xs * log_sqrt_e) / np.sum(w * xs * xs))
+    if np.ptp(log_sqrt_e) == 0:  # E the same at every n: exactly 0, not rounding noise
+        sqrt_e_slope = 0.0
     y = np.log(res["corr_mean"].abs().to_numpy(dtype=np.float64))
     if robust:  # the same weights as the reported fit (its tau^2), so the slopes still add up exactly
         corr = fit_line(x, y, 1.0 / np.sqrt(w), level=level, scale="residual")
@@ -271,6 +273,9 @@ def informativeness_text(rec) -> str:
         head = "informative"
     elif rec.get("inal_falls_with_n", True) is False:
         head = "uninformative (the target's INAL on the fixed-N network does not change with n)"
+    elif rec["sqrtE_slope"] == 0.0:
+        head = ("uninformative (E is fixed, but the predicted slope is > 0: only a |E corr| growing with n "
+                "could fail it)")
     else:
         head = "uninformative (carried by √E alone)"
     power = rec.get("power_excess", math.nan)
