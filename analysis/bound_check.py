@@ -28,7 +28,22 @@ about one point in ten instead of one in twenty.
 
 Fit. Weighted least squares of ``log R`` on ``log n`` over the resolved points with
 ``se(log R) = se / |mean|``, residual-scaled Student-t interval at ``level``
-(:func:`analysis.regression.fit_line`).
+(:func:`analysis.regression.fit_line`) -- when the weighted fit can be trusted. It is not when its
+chi-square p-value is below ``p_min`` (0.01: the points are not on a power law within their errors,
+"not a power law over this range") or one point carries more than ``max_share`` (50%) of the weight
+(the slope is then that point's neighbourhood). Then the slope, its interval and the power come from
+a random-effects fit that adds the scatter the errors do not explain (tau^2) to every point's
+variance (:func:`analysis.regression.fit_line_checked`, :func:`analysis.regression.
+fit_line_random_effects`), instead of trusting the per-point errors. The diagnostics
+(``chi2_p``, ``max_weight_share``, ``n_upper_below_fit``) are reported for every tested group.
+
+Design. ``design`` says which reading applies: a group whose extension N is the same integer at
+every n (``N_fixed``) has E, and the whole prefactor, fixed, so the verdict rests on ``|E corr|``;
+a group with N = n² has √E(n) ∝ n, which alone gives R a slope near −1 and decides the verdict.
+A fixed-N group of a family whose function does not change with n on the first bits of N (parity,
+staircase: :data:`FAMILIES_FIXED_IN_N`) has an INAL that does not fall with n: it tests nothing.
+``bound_table`` gives, per n, the absolute right-hand side ``gamma T sqrt(E A)/sigma *
+n^{-(c_eff-1)/8}`` (the unknown constant taken as 1) beside ``|E corr|``: how vacuous the bound is.
 
 Verdict (one-sided, because the bound is one-sided). The null hypothesis is that the bound holds,
 ``slope <= s_pred``. It is *violated* only when the data reject it: the lower limit of the slope's
@@ -50,7 +65,9 @@ could only fail if the correlation itself *grew* with n. Every group therefore r
 interval; ``slope = corr_slope + sqrtE_slope`` exactly), whether the verdict is ``informative``
 (a violation would need ``|E corr|`` not to decay: ``s_pred - sqrtE_slope <= 0``), and the power: the
 smallest slope excess over ``s_pred`` the one-sided test detects with 80% probability,
-``(q + z_0.8) slope_se`` (``detectable_excess``). ``decay_established`` is reported only for an
+``(q + z_0.8) slope_se`` (``detectable_excess``), and ``power_excess``, the power against a slope
+excess of 0.3 (|E corr| growing like n^{+0.3} beyond the prediction), both from the fit actually
+reported. ``decay_established`` is reported only for an
 informative verdict (``decay_by_sqrtE_alone`` otherwise).
 
 Many groups mean many tests: at 2.5% each, about one group in 40 where the bound holds exactly
@@ -68,14 +85,22 @@ from inal_core.bound import bound_prefactor  # numpy only
 from sweeps.settings import training_columns  # the table of settings: plain Python, no hydra or pyarrow
 
 from .fits import INAL_GROUP_KEYS, group_columns
-from .regression import fit_line, normal_cdf, normal_quantile, student_t_quantile
+from .regression import fit_line, fit_line_checked, normal_cdf, normal_quantile, student_t_cdf, student_t_quantile
 
-__all__ = ["BOUND_GROUP_KEYS", "VERDICTS", "bound_points", "check_bound", "predicted_slope"]
+__all__ = ["BOUND_GROUP_KEYS", "VERDICTS", "FAMILIES_FIXED_IN_N", "POWER_EXCESS", "bound_points", "check_bound",
+           "predicted_slope"]
 
 #: runs agreeing on these differ only in n and seed: every setting that changes what a trained network
 #: computes (``sweeps.settings.training_columns``), so a setting added to the table is grouped by too
 BOUND_GROUP_KEYS = training_columns()
 VERDICTS = ("consistent", "violated", "unresolved")
+# Families whose f_n, read on the first n bits of a fixed N, is the same function for every n large
+# enough (a parity on the first k bits; a staircase of fixed length): their INAL on the N-bit network
+# does not change with n, so a fixed-N check of them tests nothing (SCIENCE.md §6).
+FAMILIES_FIXED_IN_N = frozenset({"parity", "staircase"})
+# The growth beyond the prediction against which every verdict's power is stated: |E corr| ~ n^{+0.3}
+# times the predicted decay (the positive control of tests/test_analysis_bound_power.py).
+POWER_EXCESS = 0.3
 
 
 def predicted_slope(c_eff: float) -> float:
@@ -178,52 +203,108 @@ def _norm(v):
     return str(v)
 
 
-def _power(res: pd.DataFrame, fit, s_pred: float, *, level: float, ci: str) -> dict:
+def _power(res: pd.DataFrame, fit, s_pred: float, *, level: float, ci: str, robust: bool,
+           inal_falls: bool) -> dict:
     """What the test could see: the slope √E alone implies, the slope of |E corr|, the smallest violation.
 
-    ``log R = log|E corr| - log sqrt(E) + const`` (γ, T, A, σ fixed in a group), and a weighted
-    least-squares slope is linear in the ordinates, so with the same points and weights
-    ``slope = corr_slope + sqrtE_slope`` exactly. ``violation_needs_corr_slope = s_pred - sqrtE_slope``
-    is the log-log slope of ``|E corr|`` in n at which the bound would be met with equality: a
-    violation needs the correlation to change faster than that. When it is ``> 0`` the verdict is
-    carried by √E alone (*uninformative*): with the width fixed, √E grows like n and the test can only
-    fail if the correlation itself *grows* with n. ``detectable_excess = (q + z_0.8) slope_se`` is the
-    slope excess over ``s_pred`` that the one-sided test (quantile ``q`` of the fit) detects with 80 %
-    power: the smallest violation the data could have seen; ``detectable_corr_slope`` is the same on
-    the scale of ``|E corr|``.
+    ``log R = log|E corr| - log sqrt(E) + const`` (γ, T, A, σ fixed in a group), and a least-squares
+    slope (weighted or not) is linear in the ordinates, so with the same points and weights ``slope =
+    corr_slope + sqrtE_slope`` exactly. ``violation_needs_corr_slope = s_pred - sqrtE_slope`` is the
+    log-log slope of ``|E corr|`` in n at which the bound would be met with equality: a violation needs
+    the correlation to change faster than that. When it is ``> 0`` the verdict is carried by √E alone
+    (*uninformative*): with the width fixed and N = n², √E grows like n and the test can only fail if
+    the correlation itself *grows* with n. A fixed-N design of a target whose INAL does not change with
+    n (``inal_falls = False``, :data:`FAMILIES_FIXED_IN_N`) is uninformative too. Power, from the fit
+    actually reported (weighted, or the random-effects fit when the weighted one is not trusted):
+    ``detectable_excess = (q + z_0.8) slope_se`` is the slope excess over ``s_pred`` that the
+    one-sided test (quantile ``q`` of the fit) detects with 80 % probability, ``detectable_corr_slope``
+    the same on the scale of ``|E corr|``; ``power_excess`` the probability of a *violated* verdict if
+    the slope were ``s_pred +`` :data:`POWER_EXCESS` (``P(t_dof > q - excess / slope_se)``, the normal
+    when the fit's quantile is normal).
     """
-    w = 1.0 / res["log_R_se"].to_numpy(dtype=np.float64) ** 2 if np.all(res["log_R_se"] > 0) else None
+    weighted = bool(np.all(res["log_R_se"] > 0))
+    w = 1.0 / res["log_R_se"].to_numpy(dtype=np.float64) ** 2 if weighted else np.ones(len(res))
+    if robust:  # the random-effects weights of the reported fit
+        w = 1.0 / (res["log_R_se"].to_numpy(dtype=np.float64) ** 2 + fit.tau2)
     x = res["log_n"].to_numpy(dtype=np.float64)
     log_sqrt_e = -0.5 * np.log(res["E"].to_numpy(dtype=np.float64))
-    xs = x - (np.average(x, weights=w))
-    sqrt_e_slope = float(np.sum((w if w is not None else 1.0) * xs * log_sqrt_e)
-                         / np.sum((w if w is not None else 1.0) * xs * xs))
-    corr = fit_line(x, np.log(res["corr_mean"].abs().to_numpy(dtype=np.float64)),
-                    res["log_R_se"].to_numpy(dtype=np.float64) if w is not None else None, level=level,
-                    scale=ci if w is not None else "residual")
+    xs = x - np.average(x, weights=w)
+    sqrt_e_slope = float(np.sum(w * xs * log_sqrt_e) / np.sum(w * xs * xs))
+    if np.ptp(log_sqrt_e) == 0:  # E the same at every n: exactly 0, not rounding noise
+        sqrt_e_slope = 0.0
+    y = np.log(res["corr_mean"].abs().to_numpy(dtype=np.float64))
+    if robust:  # the same weights as the reported fit (its tau^2), so the slopes still add up exactly
+        corr = fit_line(x, y, 1.0 / np.sqrt(w), level=level, scale="residual")
+    else:
+        corr = fit_line(x, y, res["log_R_se"].to_numpy(dtype=np.float64) if weighted else None, level=level,
+                        scale=ci if weighted else "residual")
     needs = s_pred - sqrt_e_slope
     q = fit.quantile if math.isfinite(fit.quantile) else math.inf
     excess = (q + normal_quantile(0.8)) * fit.slope_se
+    if math.isfinite(fit.slope_se) and fit.slope_se > 0 and math.isfinite(q):
+        shift = q - POWER_EXCESS / fit.slope_se
+        dof = fit.dof if fit.method.endswith("-t") and fit.dof > 0 else math.inf
+        power = 1.0 - student_t_cdf(shift, dof)
+    else:
+        power = 0.0
     return dict(sqrtE_slope=sqrt_e_slope, corr_slope=corr.slope, corr_slope_lo=corr.slope_ci[0],
-                corr_slope_hi=corr.slope_ci[1], violation_needs_corr_slope=needs, informative=bool(needs <= 0),
-                detectable_excess=excess, detectable_corr_slope=needs + excess)
+                corr_slope_hi=corr.slope_ci[1], violation_needs_corr_slope=needs,
+                informative=bool(needs <= 0 and inal_falls), detectable_excess=excess,
+                detectable_corr_slope=needs + excess, power_excess=power)
+
+
+def _design(g: pd.DataFrame, target) -> tuple[str, bool, int | None]:
+    """``(design text, INAL of the trained target falls with n, the fixed N or None)`` of one group."""
+    n_vals = sorted(set(int(v) for v in g["N"])) if "N" in g else []
+    if len(n_vals) == 1 and g["n"].nunique() > 1:
+        N = n_vals[0]
+        if str(target) in FAMILIES_FIXED_IN_N:
+            return (f"fixed N = {N}, but {target} on the first bits of a fixed N is the same function at every n: "
+                    "its INAL does not fall with n, so the check tests nothing", False, N)
+        return f"fixed N = {N}: E and the prefactor are the same at every n; the verdict rests on |E corr|", True, N
+    spec = str(g["N_spec"].iloc[0]) if "N_spec" in g else "varying"
+    return (f"N = {spec} grows with n: √E(n) moves the prefactor, and with the width fixed it alone gives R a "
+            "slope near −1 (no c < 9 can be violated)", True, None)
 
 
 def informativeness_text(rec) -> str:
     """One sentence: is the verdict carried by √E alone, and the smallest violation the data could see."""
     if not math.isfinite(rec.get("sqrtE_slope", math.nan)):
         return ""
-    head = ("informative" if rec["informative"] else "uninformative (carried by √E alone)")
+    if rec["informative"]:
+        head = "informative"
+    elif rec.get("inal_falls_with_n", True) is False:
+        head = "uninformative (the target's INAL on the fixed-N network does not change with n)"
+    elif rec["sqrtE_slope"] == 0.0:
+        head = ("uninformative (E is fixed, but the predicted slope is > 0: only a |E corr| growing with n "
+                "could fail it)")
+    else:
+        head = "uninformative (carried by √E alone)"
+    power = rec.get("power_excess", math.nan)
+    power_text = (f"; power against |E corr| growing n^+{POWER_EXCESS:g} beyond the prediction: {power:.0%}"
+                  if isinstance(power, float) and math.isfinite(power) else "")
     return (f"{head}: √E alone implies slope {rec['sqrtE_slope']:.3f}, |E corr| has slope "
             f"{rec['corr_slope']:.3f} [{rec['corr_slope_lo']:.3f}, {rec['corr_slope_hi']:.3f}]; a violation "
             f"needs |E corr| to scale faster than n^{rec['violation_needs_corr_slope']:+.3f}; the smallest "
             f"violation detectable with 80% power is a slope excess of {rec['detectable_excess']:.3f} "
-            f"(|E corr| ~ n^{rec['detectable_corr_slope']:+.3f})")
+            f"(|E corr| ~ n^{rec['detectable_corr_slope']:+.3f}){power_text}")
+
+
+def _bound_table(g: pd.DataFrame, c_eff: float) -> list[dict]:
+    """Per n of a group: ``|E corr|``, its error, and the bound's right-hand side with constant 1."""
+    out = []
+    for _, p in g.sort_values("n").iterrows():
+        rhs = float(p["prefactor"]) * float(p["n"]) ** (-(c_eff - 1.0) / 8.0) if math.isfinite(c_eff) else math.nan
+        corr = abs(float(p["corr_mean"]))
+        out.append(dict(n=int(p["n"]), corr_mean=float(p["corr_mean"]), corr_se=float(p["corr_se"]),
+                        resolved=bool(p["resolved"]), bound_rhs=rhs,
+                        bound_over_corr=rhs / corr if corr > 0 and math.isfinite(rhs) else math.nan))
+    return out
 
 
 def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, level: float = 0.95,
                 group_keys=BOUND_GROUP_KEYS, resolve_z: float = 2.0, min_resolved: int = 3,
-                ci: str = "residual") -> pd.DataFrame:
+                ci: str = "residual", p_min: float = 0.01, max_share: float = 0.5) -> pd.DataFrame:
     """The verdict per group (see the module docstring for every rule; ``ci`` as in
     :func:`analysis.fits.fit_inal_exponents`).
 
@@ -237,8 +318,16 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
     ``sqrtE_slope, corr_slope, corr_slope_lo, corr_slope_hi, violation_needs_corr_slope, informative,
     decay_by_sqrtE_alone, detectable_excess, detectable_corr_slope`` (:func:`_power`;
     ``decay_established`` is true only for an informative verdict),
-    ``n_upper_below_fit`` (unresolved points whose upper bound lies below the fitted line: noted in
-    the reason of a *violated* verdict), ``verdict, reason``.
+    ``power_excess`` (power against a slope excess of :data:`POWER_EXCESS`),
+    ``n_upper_below_fit`` (unresolved points whose upper bound lies below the fitted line: in the
+    reason whatever the verdict), the weighted fit's diagnostics ``chi2_p, max_weight_share,
+    max_weight_n, weighted_fit_trusted, not_trusted_because, power_law`` (``False``: chi-square
+    p-value below ``p_min``), ``tau2`` and ``fit_method`` (:func:`analysis.regression.fit_line_checked`:
+    when the weighted fit is not trusted, the slope, interval and power come from the random-effects fit),
+    ``design, inal_falls_with_n, N_fixed`` (:func:`_design`), ``bound_table`` (per n: ``n, corr_mean,
+    corr_se, resolved, bound_rhs`` = the right-hand side ``gamma T sqrt(E A)/sigma * n^{-(c_eff-1)/8}``
+    with constant 1, and ``bound_over_corr`` = how many times larger it is than ``|E corr|``),
+    ``bound_over_corr_min, bound_over_corr_max`` (over resolved points), ``verdict, reason``.
     """
     pts = bound_points(runs, group_keys=group_keys, resolve_z=resolve_z)
     keys = group_columns(runs, group_keys)
@@ -269,7 +358,16 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
                    decay_established=False, n_upper_below_fit=0,
                    sqrtE_slope=math.nan, corr_slope=math.nan, corr_slope_lo=math.nan, corr_slope_hi=math.nan,
                    violation_needs_corr_slope=math.nan, informative=False, decay_by_sqrtE_alone=False,
-                   detectable_excess=math.nan, detectable_corr_slope=math.nan)
+                   detectable_excess=math.nan, detectable_corr_slope=math.nan, power_excess=math.nan,
+                   chi2_p=math.nan, max_weight_share=math.nan, max_weight_n=math.nan, weighted_fit_trusted=True,
+                   not_trusted_because="", power_law=True, fit_method="", tau2=math.nan)
+        design, inal_falls, fixed_n = _design(g_all, rec.get("target", ""))
+        rec.update(design=design, inal_falls_with_n=inal_falls, N_fixed=fixed_n)
+        rec["bound_table"] = _bound_table(g, c_eff)
+        resolved_ratio = [p["bound_over_corr"] for p in rec["bound_table"]
+                          if p["resolved"] and math.isfinite(p["bound_over_corr"])]
+        rec["bound_over_corr_min"] = min(resolved_ratio) if resolved_ratio else math.nan
+        rec["bound_over_corr_max"] = max(resolved_ratio) if resolved_ratio else math.nan
         sigma = float(rec["sigma"]) if "sigma" in rec else math.nan
         reason = None
         if not np.all(np.isfinite(g["prefactor"])) or sigma == 0:
@@ -283,10 +381,10 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
             reason = f"{res['n'].nunique()} resolved n values < {max(min_resolved, 3)}"
         if reason is None:
             se = res["log_R_se"].to_numpy(dtype=np.float64)
-            if np.all(se > 0):
-                fit = fit_line(res["log_n"], res["log_R"], se, level=level, scale=ci)
-            else:
-                fit = fit_line(res["log_n"], res["log_R"], None, level=level)
+            fit, diag = fit_line_checked(res["log_n"], res["log_R"], se if np.all(se > 0) else None, level=level,
+                                         scale=ci, p_min=p_min, max_share=max_share,
+                                         names=[f"n = {int(v)}" for v in res["n"]])
+            robust = not diag.trusted
             s_pred = rec["predicted_slope"]
             lo, hi = fit.slope_ci
             # upper bounds that contradict the fitted line (the line extrapolated above them)
@@ -295,23 +393,34 @@ def check_bound(runs: pd.DataFrame, inal_fits: pd.DataFrame | None = None, *, le
             rec["n_upper_below_fit"] = n_below
             rec.update(slope=fit.slope, slope_lo=lo, slope_hi=hi, slope_se=fit.slope_se,
                        intercept=fit.intercept, compensated_slope=fit.slope - s_pred,
-                       chi2_per_dof=(fit.chi2 / fit.dof) if fit.dof > 0 else math.nan, dof=fit.dof)
-            rec.update(_power(res, fit, s_pred, level=level, ci=ci))
+                       chi2_per_dof=(fit.chi2 / fit.dof) if fit.dof > 0 and not robust else rec["chi2_per_dof"],
+                       dof=fit.dof, chi2_p=diag.chi2_p, max_weight_share=diag.max_weight_share,
+                       max_weight_n=float(math.exp(diag.max_weight_x)), weighted_fit_trusted=diag.trusted,
+                       not_trusted_because=diag.why, power_law=not (math.isfinite(diag.chi2_p) and diag.chi2_p < p_min),
+                       fit_method=fit.method, tau2=fit.tau2)
+            if robust:  # the weighted fit's chi-square still says how far from a line the points are
+                known = fit_line(res["log_n"], res["log_R"], se, level=level, scale="known") if np.all(se > 0) else None
+                rec["chi2_per_dof"] = (known.chi2 / known.dof) if known is not None and known.dof > 0 else math.nan
+            rec.update(_power(res, fit, s_pred, level=level, ci=ci, robust=robust, inal_falls=inal_falls))
             rec["decay_established"] = bool(hi <= s_pred and rec["informative"])
             rec["decay_by_sqrtE_alone"] = bool(hi <= s_pred and not rec["informative"])
             lenient = (f"; c_eff = {c_eff:.3f} < 1 (c_hat's interval reaches 1): lenient predicted slope"
                        if c_eff < 1 else "")
+            fit_note = ""
+            if robust:
+                fit_note = ((" (not a power law over this range: " if not rec["power_law"] else " (")
+                            + f"{diag.why}; random-effects fit, tau^2 = {fit.tau2:.3g})")
             if lo > s_pred:
                 verdict = "violated"
-                reason = (f"slope {fit.slope:.3f}, {level:.0%} CI [{lo:.3f}, {hi:.3f}] lies above the "
+                reason = (f"slope {fit.slope:.3f}, {level:.0%} CI [{lo:.3f}, {hi:.3f}]{fit_note} lies above the "
                           f"predicted {s_pred:.3f}{lenient}")
-                if n_below:
-                    reason += (f"; {n_below} unresolved point(s) have upper bounds below the fitted line, "
-                               "so the rise does not continue there")
             else:
                 verdict = "consistent"
-                reason = (f"slope {fit.slope:.3f}, {level:.0%} CI [{lo:.3f}, {hi:.3f}] reaches "
+                reason = (f"slope {fit.slope:.3f}, {level:.0%} CI [{lo:.3f}, {hi:.3f}]{fit_note} reaches "
                           f"the predicted {s_pred:.3f} or below{lenient}")
+            if n_below:
+                reason += (f"; {n_below} unresolved point(s) have upper bounds below the fitted line"
+                           + (", so the rise does not continue there" if verdict == "violated" else ""))
             reason += "; " + informativeness_text(rec)
         else:
             verdict = "unresolved"

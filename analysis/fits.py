@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .inal_intervals import log_inal, reported_interval
-from .regression import fit_line
+from .regression import fit_line, fit_line_checked, holm_adjust, normal_cdf, student_t_cdf
 
 __all__ = ["INAL_GROUP_KEYS", "LAYER_CHOICES", "inal_points", "fit_inal_exponents", "group_label", "group_columns",
            "has_selected", "resolve_layer"]
@@ -191,7 +191,7 @@ def inal_points(inal: pd.DataFrame, *, layer="selected", group_keys=INAL_GROUP_K
 
 def fit_inal_exponents(inal: pd.DataFrame, *, layer="selected", level: float = 0.95,
                        group_keys=INAL_GROUP_KEYS, resolve_z: float = 2.0,
-                       min_points: int = 3, ci: str = "residual") -> pd.DataFrame:
+                       min_points: int = 3, ci: str = "residual", p_min: float = 0.01) -> pd.DataFrame:
     """Fit ``log INAL = a - ĉ log n`` per group; one row per group.
 
     Columns: the group keys, ``c_nominal``, ``c_hat``, ``c_hat_lo``, ``c_hat_hi`` (interval at
@@ -202,6 +202,18 @@ def fit_inal_exponents(inal: pd.DataFrame, *, layer="selected", level: float = 0
     A group with fewer than ``min_points`` resolved points gets NaN exponents. ``ci`` is the
     interval's treatment of the error scale (:data:`analysis.regression.SCALES`; default
     ``"residual"``); exact estimates (zero standard errors) always use the residual scatter.
+
+    Curvature: ``chi2_p_all`` is the chi-square p-value of the weighted line over every resolved n.
+    When it is below ``p_min`` (a power law is rejected) the fit is redone from the smallest ``n_min``
+    for which the points ``n >= n_min`` (at least ``min_points`` of them) pass; ``fit_rule`` says which
+    (``"all n"``, ``"n >= 8: ..."``); ``n_min`` and ``chi2_p`` belong to the fit reported. When no
+    ``n_min`` passes, the random-effects fit over all n is reported (``power_law = False``, "not a power
+    law over this range"; :func:`analysis.regression.fit_line_random_effects`).
+
+    Multiplicity: ``p_c_nominal`` is the two-sided p-value of ``ĉ = c_nominal`` from the reported fit,
+    ``p_c_nominal_holm`` the same after Holm's step-down correction over every fitted group of this
+    call (:func:`analysis.regression.holm_adjust`): read at 0.05, the chance of calling any nominal c
+    wrong when all are right is at most 5%.
     """
     pts = inal_points(inal, layer=layer, group_keys=group_keys, resolve_z=resolve_z)
     layer, _ = resolve_layer(inal, layer)
@@ -220,23 +232,67 @@ def fit_inal_exponents(inal: pd.DataFrame, *, layer="selected", level: float = 0
                    level=level, layer=str(layer))
         nan_fit = dict(c_hat=math.nan, c_hat_lo=math.nan, c_hat_hi=math.nan, c_hat_se=math.nan,
                        c_hat_ci_known=[math.nan, math.nan], intercept=math.nan,
-                       chi2_per_dof=math.nan, dof=0, method="")
+                       chi2_per_dof=math.nan, dof=0, method="", chi2_p=math.nan, chi2_p_all=math.nan,
+                       n_min=None, fit_rule="", power_law=True)
         if res["n"].nunique() < max(min_points, 2):
             rec.update(nan_fit, status=f"too few resolved points ({res['n'].nunique()} < {min_points})")
             records.append(rec)
             continue
-        se = res["log_se"].to_numpy()
-        if np.any(se <= 0):  # exact values: no sampling error, the residual scale alone
-            fit = fit_line(res["log_n"], res["log_inal"], None, level=level)
-            known = None
-        else:
-            fit = fit_line(res["log_n"], res["log_inal"], se, level=level, scale=ci)
-            known = fit_line(res["log_n"], res["log_inal"], se, level=level, scale="known")
+        fit, known, p_all, rule = _fit_with_range(res, level=level, ci=ci, p_min=p_min, min_points=min_points)
         rec.update(c_hat=-fit.slope, c_hat_lo=-fit.slope_ci[1], c_hat_hi=-fit.slope_ci[0],
                    c_hat_se=fit.slope_se,
                    c_hat_ci_known=[-known.slope_ci[1], -known.slope_ci[0]] if known else [math.nan] * 2,
                    intercept=fit.intercept,
                    chi2_per_dof=(fit.chi2 / fit.dof) if fit.dof > 0 else math.nan,
-                   dof=fit.dof, method=fit.method, status="fitted")
+                   dof=fit.dof, method=fit.method, status="fitted", chi2_p_all=p_all, **rule)
         records.append(rec)
-    return pd.DataFrame(records)
+    out = pd.DataFrame(records)
+    if len(out):
+        out["p_c_nominal"] = [_p_nominal(r) for _, r in out.iterrows()]
+        out["p_c_nominal_holm"] = holm_adjust(out["p_c_nominal"].to_numpy(np.float64))
+    return out
+
+
+def _p_nominal(r) -> float:
+    """Two-sided p-value of ``ĉ = c_nominal`` from the reported fit (t with its dof, or normal)."""
+    if r.get("status") != "fitted" or not all(math.isfinite(float(r[k])) for k in ("c_hat", "c_hat_se", "c_nominal")) \
+            or not r["c_hat_se"] > 0:
+        return math.nan
+    t = abs(r["c_hat"] - r["c_nominal"]) / r["c_hat_se"]
+    dof = r["dof"] if str(r["method"]).endswith("-t") and r["dof"] > 0 else math.inf
+    return 2.0 * (1.0 - (student_t_cdf(t, dof) if math.isfinite(dof) else normal_cdf(t)))
+
+
+def _fit_with_range(res: pd.DataFrame, *, level: float, ci: str, p_min: float, min_points: int):
+    """The fit over all resolved n when a power law passes (chi-square p >= ``p_min``); else over the
+    smallest ``n >= n_min`` that passes with at least ``min_points`` n; else the random-effects fit over
+    all n. Returns ``(fit, known-scale fit or None, chi-square p over all n, rule columns)``."""
+    res = res.sort_values("n")
+    se = res["log_se"].to_numpy()
+    if np.any(se <= 0):  # exact values: no sampling error, the residual scale alone
+        fit = fit_line(res["log_n"], res["log_inal"], None, level=level)
+        return fit, None, math.nan, dict(chi2_p=math.nan, n_min=int(res["n"].min()), fit_rule="all n (exact values)",
+                                         power_law=True)
+    fit, diag = fit_line_checked(res["log_n"], res["log_inal"], se, level=level, scale=ci, p_min=p_min,
+                                 max_share=1.0)
+    p_all = diag.chi2_p
+    n_min = int(res["n"].min())
+    if diag.trusted:
+        known = fit_line(res["log_n"], res["log_inal"], se, level=level, scale="known")
+        return fit, known, p_all, dict(chi2_p=p_all, n_min=n_min, fit_rule="all n", power_law=True)
+    for cut in sorted(res["n"].unique())[1:]:
+        sub = res[res["n"] >= cut]
+        if sub["n"].nunique() < max(min_points, 3):
+            break
+        sub_se = sub["log_se"].to_numpy()
+        sub_fit, sub_diag = fit_line_checked(sub["log_n"], sub["log_inal"], sub_se, level=level, scale=ci,
+                                             p_min=p_min, max_share=1.0)
+        if sub_diag.trusted:
+            known = fit_line(sub["log_n"], sub["log_inal"], sub_se, level=level, scale="known")
+            return sub_fit, known, p_all, dict(
+                chi2_p=sub_diag.chi2_p, n_min=int(cut), power_law=True,
+                fit_rule=f"n >= {int(cut)}: over all n a power law is rejected (chi-square p = {p_all:.2g})")
+    return fit, None, p_all, dict(chi2_p=p_all, n_min=n_min, power_law=False,
+                                  fit_rule=f"not a power law over this range (chi-square p = {p_all:.2g}, and from "
+                                           "every n_min): random-effects fit over all n")
+

@@ -16,9 +16,16 @@ Interval of ``rho``: INAL's reported interval (the hull of the scaled chi-square
 bootstrap-t intervals, :func:`analysis.inal_intervals.reported_interval`) maps to
 ``[W / (n^{k+1} INAL_hi), W / (n^{k+1} INAL_lo)]`` (the spectrum is exact). Boundedness: the
 weighted least-squares slope of ``log rho`` on ``log n`` (log INAL's variance from the same model;
-residual-scaled t interval, :func:`analysis.regression.fit_line`): *bounded* when the slope's
-interval reaches 0 or below, *grows* when its lower limit is above 0. Over a finite range of n
-this is evidence, not proof: a slowly growing ratio needs a wide range of n to show.
+residual-scaled t interval, :func:`analysis.regression.fit_line`): *not rejected* when the slope's
+interval reaches 0 or below (the data do not show growth; that is not a proof of boundedness), with
+``growth_excluded`` = the slope's upper limit: the data exclude ``rho`` growing faster than
+``n^{growth_excluded}`` over this range; *grows* when the lower limit is above 0. Over a finite
+range of n this is evidence, not proof: a slowly growing ratio needs a wide range of n to show.
+
+Where the check says something. For a parity ``W^{<=k} = 1`` at every n, so ``log rho = -(k+1) log n
+- log INAL`` and the slope is exactly ``ĉ - (k + 1)``: the check *is* the INAL fit, restated
+(``equals_inal_fit``; the report says so). It adds information only for targets with ``W^{<=k} < 1``
+that changes with n: majority (``W^{=1} -> 2/pi``), staircase, planted (``W^{=1} = p^2``).
 """
 
 from __future__ import annotations
@@ -117,7 +124,9 @@ def fourier_step_table(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def fourier_step_fits(table: pd.DataFrame, group_keys, *, level: float = 0.95, min_points: int = 3) -> pd.DataFrame:
-    """Per group: slope of ``log rho`` on ``log n`` with its interval and ``bounded`` (module docstring)."""
+    """Per group: slope of ``log rho`` on ``log n`` with its interval, ``verdict`` (``"not rejected"``,
+    ``"grows"``, ``"too few points"``), ``growth_excluded`` (the slope's upper limit), ``W_le_k_min/max``
+    and ``equals_inal_fit`` (``W^{<=k} = 1`` at every point: a parity, slope = ĉ − (k+1)); module docstring."""
     if len(table) == 0:
         return pd.DataFrame()
     keys = [k for k in group_keys if k in table.columns]
@@ -125,15 +134,21 @@ def fourier_step_fits(table: pd.DataFrame, group_keys, *, level: float = 0.95, m
     for key, g in table.groupby(keys, dropna=False, sort=True):
         rec = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
         g = g[np.isfinite(g["ratio"]) & (g["ratio"] > 0)]
+        w_le_k = g["W_le_k"].to_numpy(np.float64) if len(g) else np.array([])
         rec.update(k=int(g["k"].iloc[0]) if len(g) else None, n_points=int(len(g)),
                    ratio_min=float(g["ratio"].min()) if len(g) else math.nan,
                    ratio_max=float(g["ratio"].max()) if len(g) else math.nan,
-                   slope=math.nan, slope_lo=math.nan, slope_hi=math.nan, verdict="too few points")
+                   W_le_k_min=float(w_le_k.min()) if len(g) else math.nan,
+                   W_le_k_max=float(w_le_k.max()) if len(g) else math.nan,
+                   equals_inal_fit=bool(len(g) and np.all(np.abs(w_le_k - 1.0) < 1e-9)),
+                   slope=math.nan, slope_lo=math.nan, slope_hi=math.nan, growth_excluded=math.nan,
+                   verdict="too few points")
         if g["n"].nunique() >= min_points:
             y = np.log(g["W_le_k"]) - (g["k"] + 1) * np.log(g["n"].astype(float)) - g["log_inal"]
             se = g["log_se"].to_numpy(np.float64)
             fit = fit_line(np.log(g["n"].astype(float)), y, se if np.all(se > 0) else None, level=level)
             rec.update(slope=fit.slope, slope_lo=fit.slope_ci[0], slope_hi=fit.slope_ci[1],
-                       verdict="bounded" if fit.slope_ci[0] <= 0 else "grows")
+                       growth_excluded=fit.slope_ci[1],
+                       verdict="not rejected" if fit.slope_ci[0] <= 0 else "grows")
         out.append(rec)
     return pd.DataFrame(out)

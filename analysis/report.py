@@ -200,32 +200,64 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _inal_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
-    header = ["group", "nominal c", "ĉ", f"{a.settings['level']:.0%} CI", "χ²/dof", "points (unresolved)", "n range"]
+    header = ["group", "nominal c", "ĉ", f"{a.settings['level']:.0%} CI", "χ²/dof", "χ² p (all n)",
+              "fitted range", "p(ĉ = c), Holm", "points (unresolved)", "n range"]
     rows = []
     for _, r in a.inal_fits.iterrows():
+        fitted = r["status"] == "fitted"
         rows.append([group_label(r, ["target", "width", "depth", "init", "bias"]), _fmt(r["c_nominal"]),
                      _fmt(r["c_hat"]), f"[{_fmt(r['c_hat_lo'])}, {_fmt(r['c_hat_hi'])}]",
-                     _fmt(r["chi2_per_dof"], ".2f"), f"{r['n_points']} ({r['n_unresolved']})",
-                     f"{r['n_fit_min']}–{r['n_fit_max']}" if r["status"] == "fitted" else r["status"]])
+                     _fmt(r["chi2_per_dof"], ".2f"),
+                     f"{_fmt(r.get('chi2_p'), '.2g')} ({_fmt(r.get('chi2_p_all'), '.2g')})",
+                     str(r.get("fit_rule", "")) or "–",
+                     f"{_fmt(r.get('p_c_nominal'), '.2g')}, {_fmt(r.get('p_c_nominal_holm'), '.2g')}",
+                     f"{r['n_points']} ({r['n_unresolved']})",
+                     f"{r['n_fit_min']}–{r['n_fit_max']}" if fitted else r["status"]])
     return header, rows
 
 
 def _bound_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
-    header = ["group", "c", "c_eff", "predicted slope", "slope", f"{a.settings['level']:.0%} CI",
-              "√E alone", "|E corr| slope", "detectable excess", "resolved / unresolved n", "verdict"]
+    header = ["group", "c", "c_eff", "design", "predicted slope", "slope", f"{a.settings['level']:.0%} CI",
+              "√E alone", "|E corr| slope", "detectable excess", "power vs n^+0.3", "χ² p", "max weight (n)",
+              "upper bounds below fit", "resolved / unresolved n", "verdict"]
     keys = ["target", "width", "depth", "n_steps", "gamma", "sigma", "A"]
     rows = []
     for _, r in a.bound_checks.iterrows():
         verdict = f"**{r['verdict']}**"
         if r["verdict"] != "unresolved" and "informative" in r:
-            verdict += " (informative)" if r["informative"] else " (uninformative: √E alone)"
-        rows.append([group_label(r, [k for k in keys if k in r]), _fmt(r["c_nominal"]), _fmt(r["c_eff"]),
+            verdict += " (informative)" if r["informative"] else " (uninformative)"
+        if r["verdict"] != "unresolved" and r.get("power_law") is False:
+            verdict += ", not a power law over this range"
+        fixed = r.get("N_fixed")
+        design = f"N = {int(fixed)} fixed" if fixed is not None and _finite(fixed) else f"N = {r.get('N_spec', '?')}"
+        share = r.get("max_weight_share")
+        rows.append([group_label(r, [k for k in keys if k in r]), _fmt(r["c_nominal"]), _fmt(r["c_eff"]), design,
                      _fmt(r["predicted_slope"]), _fmt(r["slope"]),
                      f"[{_fmt(r['slope_lo'])}, {_fmt(r['slope_hi'])}]", _fmt(r.get("sqrtE_slope")),
                      f"{_fmt(r.get('corr_slope'))} [{_fmt(r.get('corr_slope_lo'))}, {_fmt(r.get('corr_slope_hi'))}]",
-                     _fmt(r.get("detectable_excess")),
-                     f"{r['n_resolved']} / {r['n_unresolved']}", verdict])
+                     _fmt(r.get("detectable_excess")), _fmt(r.get("power_excess"), ".0%") if _finite(
+                         r.get("power_excess")) else "–",
+                     _fmt(r.get("chi2_p"), ".2g"),
+                     f"{share:.0%} (n = {r['max_weight_n']:.0f})" if _finite(share) else "–",
+                     str(int(r.get("n_upper_below_fit", 0))), f"{r['n_resolved']} / {r['n_unresolved']}", verdict])
     return header, rows
+
+
+def _finite(v) -> bool:
+    try:
+        return v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _bound_size_rows(r) -> list[str]:
+    """Per n of one group: |E corr| ± se beside the bound's right-hand side with constant 1, and their ratio."""
+    rows = []
+    for p in r.get("bound_table") or []:
+        corr = f"{abs(p['corr_mean']):.3g} ± {p['corr_se']:.2g}" + ("" if p["resolved"] else " (unresolved)")
+        rows.append([str(p["n"]), corr,
+                     _fmt(p["bound_rhs"], ".3g"), _fmt(p["bound_over_corr"], ".2g")])
+    return rows
 
 
 def _fourier_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
@@ -241,11 +273,19 @@ def _fourier_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
 
 
 def _fourier_fit_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
-    header = ["group", "k", "points", "ratio range", "slope of log ratio", f"{a.settings['level']:.0%} CI", "verdict"]
-    rows = [[group_label(r, ["target", "c", "width", "depth"]), _fmt(r["k"]), str(r["n_points"]),
-             f"{_fmt(r['ratio_min'])}–{_fmt(r['ratio_max'])}", _fmt(r["slope"]),
-             f"[{_fmt(r['slope_lo'])}, {_fmt(r['slope_hi'])}]", f"**{r['verdict']}**"]
-            for _, r in a.fourier_fits.iterrows()]
+    header = ["group", "k", "W^{≤k}", "points", "ratio range", "slope of log ratio", f"{a.settings['level']:.0%} CI",
+              "growth excluded", "verdict"]
+    rows = []
+    for _, r in a.fourier_fits.iterrows():
+        verdict = f"**{r['verdict']}**"
+        if r.get("equals_inal_fit"):
+            verdict += " (W^{≤k} = 1: slope = ĉ − (k+1), the INAL fit restated)"
+        growth = r.get("growth_excluded")
+        rows.append([group_label(r, ["target", "c", "width", "depth"]), _fmt(r["k"]),
+                     f"{_fmt(r.get('W_le_k_min'))}–{_fmt(r.get('W_le_k_max'))}", str(r["n_points"]),
+                     f"{_fmt(r['ratio_min'])}–{_fmt(r['ratio_max'])}", _fmt(r["slope"]),
+                     f"[{_fmt(r['slope_lo'])}, {_fmt(r['slope_hi'])}]",
+                     f"faster than n^{growth:+.2f}" if _finite(growth) else "–", verdict])
     return header, rows
 
 
@@ -292,6 +332,19 @@ def _headline(a: Analysis) -> str:
         off = [f"{group_label(r, ['target', 'c'])} (ĉ = {r['c_hat']:.2f})" for _, r in fitted[~inside].iterrows()]
         parts.append(f"{len(fitted)} INAL exponents fitted; the nominal c lies inside the {a.settings['level']:.0%} "
                      f"interval of ĉ for {int(inside.sum())}" + (f"; not for {', '.join(off)}." if off else "."))
+        if "p_c_nominal_holm" in fitted:
+            alpha = 1 - a.settings["level"]
+            holm = fitted[fitted["p_c_nominal_holm"] < alpha]
+            names = [f"{group_label(r, ['target', 'c'])} (Holm p = {r['p_c_nominal_holm']:.2g})"
+                     for _, r in holm.iterrows()]
+            parts.append(f"Compared with the nominal c across all {len(fitted)} groups at family-wise "
+                         f"{alpha:.0%} (Holm's correction): " + (f"ĉ differs for {', '.join(names)}." if names
+                                                                 else "no ĉ differs."))
+        moved = fitted[fitted.get("fit_rule", pd.Series("all n", index=fitted.index)).astype(str)
+                       .str.startswith(("n >=", "not a power law"))] if "fit_rule" in fitted else fitted.iloc[0:0]
+        if len(moved):
+            parts.append("Power law rejected over all n (χ² p < 0.01) for " + "; ".join(
+                f"{group_label(r, ['target', 'c'])}: {r['fit_rule']}" for _, r in moved.iterrows()) + ".")
     elif len(a.study.inal):
         parts.append("No INAL exponent could be fitted (too few resolved n values).")
     if len(a.bound_checks):
@@ -312,9 +365,20 @@ def _bound_headlines(a: Analysis) -> list[str]:
         if r["verdict"] == "unresolved":
             out.append(f"- **{label}: unresolved** — {r['reason']}")
             continue
+        fit_note = ""
+        if r.get("weighted_fit_trusted") is False:
+            fit_note = (" (not a power law over this range" if r.get("power_law") is False else " (") + \
+                f"{': ' if r.get('power_law') is False else ''}{r['not_trusted_because']}; random-effects fit)"
+        vac = (f" The bound's right-hand side γT√(EA)/σ·n^(−(c_eff−1)/8) (constant 1) is "
+               f"{r['bound_over_corr_min']:.2g}–{r['bound_over_corr_max']:.2g} times the measured |E corr| at the "
+               "resolved n." if _finite(r.get("bound_over_corr_min")) else "")
+        diag = (f" Diagnostics: χ² p = {_fmt(r.get('chi2_p'), '.2g')}, largest weight share "
+                f"{_fmt(r.get('max_weight_share'), '.0%')}, unresolved points with upper bounds below the fit: "
+                f"{int(r.get('n_upper_below_fit', 0))}.")
         out.append(f"- **{label}: {r['verdict']}, {'informative' if r['informative'] else 'uninformative'}** — "
-                   f"slope {r['slope']:.3f} [{r['slope_lo']:.3f}, {r['slope_hi']:.3f}] vs predicted "
-                   f"≤ {r['predicted_slope']:.3f}; {informativeness_text(r)}.")
+                   f"{r.get('design', '')}. Slope {r['slope']:.3f} [{r['slope_lo']:.3f}, "
+                   f"{r['slope_hi']:.3f}]{fit_note} "
+                   f"vs predicted ≤ {r['predicted_slope']:.3f}; {informativeness_text(r)}.{vac}{diag}")
     return out
 
 
@@ -352,9 +416,12 @@ def _report_markdown(a: Analysis, ext: str = "png") -> str:
           f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by `inal-report`.", "",
           "**At a glance.** " + _headline(a), ""]
     if len(a.bound_checks):
-        md += ["**Bound check, per group** (informative: the verdict needs the correlation itself to decay; "
-               "uninformative: √E(n) alone gives a slope below the prediction, so only a correlation growing "
-               "with n could fail the test):", ""] + _bound_headlines(a) + [""]
+        md += ["**Bound check, per group.** Informative: the verdict needs the correlation itself to decay — a "
+               "group with a fixed integer N (E the same at every n) whose target's INAL falls with n by itself "
+               "(planted, majority). Uninformative: with N = n², √E(n) alone gives R a slope near −1, below the "
+               "prediction for every c < 9, so the verdict is carried by √E(n) and cannot fail; a parity on the "
+               "first bits of a fixed N has the same INAL at every n and tests nothing (SCIENCE.md §6). Power: "
+               "from the fit actually reported.", ""] + _bound_headlines(a) + [""]
     md += ["Statistics: exponents are weighted least-squares slopes in log-log coordinates with "
            f"{lvl} intervals ({_CI_TEXT[a.settings['ci']]}, the scale factor floored at 1; `analysis/regression.py`). "
            f"Points within {a.settings['resolve_z']:g} standard errors of zero are unresolved: shown as ▽ "
@@ -387,14 +454,27 @@ def _report_markdown(a: Analysis, ext: str = "png") -> str:
         reasons = [f"- {group_label(r, ['target', 'c', 'width', 'n_steps', 'gamma', 'sigma'])}: {r['reason']}"
                    for _, r in a.bound_checks.iterrows()]
         md += ["Reasons:", ""] + reasons + [""]
+        md += ["**How vacuous the bound is.** Per group and n: the measured |E corr_T| (± its seed standard error) "
+               "beside the bound's right-hand side γ T √(E A)/σ · n^(−(c_eff−1)/8) with the unknown constant "
+               "taken as 1, and their ratio.", ""]
+        for _, r in a.bound_checks.iterrows():
+            rows = _bound_size_rows(r)
+            if rows:
+                label = group_label(r, ['target', 'c', 'width', 'n_steps', 'gamma', 'sigma'])
+                md += [f"*{label}* ({r.get('design', '')}):",
+                       "", _markdown_table(["n", "|E corr|", "bound (constant 1)", "bound / |E corr|"], rows), ""]
     else:
         md += ["No training runs in this study (T = 0 means INAL only): no bound to check.", ""]
     md += ["## The Fourier step: W^{≤k} ≤ O(n^{k+1}) · INAL", ""]
     if a.fourier_fits is not None and len(a.fourier_fits):
         md += fig("fourier_step", "Fourier step")
         md += ["Exact spectrum of each target (fast Walsh–Hadamard transform) against its measured INAL; k is "
-               "the target's lowest degree with Fourier weight. *Bounded*: the slope of log ratio against "
-               f"log n has a {lvl} interval reaching 0 or below (over this range of n; `analysis/fourier_step.py`).", "",
+               "the target's lowest degree with Fourier weight. *Not rejected*: the slope of log ratio against "
+               f"log n has a {lvl} interval reaching 0 or below (no growth shown over this range of n, not a proof "
+               "of boundedness); \"growth excluded\": the upper limit of that slope, the fastest growth of the ratio "
+               "the data rule out. For a parity W^{≤k} = 1, so the slope is ĉ − (k+1) exactly: the check restates "
+               "the INAL fit and adds nothing; it says something for majority, staircase and planted targets "
+               "(W^{≤k} < 1; `analysis/fourier_step.py`).", "",
                _markdown_table(*_fourier_fit_rows(a)), "", _markdown_table(*_fourier_rows(a)), ""]
     else:
         md += ["Needs INAL estimates at n small enough for an exact spectrum (n ≤ 22).", ""]

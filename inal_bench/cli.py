@@ -3,6 +3,7 @@
     inal-bench core     # inal_core engines: exact/junta INAL, noisy-GD throughput, GPU stacking
     inal-bench sweep    # end-to-end cost per cell of the Ray launcher
     inal-bench scale    # 10^5-10^6 cells: plan, run, resume, load, report (--cells, --plan-cells)
+    inal-bench stats    # calibration of the analysis: power, size, coverage by simulation (--smoke)
     inal-bench all      # core and sweep (scale is long: run it on its own)
 
 Each suite module exposes ``run(args) -> Iterable[Measurement]``.
@@ -20,6 +21,7 @@ SUITES: dict[str, list[str]] = {
     "core": ["inal_bench.core_inal", "inal_bench.core_ngd"],
     "sweep": ["inal_bench.sweep"],
     "scale": ["inal_bench.scale"],
+    "stats": ["inal_bench.stats"],
 }
 IN_ALL = ("core", "sweep")
 
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inal-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", choices=sorted(SUITES) + ["all"], help="which measurements to take")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--smoke", action="store_true", help="the stats suite at a small replicate count (as --quick)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU measurements skip without CUDA)")
     parser.add_argument("--only", default=None, help="run only measurements whose name contains this string")
     from . import scale

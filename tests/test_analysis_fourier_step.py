@@ -60,5 +60,25 @@ def test_fourier_step_ratio_bounded_and_growing():
     tab = fourier_step_table(pd.DataFrame(rows))
     assert tab["ratio"].iloc[0] == pytest.approx(1.0 / (6**2 * 0.2 * 6**-2.0))
     fits = fourier_step_fits(tab, ["target", "c", "label"]).set_index("label")
-    assert fits.loc["flat", "verdict"] == "bounded" and abs(fits.loc["flat", "slope"]) < 1e-6
+    assert fits.loc["flat", "verdict"] == "not rejected" and abs(fits.loc["flat", "slope"]) < 1e-6
+    assert fits.loc["flat", "growth_excluded"] == pytest.approx(fits.loc["flat", "slope_hi"])
     assert fits.loc["grow", "verdict"] == "grows" and fits.loc["grow", "slope"] == pytest.approx(1.0)
+
+
+def test_fourier_step_for_parities_is_the_inal_fit_restated():
+    """W^{<=k} = 1 for a parity: the ratio's slope is ĉ - (k+1) exactly (ĉ from the same points), and the
+    fit says it equals the INAL fit; majority (W^{<=1} < 1, changing with n) does not."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for target, c, n_values in (("parity", 2.0, (6, 8, 10, 12, 14)), ("majority", 1.0, (7, 9, 11, 13, 15))):
+        for n in n_values:
+            inal = 0.2 * n ** -(c + 0.3) * (1 + 0.02 * rng.standard_normal())
+            rows.append(dict(target=target, c=c, n=n, inal=inal, inal_se=0.02 * inal, resolved=True,
+                             inal_lo=inal * 0.96, inal_hi=inal * 1.04, log_inal=math.log(inal), log_se=0.02))
+    pts = pd.DataFrame(rows)
+    fits = fourier_step_fits(fourier_step_table(pts), ["target", "c"]).set_index("target")
+    par = pts[pts["target"] == "parity"]
+    c_hat = -np.polyfit(np.log(par["n"].astype(float)), par["log_inal"], 1)[0]   # equal weights = equal log_se
+    assert fits.loc["parity", "equals_inal_fit"] and fits.loc["parity", "W_le_k_min"] == pytest.approx(1.0)
+    assert fits.loc["parity", "slope"] == pytest.approx(c_hat - (2 + 1), abs=1e-9)
+    assert not fits.loc["majority", "equals_inal_fit"] and fits.loc["majority", "W_le_k_max"] < 0.7
