@@ -16,7 +16,7 @@ recover what was put in. A synthetic study has, per target:
 
 Files: ``<root>/<study>/{runs,curves,inal}/target=<name>/<id>.parquet``, no ``target`` column in
 the files, footer metadata ``inal.schema_version`` (CONTRACT.md). Column names and types follow
-``sweeps.store`` (``analysis`` does not import ``sweeps``).
+``sweeps.store`` (``analysis`` imports nothing of ``sweeps`` but ``sweeps.location``).
 """
 
 from __future__ import annotations

@@ -52,7 +52,6 @@ with that command in its message instead of quarantining it.
 from __future__ import annotations
 
 import hashlib
-import os
 import posixpath
 import sys
 import time
@@ -65,6 +64,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .columns import CURVES_SCHEMA, INAL_SCHEMA, RUNS_SCHEMA
+from .location import Location
 
 __all__ = ["ResultsStore", "RUNS_SCHEMA", "CURVES_SCHEMA", "INAL_SCHEMA", "SCHEMA_VERSION", "DATASETS",
            "StoreReadError", "LegacyLayoutError", "migrate_study"]
@@ -98,11 +98,10 @@ class LegacyLayoutError(RuntimeError, _Compact):
 
 
 def resolve_filesystem(results_dir: str) -> tuple[pafs.FileSystem, str]:
-    """``(filesystem, base path)`` for a local path or a pyarrow.fs URI (``file://``, ``s3://`` ...)."""
-    if "://" in str(results_dir):
-        fs, path = pafs.FileSystem.from_uri(str(results_dir))
-        return fs, path.rstrip("/")
-    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(str(results_dir)))
+    """``(filesystem, base path)`` for a local path or a pyarrow.fs URI (``file://``, ``s3://`` ...,
+    its query kept: see ``sweeps.location``)."""
+    location = Location(results_dir)
+    return location.fs, location.path
 
 
 def _digest(ids: Iterable[str]) -> str:
@@ -121,10 +120,12 @@ class FileEntry:
 class ResultsStore:
     """The Parquet datasets of one study under ``results_dir`` (a local path or a pyarrow.fs URI)."""
 
-    def __init__(self, results_dir: str, study: str) -> None:
+    def __init__(self, results_dir: "str | Location", study: str) -> None:
         self.results_dir, self.study = str(results_dir), study
-        self.fs, base = resolve_filesystem(results_dir)
-        self.root = posixpath.join(base, study)
+        #: the study's location as one value (a path, or the URI with its query): what hints print
+        self.location = Location(results_dir).child(study)
+        self.fs = self.location.fs
+        self.root = self.location.path
         # a put is atomic on object stores; rename is what is atomic on a local/POSIX filesystem
         self._rename_writes = self.fs.type_name in ("local", "hdfs")
         self._made_dirs: set[str] = set()
@@ -139,10 +140,9 @@ class ResultsStore:
 
     def dataset_uri(self, kind: str) -> str:
         """The dataset directory as a string readers accept (a local path, or a URI for other filesystems)."""
-        path = self.dataset_path(kind)
         if self.fs.type_name == "local":
-            return path
-        return f"{self.results_dir.split('://', 1)[0]}://{path}"
+            return self.dataset_path(kind)
+        return self.location.child(kind).text
 
     def file_path(self, kind: str, target: str, name: str) -> str:
         """Path of the file ``<name>.parquet`` of ``kind`` in partition ``target``."""
@@ -301,7 +301,7 @@ class ResultsStore:
                 if version in LEGACY_VERSIONS:
                     raise LegacyLayoutError(
                         f"{path} was written by an older layout of the results store (schema version "
-                        f"{version}); migrate the study once with: python -m sweeps.store migrate {self.root}")
+                        f"{version}); migrate the study once with: python -m sweeps.store migrate '{self.location}'")
                 if version != SCHEMA_VERSION:
                     return None, f"schema version {version!r} != {SCHEMA_VERSION!r}"
                 if meta.get("inal.kind") != kind or "inal.ids" not in meta:
@@ -601,9 +601,9 @@ def migrate_study(study_root: str) -> Dict[str, int]:
     ``corr``/``corr_se``/``T`` or already renamed) into the current one: per dataset and target,
     the rows of the old files are renamed to the current columns, written as compacted files,
     and the old files removed. Idempotent; returns the number of old files migrated per dataset."""
-    fs, root = resolve_filesystem(study_root)
-    results_dir, study = posixpath.dirname(root), posixpath.basename(root)
-    store = ResultsStore(results_dir if "://" not in study_root else study_root.rsplit("/", 1)[0], study)
+    results_dir, study = Location(study_root).split()
+    store = ResultsStore(results_dir, study)
+    fs = store.fs
     counts = {}
     for kind, (schema, id_col) in DATASETS.items():
         base = store.dataset_path(kind)
@@ -689,15 +689,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m sweeps.store", description="Maintain a study's results store.")
     parser.add_argument("command", choices=("migrate", "compact"))
-    parser.add_argument("study_dir", help="<results_dir>/<study> (a path or a pyarrow.fs URI)")
+    parser.add_argument("study_dir", help="<results_dir>/<study>: a path or a pyarrow.fs URI with its query "
+                                          "(e.g. 's3://bkt/inal/default?endpoint_override=host:9000&scheme=http')")
     args = parser.parse_args(argv)
-    if args.command == "migrate":
-        counts = migrate_study(args.study_dir)
-        print(f"migrated {counts} old files of {args.study_dir}")
-    else:
-        root = args.study_dir.rstrip("/")
-        store = ResultsStore(posixpath.dirname(root), posixpath.basename(root))
-        print(f"compacted {args.study_dir}: removed {store.compact(min_files=2)} small files")
+    try:
+        location = Location(args.study_dir)
+        if location.fs.get_file_info(location.path).type != pafs.FileType.Directory:
+            raise FileNotFoundError(f"{args.study_dir!r} is not a study directory (expected <results_dir>/<study>)")
+        if args.command == "migrate":
+            counts = migrate_study(args.study_dir)
+            print(f"migrated {counts} old files of {location}")
+        else:
+            results_dir, study = location.split()
+            store = ResultsStore(results_dir, study)
+            print(f"compacted {location}: removed {store.compact(min_files=2)} small files")
+    except (OSError, ValueError, pa.ArrowInvalid, LegacyLayoutError) as err:
+        print(f"python -m sweeps.store {args.command}: {err}", file=sys.stderr)
+        return 2 if isinstance(err, (FileNotFoundError, ValueError, pa.ArrowInvalid)) else 1
     return 0
 
 

@@ -325,7 +325,7 @@ def launch_grid(launcher: Any, grid: PreparedGrid) -> Sequence[JobReturn]:
         inal_computed=exec_counts.get("inal_ok", 0), inal_failed=exec_counts.get("inal_failed", 0),
         n_train_runs=exec_counts.get("runs", 0), n_packs=exec_counts.get("packs", 0),
         packs_lost=exec_counts.get("pack_tasks_lost", 0), compositions=_composer(launcher).full_compositions,
-        wall_s=time.perf_counter() - t0 + grid.plan_s, study_roots=[s.root for s in grid.view.stores],
+        wall_s=time.perf_counter() - t0 + grid.plan_s, study_roots=[str(s.location) for s in grid.view.stores],
         failures=failures,
     )
     show_summary(summary.text(report_follows=launcher.report))  # through logging: terminal and run.log

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import shlex
 import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from sweeps.location import is_uri
 from sweeps.store import ResultsStore
 
 PREFIX = "[inal-sweep]"
@@ -61,7 +63,7 @@ class StudySummary:
         status = Counter(tracker.status.values()) if tracker is not None else Counter()
         roots: List[str] = []
         for cell in plan.cells:
-            root = ResultsStore(cell.results_dir, cell.study).root
+            root = str(ResultsStore(cell.results_dir, cell.study).location)
             if root not in roots:
                 roots.append(root)
         failures = []
@@ -99,14 +101,16 @@ class StudySummary:
         if len(self.failures) > 10:
             lines.append(f"{PREFIX} ... and {len(self.failures) - 10} more failures (see the error column of runs)")
         for root in self.study_roots:
-            lines.append(f"{PREFIX} results: {root}/{{runs,curves,inal}}")
+            where = f"{root}/{{runs,curves,inal}}" if not is_uri(root) else f"{root} (runs/, curves/, inal/)"
+            lines.append(f"{PREFIX} results: {where}")
         if self.study_roots and not report_follows:
-            lines.append(f"{PREFIX} analyse: inal-report {self.study_roots[0]}")
+            lines.append(f"{PREFIX} analyse: inal-report {shlex.quote(self.study_roots[0])}")
         return "\n".join(lines)
 
 
 def run_report(study_root: str) -> int:
     """Run ``python -m analysis.report <study_root>`` in a subprocess; return its exit code.
+    ``study_root`` is the study's location as one value (a path, or a URI with its query).
 
     A missing ``analysis.report`` module is reported clearly (exit code 127), never raised:
     the study's results are on disk whatever happens here.
@@ -115,7 +119,7 @@ def run_report(study_root: str) -> int:
         print(f"{PREFIX} report skipped: the module analysis.report is not installed "
               f"(install the project with `pip install -e .`); results are in {study_root}", flush=True)
         return 127
-    print(f"{PREFIX} report: inal-report {study_root}", flush=True)
+    print(f"{PREFIX} report: inal-report {shlex.quote(study_root)}", flush=True)
     proc = subprocess.run([sys.executable, "-m", "analysis.report", study_root])
     if proc.returncode != 0:
         print(f"{PREFIX} report failed (exit code {proc.returncode}); results are in {study_root}", flush=True)
