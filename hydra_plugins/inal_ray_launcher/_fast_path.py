@@ -307,11 +307,12 @@ def launch_grid(launcher: Any, grid: PreparedGrid) -> Sequence[JobReturn]:
     if counts.to_run:
         ensure_ray(launcher)
         outcomes, exec_counts = execute(launcher, grid)
-        for store in grid.view.stores:  # the study ends: small files into large ones
+    for store in grid.view.stores:  # the study ends: small files into large ones, each cell once
+        if counts.to_run or store.maintenance_due:  # ... or what a killed compaction left
             try:
                 store.compact()
             except OSError as err:
-                log.warning("compaction of %s skipped: %s", store.root, err)
+                log.warning("compaction of %s skipped: %s", store.location, err)
     status = {k: 0 for k in _STATUS}
     failures = []
     for rid in outcomes.pending:
