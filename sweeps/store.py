@@ -672,34 +672,42 @@ class ResultsStore:
         whole = next((e for e in chunk if len(e.ids) == len(union)), None)
         keep = whole
         if whole is None:
-            rtab = self._concat("runs", [e.path for e in chunk])
-            source = [k for k, e in enumerate(chunk) for _ in range(int(e.meta.get("inal.rows", "0")))]
-            first: Dict[str, int] = {}
-            for rid, k in zip(rtab.column("run_id").to_pylist(), source):
-                first.setdefault(rid, k)
-            if len(first) != rtab.num_rows:  # cells held twice: keep the first copy of each
-                rtab = rtab.filter(pa.array([first[r] == k for r, k in zip(rtab.column("run_id").to_pylist(), source)]))
-            with_curves = [(k, e) for k, e in enumerate(chunk) if int(e.meta.get("inal.curve_rows", "0"))]
-            name = f"part-{_digest(union)}"
-            curve_rows = 0
-            if with_curves:
-                ctab = self._concat("curves", [curves[(target, e.name)].path for _, e in with_curves])
-                csource = [k for k, e in with_curves for _ in range(int(e.meta["inal.curve_rows"]))]
-                if len(first) != len(source):
-                    ctab = ctab.filter(pa.array([first.get(r) == k for r, k in
-                                                 zip(ctab.column("run_id").to_pylist(), csource)]))
-                curve_rows = ctab.num_rows
-                table, _ = self._with_footer("curves", ctab, {})
-                self._put(table, self.file_path("curves", target, name))
-            table, _ = self._with_footer("runs", rtab, {"inal.status": "ok", "inal.curve_rows": str(curve_rows)})
-            keep_path = self._put(table, self.file_path("runs", target, name))
-            keep = FileEntry(keep_path, target, name, union, {})
+            try:
+                keep = self._write_merged(target, chunk, union, curves)
+            except FileNotFoundError:  # another process merged these files meanwhile: its file holds them
+                return
         for e in chunk:  # runs files first: a reader never sees a runs file without its curves
             if e.path != keep.path and self._delete(e.path):
                 removed["runs"] += 1
         for e in chunk:
             if e.name != keep.name and (target, e.name) in curves and self._delete(curves[(target, e.name)].path):
                 removed["curves"] += 1
+
+    def _write_merged(self, target: str, chunk: List[FileEntry], union: List[str],
+                      curves: Dict[Tuple[str, str], FileEntry]) -> FileEntry:
+        """Write the ``part-`` file (curves, then runs) of :meth:`_merge`; its entry."""
+        rtab = self._concat("runs", [e.path for e in chunk])
+        source = [k for k, e in enumerate(chunk) for _ in range(int(e.meta.get("inal.rows", "0")))]
+        first: Dict[str, int] = {}
+        for rid, k in zip(rtab.column("run_id").to_pylist(), source):
+            first.setdefault(rid, k)
+        if len(first) != rtab.num_rows:  # cells held twice: keep the first copy of each
+            rtab = rtab.filter(pa.array([first[r] == k for r, k in zip(rtab.column("run_id").to_pylist(), source)]))
+        with_curves = [(k, e) for k, e in enumerate(chunk) if int(e.meta.get("inal.curve_rows", "0"))]
+        name = f"part-{_digest(union)}"
+        curve_rows = 0
+        if with_curves:
+            ctab = self._concat("curves", [curves[(target, e.name)].path for _, e in with_curves])
+            csource = [k for k, e in with_curves for _ in range(int(e.meta["inal.curve_rows"]))]
+            if len(first) != len(source):
+                ctab = ctab.filter(pa.array([first.get(r) == k for r, k in
+                                             zip(ctab.column("run_id").to_pylist(), csource)]))
+            curve_rows = ctab.num_rows
+            table, _ = self._with_footer("curves", ctab, {})
+            self._put(table, self.file_path("curves", target, name))
+        table, _ = self._with_footer("runs", rtab, {"inal.status": "ok", "inal.curve_rows": str(curve_rows)})
+        keep_path = self._put(table, self.file_path("runs", target, name))
+        return FileEntry(keep_path, target, name, union, {})
 
     def _drop_orphan_curves(self, done: set, curves_files: List[FileEntry], removed: Dict[str, int]) -> None:
         """Delete curves files with no runs file of their name whose runs are all complete elsewhere,
