@@ -10,6 +10,7 @@ Layout (schema version 2)::
     <results_dir>/<study>/_tmp/          files being written (renamed into place when complete)
     <results_dir>/<study>/_quarantine/   files proven corrupt, moved aside with a .reason.txt
     <results_dir>/<study>/_lease/        the maintenance lease of the process compacting the study
+    <results_dir>/<study>/_claims/       the cells each running driver computes (``sweeps.claims``)
 
 Costs grow with tasks (packs), not with runs: a task writes one file per dataset, and resume
 (``completed_run_ids``) reads each file's footer, schema and id column only, never its rows.
@@ -563,6 +564,9 @@ class ResultsStore:
                 for chunk in _chunks(entries, COMPACT_ROWS):
                     self._merge(target, chunk, curves, removed)
             self._drop_orphan_curves(done, curves_files, removed)
+            from .claims import StudyClaims  # claims of finished drivers, and of dead ones
+
+            StudyClaims(self).remove_finished(done)
             for target, entries in _small_files_by_target(self.scan("inal")).items():
                 if len(entries) < min_files:
                     continue

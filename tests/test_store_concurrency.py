@@ -34,7 +34,14 @@ CHECKPOINTS = 2
 def sweep_cmd(seeds: str, results_dir: Path, ray_address: str, cwd: Path) -> list:
     return [str(BIN / "inal-sweep"), "-m", *TINY, f"train.seed={seeds}", f"results_dir={results_dir}",
             "hydra/sweeper=inal", f"hydra.sweep.dir={cwd}/_sweep", f"hydra.launcher.address={ray_address}",
-            "hydra.launcher.max_pack=3", "hydra.launcher.report=false", "hydra.launcher.progress=false"]
+            "hydra.launcher.max_pack=3", "hydra.launcher.max_in_flight=1", "hydra.launcher.report=false",
+            "hydra.launcher.progress=false"]
+
+
+def trained(out: str) -> int:
+    """Training runs a driver computed itself (its summary's ``tasks:`` line)."""
+    line = next(line for line in out.splitlines() if "] tasks:" in line)
+    return int(line.split(" training runs in ")[0].rsplit(" ", 1)[1])
 
 
 def assert_converged(study: Path, cells: int) -> None:
@@ -63,6 +70,11 @@ def test_two_drivers_on_overlapping_grids_then_a_killed_compaction_converge(ray_
     assert a.returncode == 0 and b.returncode == 0, out_a[-2000:] + out_b[-2000:]
     study = res / "both"
     assert_converged(study, 12)
+    # the drivers shared the work (sweeps.claims): without claims each computes its 8 cells (16);
+    # with them only cells claimed by both at the same moment (packs in flight) are computed twice
+    print(f"training runs computed: driver A {trained(out_a)}, driver B {trained(out_b)} (12 cells)")
+    assert trained(out_a) + trained(out_b) < 16, (trained(out_a), trained(out_b))
+    assert not list((study / "_claims").glob("*.claim"))  # the end-of-study compaction removed them
     from analysis.load import load_study
 
     assert len(load_study(str(study)).runs) == 12

@@ -56,6 +56,7 @@ class StudySummary:
     wall_s: float
     study_roots: List[str] = field(default_factory=list)
     failures: List[str] = field(default_factory=list)
+    runs_by_others: int = 0  # cells another driver of the same study stored meanwhile (sweeps.claims)
 
     @classmethod
     def build(cls, *, n_configs: int, plan: Any, tracker: Optional[Any], counts: Dict[str, int], compositions: int,
@@ -93,7 +94,8 @@ class StudySummary:
             f"{s['ok']} ok, {s['diverged']} diverged, {s['failed']} failed",
             f"{PREFIX} tasks: {self.inal_computed} INAL settings computed ({self.inal_failed} failed), "
             f"{self.n_train_runs} training runs in {self.n_packs} packs"
-            + (f" ({self.packs_lost} lost past their retries)" if self.packs_lost else ""),
+            + (f" ({self.packs_lost} lost past their retries)" if self.packs_lost else "")
+            + (f"; {self.runs_by_others} runs stored by another driver of the study" if self.runs_by_others else ""),
             f"{PREFIX} wall {self.wall_s:.1f} s ({self.compositions} full Hydra compositions for "
             f"{self.n_configs} configs)",
         ]
