@@ -3,21 +3,25 @@
 Each driver of a study (two ``inal-sweep`` commands on overlapping grids, a resubmitted job while
 the first still runs) puts, before it submits a training pack, a claim file
 
-    <results_dir>/<study>/_claims/<owner>-<pack digest>.claim
+    <results_dir>/<study>/_claims/<host>~<pid>~<uuid>-<pack digest>.claim
 
-whose first line is ``running <host> <pid> <unix time>`` and whose second line lists the pack's run
-ids; when the pack's results are stored it rewrites the first line to ``done ...`` (every run ok
-or diverged) or deletes the claim (a run failed: another driver may retry it). Before submitting
-a pack, a driver leaves out the cells of other drivers' live ``running`` claims (it comes back to
-them at the end: done by then, or given up) and counts the cells of ``done`` claims as complete.
-A ``running`` claim is live while its process runs (same host: the pid exists) or, from another
-host, while it is younger than ``CLAIM_S`` (its owner rewrites it every ``CLAIM_S / 3``).
+holding the pack's run ids; when the pack's results are stored it puts the same ids as ``.done``
+and deletes the ``.claim`` (every run ok or diverged), or only deletes it (a run failed: another
+driver may retry it). Before submitting a pack, a driver leaves out the cells of other drivers'
+live claims (it comes back to them at the end: done by then, or free again) and counts the cells
+of ``.done`` files as complete (checked in the store before its study ends: a stale ``.done``
+costs a recomputation, never a cell). A claim is live while its process runs (same host: the pid
+exists) or, from another host, while younger than ``CLAIM_S`` (its owner rewrites it every
+``CLAIM_S / 3``). Owner and state are in the file name, so liveness and clean-up need a listing
+only; a claim's ids are read once per driver.
 
 This is first-writer-wins without a lock: a put is atomic on every filesystem, so a claim is seen
 whole or not at all, and two drivers that claim the same cells within the same moment (each
 before the other's claim is listed) both compute them; the duplicated work is bounded by the
 packs in flight at that moment, and the store keeps each cell once (``ResultsStore.compact``).
-Claims of finished drivers are removed by the end-of-study compaction.
+The end-of-study compaction removes ``.done`` files older than ``CLAIM_S`` (a driver that planned
+before they were written and reaches their cells later still sees them meanwhile) and the claims
+of dead drivers.
 """
 
 from __future__ import annotations
@@ -56,46 +60,45 @@ class StudyClaims:
     def __init__(self, store) -> None:
         self.fs: pafs.FileSystem = store.fs
         self.dir = posixpath.join(store.root, "_claims")
-        self.token = uuid.uuid4().hex[:12]  # this driver's claims start with it
-        self._mine: Dict[str, Tuple[List[str], float]] = {}  # path -> (run ids, time written)
-        self._seen: Dict[str, Tuple[int, float, str, List[str]]] = {}  # path -> (size, mtime, state, ids)
+        host = socket.gethostname().replace("/", "_").replace("~", "_")
+        self.token = f"{host}~{os.getpid()}~{uuid.uuid4().hex[:8]}"  # this driver's claims start with it
+        self._mine: Dict[str, Tuple[List[str], float]] = {}  # running claim path -> (run ids, time written)
+        self._ids: Dict[str, List[str]] = {}  # other drivers' claim path -> its run ids
         self._made = False
 
     # ------------------------------------------------------------------ this driver's claims
 
-    def _put(self, path: str, state: str, ids: Iterable[str]) -> None:
+    def _put(self, path: str, ids: Iterable[str]) -> None:
         if not self._made:
             self.fs.create_dir(self.dir, recursive=True)
             self._made = True
-        text = f"{state} {socket.gethostname()} {os.getpid()} {time.time():.3f}\n{','.join(ids)}\n"
         with self.fs.open_output_stream(path) as out:  # one put: seen whole or not at all
-            out.write(text.encode())
+            out.write((",".join(ids) + "\n").encode())
 
     def claim(self, ids: List[str]) -> str:
         """Claim the cells ``ids`` (a pack about to be submitted); the claim's path."""
         digest = hashlib.blake2b(",".join(sorted(ids)).encode(), digest_size=8).hexdigest()
         path = posixpath.join(self.dir, f"{self.token}-{digest}.claim")
-        self._put(path, "running", ids)
+        self._put(path, ids)
         self._mine[path] = (list(ids), time.time())
         return path
 
     def finish(self, path: str, ok: bool) -> None:
-        """The pack of claim ``path`` is stored: ``done`` when every run is ok or diverged, else released."""
+        """The pack of claim ``path`` is stored: ``.done`` when every run is ok or diverged, else released."""
         ids, _ = self._mine.pop(path, ([], 0.0))
         try:
             if ok:
-                self._put(path, "done", ids)
-            else:
-                self.fs.delete_file(path)
+                self._put(path[: -len(".claim")] + ".done", ids)  # before the delete: no moment unclaimed
+            self.fs.delete_file(path)
         except OSError:  # a claim is a courtesy to other drivers: the results are stored already
             pass
 
     def renew(self) -> None:
-        """Rewrite this driver's running claims older than ``CLAIM_S / 3`` (they stay live elsewhere)."""
+        """Rewrite this driver's claims older than ``CLAIM_S / 3`` (they stay live on other hosts)."""
         now = time.time()
         for path, (ids, written) in list(self._mine.items()):
             if now - written > CLAIM_S / 3:
-                self._put(path, "running", ids)
+                self._put(path, ids)
                 self._mine[path] = (ids, now)
 
     def release(self) -> None:
@@ -109,57 +112,57 @@ class StudyClaims:
 
     # ------------------------------------------------------------------ other drivers' claims
 
-    def others(self) -> Tuple[Set[str], Set[str]]:
-        """``(cells claimed by live other drivers, cells other drivers stored)``: one listing, and
-        a read of each claim file new or changed since the last call."""
-        busy: Set[str] = set()
-        done: Set[str] = set()
+    def _listing(self) -> List[Tuple[str, str, str, str, float]]:
+        """``(path, state, host, pid, mtime)`` of every claim file of the study."""
         try:
             infos = self.fs.get_file_info(pafs.FileSelector(self.dir, recursive=False, allow_not_found=True))
         except OSError:
-            return busy, done
-        now = time.time()
+            return []
+        out = []
         for info in infos:
-            if info.type != pafs.FileType.File or not info.base_name.endswith(".claim") \
-                    or info.base_name.startswith(self.token):
+            stem, _, state = info.base_name.rpartition(".")
+            owner = stem.split("~")
+            if info.type != pafs.FileType.File or state not in ("claim", "done") or len(owner) != 3:
                 continue
-            mtime = info.mtime.timestamp() if info.mtime is not None else now
-            seen = self._seen.get(info.path)
-            if seen is None or seen[:2] != (info.size, mtime):
+            mtime = info.mtime.timestamp() if info.mtime is not None else time.time()
+            out.append((info.path, state, owner[0], owner[1], mtime))
+        return out
+
+    def _live(self, host: str, pid: str, mtime: float) -> bool:
+        alive = _alive_here(host, pid)
+        return bool(alive) or (alive is None and time.time() - mtime < CLAIM_S)
+
+    def others(self) -> Tuple[Set[str], Set[str]]:
+        """``(cells claimed by live other drivers, cells other drivers stored)``: one listing, and
+        one read of each claim file not seen before."""
+        busy: Set[str] = set()
+        done: Set[str] = set()
+        for path, state, host, pid, mtime in self._listing():
+            if posixpath.basename(path).startswith(self.token + "-"):
+                continue
+            if state == "claim" and not self._live(host, pid, mtime):
+                continue
+            ids = self._ids.get(path)
+            if ids is None:
                 try:
-                    with self.fs.open_input_stream(info.path) as handle:
-                        head, _, rest = handle.read().decode(errors="replace").partition("\n")
-                except (FileNotFoundError, OSError):
+                    with self.fs.open_input_stream(path) as handle:
+                        ids = [i for i in handle.read().decode(errors="replace").strip().split(",") if i]
+                except OSError:  # deleted meanwhile (a claim that became .done)
                     continue
-                words = head.split()
-                ids = [i for i in rest.strip().split(",") if i]
-                if len(words) < 3 or not ids:
-                    continue
-                seen = self._seen[info.path] = (info.size, mtime, " ".join(words[:3]), ids)
-            state, host, pid = seen[2].split()
-            if state == "done":
-                done.update(seen[3])
-            elif state == "running":
-                alive = _alive_here(host, pid)
-                if alive or (alive is None and now - mtime < CLAIM_S):
-                    busy.update(seen[3])
+                self._ids[path] = ids
+            (done if state == "done" else busy).update(ids)
         return busy, done
 
-    def remove_finished(self, complete: Set[str]) -> int:
-        """Delete running claims of dead drivers and, when no other driver is running, ``done``
-        claims whose cells are all in ``complete`` (a running driver may still be about to take
-        their cells); how many were deleted. Called at the end of a study, under the lease."""
-        busy, _ = self.others()
+    def remove_stale(self) -> int:
+        """Delete ``.done`` files older than ``CLAIM_S`` and the claims of dead drivers (a listing,
+        no reads); how many were deleted. Called at the end of a study, under the lease."""
         removed = 0
-        for path, (_, mtime, head, ids) in list(self._seen.items()):
-            state, host, pid = head.split()
-            dead = state == "running" and (_alive_here(host, pid) is False or
-                                           (_alive_here(host, pid) is None and time.time() - mtime > CLAIM_S))
-            if (state == "done" and not busy and set(ids) <= complete) or dead:
+        for path, state, host, pid, mtime in self._listing():
+            old = time.time() - mtime > CLAIM_S
+            if (state == "done" and old) or (state == "claim" and not self._live(host, pid, mtime)):
                 try:
                     self.fs.delete_file(path)
                     removed += 1
                 except OSError:
                     pass
-                self._seen.pop(path, None)
         return removed

@@ -564,9 +564,9 @@ class ResultsStore:
                 for chunk in _chunks(entries, COMPACT_ROWS):
                     self._merge(target, chunk, curves, removed)
             self._drop_orphan_curves(done, curves_files, removed)
-            from .claims import StudyClaims  # claims of finished drivers, and of dead ones
+            from .claims import StudyClaims  # old claims of finished drivers, and those of dead ones
 
-            StudyClaims(self).remove_finished(done)
+            StudyClaims(self).remove_stale()
             for target, entries in _small_files_by_target(self.scan("inal")).items():
                 if len(entries) < min_files:
                     continue

@@ -74,7 +74,7 @@ def test_two_drivers_on_overlapping_grids_then_a_killed_compaction_converge(ray_
     # with them only cells claimed by both at the same moment (packs in flight) are computed twice
     print(f"training runs computed: driver A {trained(out_a)}, driver B {trained(out_b)} (12 cells)")
     assert trained(out_a) + trained(out_b) < 16, (trained(out_a), trained(out_b))
-    assert not list((study / "_claims").glob("*.claim"))  # the end-of-study compaction removed them
+    assert not list((study / "_claims").glob("*.claim"))  # no running claim left behind
     from analysis.load import load_study
 
     assert len(load_study(str(study)).runs) == 12
@@ -142,3 +142,33 @@ def test_two_compactions_at_once_quarantine_nothing_and_converge(tmp_path):
     assert set(_counts_by_every_reader(str(study / "runs"), "run_id").values()) == {12 + 24}
     assert set(_counts_by_every_reader(str(study / "curves"), "step").values()) == {(12 + 24) * 3}
     assert not (study / "_lease" / "maintenance").exists()
+
+
+def test_claims_tell_other_drivers_what_is_running_stored_or_abandoned(tmp_path):
+    """The claim protocol between two drivers' views of one study (sweeps.claims), and a claim of a
+    driver that died (its pid is gone from this host)."""
+    import socket
+
+    from sweeps.claims import CLAIM_S, StudyClaims
+    from sweeps.store import ResultsStore
+
+    store = ResultsStore(str(tmp_path / "res"), "s")
+    a, b = StudyClaims(store), StudyClaims(store)
+    first = a.claim(["r1", "r2"])
+    second = a.claim(["r3"])
+    assert b.others() == ({"r1", "r2", "r3"}, set()) and a.others() == (set(), set())  # not its own
+    a.finish(first, ok=True)
+    a.finish(second, ok=False)  # a run failed: free for another driver to retry
+    assert b.others() == (set(), {"r1", "r2"})
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    claims_dir = Path(store.root, "_claims")
+    (claims_dir / f"{socket.gethostname()}~{dead.pid}~deadbeef-0.claim").write_text("r4\n")
+    assert b.others() == (set(), {"r1", "r2"})  # a dead driver's claim holds nothing
+    old = next(claims_dir.glob("*.done"))
+    assert b.remove_stale() == 1  # the dead driver's claim; the .done is recent: kept
+    os.utime(old, (time.time() - CLAIM_S - 60,) * 2)
+    assert b.remove_stale() == 1 and not list(claims_dir.iterdir())
+    third = b.claim(["r5"])
+    b.release()
+    assert not Path(third).exists() and a.others() == (set(), set())
