@@ -358,7 +358,8 @@ class PlanCounts:
             f"{prefix} plan: cost {self.train_flops + self.inal_flops:.3g} FLOP; estimated {_fmt_s(eta)} on "
             f"{slots:g} task slot(s) at {CPU_FLOPS_PER_S:.0e} FLOP/s each (a rough cost model: "
             "ngd_flops_per_step x T, INAL forward passes, per-task overheads)",
-            *(f"{prefix} plan: results {root}/{{runs,curves,inal}}" for root in self.study_roots),
+            *(f"{prefix} plan: results {root}/{{runs,curves,inal}}" if "://" not in root
+              else f"{prefix} plan: results {root} (runs/, curves/, inal/)" for root in self.study_roots),
         ])
 
 

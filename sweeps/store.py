@@ -59,6 +59,7 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import shlex
 import socket
 import sys
 import time
@@ -317,7 +318,7 @@ class ResultsStore:
                 if version in LEGACY_VERSIONS:
                     raise LegacyLayoutError(
                         f"{path} was written by an older layout of the results store (schema version "
-                        f"{version}); migrate the study once with: python -m sweeps.store migrate '{self.location}'")
+                        f"{version}); migrate the study once with: python -m sweeps.store migrate {shlex.quote(str(self.location))}")
                 if version != SCHEMA_VERSION:
                     return None, f"schema version {version!r} != {SCHEMA_VERSION!r}"
                 if meta.get("inal.kind") != kind or "inal.ids" not in meta:
