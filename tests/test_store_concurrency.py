@@ -153,22 +153,27 @@ def test_claims_tell_other_drivers_what_is_running_stored_or_abandoned(tmp_path)
     from sweeps.store import ResultsStore
 
     store = ResultsStore(str(tmp_path / "res"), "s")
-    a, b = StudyClaims(store), StudyClaims(store)
+    a = StudyClaims(store)
+
+    def seen_by_another() -> tuple:  # a fresh view: done/ is listed at most every DONE_LIST_S by one view
+        return StudyClaims(store).others()
+
     first = a.claim(["r1", "r2"])
     second = a.claim(["r3"])
-    assert b.others() == ({"r1", "r2", "r3"}, set()) and a.others() == (set(), set())  # not its own
+    assert seen_by_another() == ({"r1", "r2", "r3"}, set()) and a.others() == (set(), set())  # not its own
     a.finish(first, ok=True)
     a.finish(second, ok=False)  # a run failed: free for another driver to retry
-    assert b.others() == (set(), {"r1", "r2"})
+    assert seen_by_another() == (set(), {"r1", "r2"})
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     claims_dir = Path(store.root, "_claims")
     (claims_dir / f"{socket.gethostname()}~{dead.pid}~deadbeef-0.claim").write_text("r4\n")
-    assert b.others() == (set(), {"r1", "r2"})  # a dead driver's claim holds nothing
-    old = next(claims_dir.glob("*.done"))
+    assert seen_by_another() == (set(), {"r1", "r2"})  # a dead driver's claim holds nothing
+    b = StudyClaims(store)
+    old = next(claims_dir.glob("done/*.done"))
     assert b.remove_stale() == 1  # the dead driver's claim; the .done is recent: kept
     os.utime(old, (time.time() - CLAIM_S - 60,) * 2)
-    assert b.remove_stale() == 1 and not list(claims_dir.iterdir())
+    assert b.remove_stale() == 1 and not list(claims_dir.rglob("*.*"))
     third = b.claim(["r5"])
     b.release()
-    assert not Path(third).exists() and a.others() == (set(), set())
+    assert not Path(third).exists() and seen_by_another() == (set(), set())
