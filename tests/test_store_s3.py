@@ -16,6 +16,7 @@ environment of the process that starts Ray.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import socket
@@ -131,7 +132,10 @@ def test_study_on_s3_killed_resumed_rerun_compacted_loaded_and_reported(s3_endpo
     resumed = driver(results_dir, ray_address, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
-    assert f"{CELLS} distinct cells" in out and f"{at_kill} already complete" in out, out[-2000:]
+    assert f"{CELLS} distinct cells" in out, out[-2000:]
+    # a task the killed driver had started may still have stored its pack after the kill
+    complete = int(re.search(r"(\d+) already complete", out).group(1))
+    assert at_kill <= complete < CELLS, out[-2000:]
     hint = next(line for line in out.splitlines() if "analyse: inal-report" in line).split("analyse: ", 1)[1]
     assert shell_words(hint) == ["inal-report", study]  # as a shell reads it: quoted
     runs = read_dataset(study, "runs")
