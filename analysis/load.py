@@ -8,7 +8,8 @@ The ``target`` column is not inside the files: it comes from the hive partition 
 are read with ``pyarrow.dataset`` and hive partitioning; files whose names start with ``.`` or
 ``_`` (temporary names of atomic writes, quarantine) and files not ending in ``.parquet`` are
 ignored, so a half-written file is never read. ``path`` may be a study directory, a results root
-holding several studies, a local path or a ``pyarrow.fs`` URI (``s3://...``, ``gs://...``).
+holding several studies, a local path or a ``pyarrow.fs`` URI with its query (``s3://...``,
+``s3://bkt/p?endpoint_override=host:9000&scheme=http``, ``gs://...``; see ``sweeps.location``).
 
 Filters are keyword arguments naming any column: a scalar keeps equal rows, a list/tuple/set keeps
 rows whose value is in it. Example: ``load_runs(path, target="parity", n=[8, 12])``.
@@ -25,6 +26,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from sweeps.settings import column_defaults  # the table of settings: plain Python
+from sweeps.location import Location, is_uri  # pyarrow only: what a results location is
 
 __all__ = [
     "DATASETS", "RUNS_COLUMNS", "CURVES_COLUMNS", "INAL_COLUMNS", "Study",
@@ -110,12 +112,9 @@ class Study:
 
 
 def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and the path inside it (URIs go through ``FileSystem.from_uri``)."""
-    path = str(path)
-    if "://" in path:
-        return pafs.FileSystem.from_uri(path)
-    import os
-    return pafs.LocalFileSystem(), os.path.abspath(path)
+    """A pyarrow filesystem and the path inside it (``sweeps.location``: a URI keeps its query)."""
+    location = Location(path)
+    return location.fs, location.path
 
 
 def _is_dir(fs: pafs.FileSystem, path: str) -> bool:
@@ -139,7 +138,8 @@ def find_study_dirs(path: str) -> list[str]:
     for info in fs.get_file_info(pafs.FileSelector(base, recursive=False)):
         if info.type == pafs.FileType.Directory and _visible(info.base_name):
             if any(_is_dir(fs, f"{info.path}/{d}") for d in DATASETS):
-                found.append(f"{str(path).rstrip('/')}/{info.base_name}")
+                found.append(Location(path).child(info.base_name).text if is_uri(path)
+                             else f"{str(path).rstrip('/')}/{info.base_name}")
     if not found:
         raise FileNotFoundError(
             f"no study under {path!r}: expected a study directory holding runs/, curves/ or inal/, "

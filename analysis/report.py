@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sweeps.location import Location, is_uri  # pyarrow only: what a results location is
+
 from .bound_check import BOUND_GROUP_KEYS, VERDICTS, bound_points, check_bound, informativeness_text
 from .fits import INAL_GROUP_KEYS, fit_inal_exponents, group_label, inal_points, resolve_layer
 from .fourier_step import fourier_step_fits, fourier_step_table
@@ -551,7 +553,9 @@ def _parser() -> argparse.ArgumentParser:
                                             "under a results root, or of several paths together).",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results_dir", nargs="+", help="study directories or results roots holding studies")
-    p.add_argument("--out", default=None, help="output directory (default: <first results_dir>/report)")
+    p.add_argument("--out", default=None,
+                   help="output directory, a local path or a URI like the results' (default: <study>/report "
+                        "for a local study, ./report-<study> in the current directory for a URI)")
     p.add_argument("--layer", default="selected",
                    help="INAL fitted: selected (selection-free, default; 'max' on studies without it), "
                         "max (max over layers, biased upward), or a layer number 1, 2, ...")
@@ -572,14 +576,31 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _default_out(results_dir: str) -> str:
-    """``<results_dir>/report`` for a local path (or ``file://`` URI); ``./report-<name>`` for a remote
-    URI (figures are written with the local filesystem)."""
-    path = results_dir.rstrip("/")
-    if path.startswith("file://"):
-        path = path[len("file://"):]
-    elif "://" in path:
-        return os.path.join(os.getcwd(), f"report-{path.rsplit('/', 1)[-1]}")
-    return os.path.join(path, "report")
+    """``<results_dir>/report`` for a local path (or ``file://`` URI); ``./report-<name>`` in the
+    current directory for a remote URI, ``<name>`` being the last path component (its query left
+    out): a report is read on this machine, and is written to the object store only when
+    ``--out`` names a URI."""
+    location = Location(results_dir)
+    if location.is_local:
+        return os.path.join(location.path, "report")
+    return os.path.join(os.getcwd(), f"report-{location.name}")
+
+
+def _write_report_to(a: Analysis, out: str, **kwargs) -> dict[str, str]:
+    """:func:`write_report` into ``out``: a local directory, or a URI (written in a local temporary
+    directory, then copied there with ``pyarrow.fs.copy_files``); the paths written."""
+    if not is_uri(out) or Location(out).is_local:
+        return write_report(a, Location(out).path if is_uri(out) else out, **kwargs)
+    import tempfile
+
+    import pyarrow.fs as pafs
+
+    target = Location(out)
+    with tempfile.TemporaryDirectory(prefix="inal-report-") as tmp:
+        local = write_report(a, tmp, **kwargs)
+        target.fs.create_dir(target.path, recursive=True)
+        pafs.copy_files(tmp, target.path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=target.fs)
+    return {name: target.child(os.path.basename(path)).text for name, path in local.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -605,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"inal-report: {err}", file=sys.stderr)
         return 2
     out = args.out or _default_out(str(args.results_dir[0]))
-    paths = write_report(a, out, dpi=args.dpi, formats=formats)
+    paths = _write_report_to(a, out, dpi=args.dpi, formats=formats)
     print(summary_table(a))
     print(f"report: {paths['report.md']}")
     return 0

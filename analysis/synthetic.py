@@ -17,8 +17,7 @@ recover what was put in. A synthetic study has, per target:
 Files: ``<root>/<study>/{runs,curves,inal}/target=<name>/<id>.parquet``, no ``target`` column in
 the files, footer metadata ``inal.schema_version`` (CONTRACT.md). Column names and types follow
 ``sweeps.store``; the settings the model does not vary take their defaults from the table of
-settings (``sweeps.settings.column_defaults``: plain Python, the only part of ``sweeps`` the analysis
-imports).
+settings (``sweeps.settings.column_defaults``: plain Python).
 """
 
 from __future__ import annotations

@@ -355,7 +355,8 @@ class PlanCounts:
             f"{prefix} plan: cost {self.train_flops + self.inal_flops:.3g} FLOP; estimated {_fmt_s(eta)} on "
             f"{slots:g} task slot(s) at {CPU_FLOPS_PER_S:.0e} FLOP/s each (a rough cost model: "
             "ngd_flops_per_step x T, INAL forward passes, per-task overheads)",
-            *(f"{prefix} plan: results {root}/{{runs,curves,inal}}" for root in self.study_roots),
+            *(f"{prefix} plan: results {root}/{{runs,curves,inal}}" if "://" not in root
+              else f"{prefix} plan: results {root} (runs/, curves/, inal/)" for root in self.study_roots),
         ])
 
 
@@ -389,8 +390,9 @@ class StoreView:
         return [entry[2] for entry in self._done.values()]
 
     def roots(self) -> Dict[Tuple[str, str], str]:
-        """``{(results_dir, study): the store's root}`` for every study the plan met."""
-        return {key: entry[2].root for key, entry in self._done.items()}
+        """``{(results_dir, study): the study's location}`` (a path, or its URI with the query) for
+        every study the plan met."""
+        return {key: str(entry[2].location) for key, entry in self._done.items()}
 
 
 def iter_pending(factory: CellFactory, view: StoreView,
@@ -457,7 +459,7 @@ def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[
                 pack_sizes[job.pack_key] = max(1, int(max_pack(job) if callable(max_pack) else max_pack))
             counts.train_flops += pack_flops[job.pack_key]
     for store in view.stores:
-        roots[store.root] = None
+        roots[str(store.location)] = None
     counts.packs = sum(math.ceil(n / pack_sizes[k]) for k, n in per_pack_key.items())
     counts.study_roots = list(roots)
     counts.full_validations = factory.full_validations

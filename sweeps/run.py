@@ -52,7 +52,7 @@ def _task(cfg: DictConfig) -> dict[str, Any]:
     if error:
         log.error("%s", error.rstrip().splitlines()[-1])
     return {"run_id": job.run_id, "inal_id": job.inal_id, "status": status, "error": error,
-            "results": store.root}
+            "results": str(store.location)}
 
 
 _task.__inal_sweep__ = True  # type: ignore[attr-defined]  # the inal_ray launcher's fast path

@@ -196,7 +196,7 @@ SETTINGS: tuple[Setting, ...] = (
        doc="results go to `<results_dir>/<study>/`", run=False, config=False, column="study",
        stored_in=("runs", "inal"), ctype="str"),
     _S("results_dir", "results_dir", "location.results_dir", str, Reader("results_dir"),
-       allowed="a non-empty path or pyarrow.fs URI (`file:///x`, `s3://b/p`)",
+       allowed="a non-empty path or pyarrow.fs URI with its query (`file:///x`, `s3://b/p`, `s3://b/p?endpoint_override=host:9000&scheme=http`: `sweeps/location.py`)",
        doc="the directory holding the study", run=False, config=False),
     _S("device", "device", "location.device", str, Reader("device"), allowed="`auto`, `cpu`, `cuda`, `cuda:<i>`",
        doc="`auto`: CUDA if the worker has one", run=False, config=False),

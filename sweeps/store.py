@@ -9,6 +9,8 @@ Layout (schema version 2)::
     <results_dir>/<study>/{runs,curves,inal}/target=<name>/part-<h>.parquet   compacted (``compact``)
     <results_dir>/<study>/_tmp/          files being written (renamed into place when complete)
     <results_dir>/<study>/_quarantine/   files proven corrupt, moved aside with a .reason.txt
+    <results_dir>/<study>/_lease/        the maintenance lease of the process compacting the study
+    <results_dir>/<study>/_claims/       the cells each running driver computes (``sweeps.claims``)
 
 Costs grow with tasks (packs), not with runs: a task writes one file per dataset, and resume
 (``completed_run_ids``) reads each file's footer, schema and id column only, never its rows.
@@ -37,11 +39,13 @@ What a reader sees:
   dataset directories, so polars and DuckDB never list them) and renamed into place, which is
   atomic on a POSIX filesystem; on an object store a put is atomic and goes to its final name.
   A task writes its curves file before its runs file; the runs file marks the runs complete.
-- during a compaction (``compact``, at the end of a study): the compacted file is renamed in
-  first, then the small files it replaces are deleted, runs before curves. A reader listing the
-  directory in between (milliseconds) can see those cells twice; ``analysis.load`` drops such
-  duplicates by id, and a later scan deletes small files a compacted file covers (a compaction
-  killed half-way).
+- during a compaction (``compact``, at the end of a study, under the maintenance lease): the
+  compacted file is renamed in first, then the small files it replaces are deleted, runs before
+  curves. A reader listing the directory in between (milliseconds) can see those cells twice;
+  ``analysis.load`` drops such duplicates by id. Afterwards every cell is in exactly one runs file
+  (cells that two drivers both computed included), so pandas, DuckDB and polars count each once;
+  a compaction killed half-way is finished by the next ``compact``, which a rerun of the study
+  runs when a scan finds such leftovers (``maintenance_due``).
 - while failed runs are retried: the new rows are written, then the ``failed-`` file is
   rewritten without them (or deleted); in between a reader sees both rows of a retried run.
 
@@ -58,13 +62,16 @@ counted beside the recomputed ones); rows whose config cannot be read back are l
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
+import shlex
+import socket
 import sys
 import time
 import uuid
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -72,6 +79,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .columns import ADDED_LATER, CURVES_SCHEMA, INAL_SCHEMA, RUNS_SCHEMA
+from .location import Location
 
 __all__ = ["ResultsStore", "RUNS_SCHEMA", "CURVES_SCHEMA", "INAL_SCHEMA", "SCHEMA_VERSION", "DATASETS",
            "StoreReadError", "LegacyLayoutError", "migrate_study"]
@@ -87,6 +95,9 @@ _STALE_TMP_S = 3600.0
 _READ_ATTEMPTS = 3
 _RETRY_SLEEP_S = 0.2
 COMPACT_ROWS = 1 << 18  # rows of one compacted file at most
+COMPACT_MIN_FILES = 64  # small files of a partition that the end of a study compacts
+LEASE_S = 900.0  # a maintenance lease not released after this long was left by a dead process
+_LEASE_POLL_S = 0.2
 
 
 try:  # Hydra's command line prints these as one line, without a traceback
@@ -105,11 +116,10 @@ class LegacyLayoutError(RuntimeError, _Compact):
 
 
 def resolve_filesystem(results_dir: str) -> tuple[pafs.FileSystem, str]:
-    """``(filesystem, base path)`` for a local path or a pyarrow.fs URI (``file://``, ``s3://`` ...)."""
-    if "://" in str(results_dir):
-        fs, path = pafs.FileSystem.from_uri(str(results_dir))
-        return fs, path.rstrip("/")
-    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(str(results_dir)))
+    """``(filesystem, base path)`` for a local path or a pyarrow.fs URI (``file://``, ``s3://`` ...,
+    its query kept: see ``sweeps.location``)."""
+    location = Location(results_dir)
+    return location.fs, location.path
 
 
 def _digest(ids: Iterable[str]) -> str:
@@ -119,22 +129,30 @@ def _digest(ids: Iterable[str]) -> str:
 class FileEntry:
     """One sound file found by a scan: its path, target partition, name, ids and footer metadata."""
 
-    __slots__ = ("path", "target", "name", "ids", "meta")
+    __slots__ = ("path", "target", "name", "ids", "meta", "mtime")
 
-    def __init__(self, path: str, target: str, name: str, ids: List[str], meta: Dict[str, str]) -> None:
+    def __init__(self, path: str, target: str, name: str, ids: List[str], meta: Dict[str, str],
+                 mtime: Optional[float] = None) -> None:
         self.path, self.target, self.name, self.ids, self.meta = path, target, name, ids, meta
+        self.mtime = mtime
 
 
 class ResultsStore:
     """The Parquet datasets of one study under ``results_dir`` (a local path or a pyarrow.fs URI)."""
 
-    def __init__(self, results_dir: str, study: str) -> None:
+    def __init__(self, results_dir: "str | Location", study: str) -> None:
         self.results_dir, self.study = str(results_dir), study
-        self.fs, base = resolve_filesystem(results_dir)
-        self.root = posixpath.join(base, study)
+        #: the study's location as one value (a path, or the URI with its query): what hints print
+        self.location = Location(results_dir).child(study)
+        self.fs = self.location.fs
+        self.root = self.location.path
         # a put is atomic on object stores; rename is what is atomic on a local/POSIX filesystem
         self._rename_writes = self.fs.type_name in ("local", "hdfs")
         self._made_dirs: set[str] = set()
+        #: set by each scan of the runs: whether ``compact`` has work (cells held twice, orphan
+        #: curves, a partition of at least ``COMPACT_MIN_FILES`` small files), so that a rerun of a complete study
+        #: finishes what a killed compaction left
+        self.maintenance_due = False
 
     # ------------------------------------------------------------------ paths
 
@@ -146,10 +164,9 @@ class ResultsStore:
 
     def dataset_uri(self, kind: str) -> str:
         """The dataset directory as a string readers accept (a local path, or a URI for other filesystems)."""
-        path = self.dataset_path(kind)
         if self.fs.type_name == "local":
-            return path
-        return f"{self.results_dir.split('://', 1)[0]}://{path}"
+            return self.dataset_path(kind)
+        return self.location.child(kind).text
 
     def file_path(self, kind: str, target: str, name: str) -> str:
         """Path of the file ``<name>.parquet`` of ``kind`` in partition ``target``."""
@@ -310,7 +327,7 @@ class ResultsStore:
                 if version in LEGACY_VERSIONS:
                     raise LegacyLayoutError(
                         f"{path} was written by an older layout of the results store (schema version "
-                        f"{version}); migrate the study once with: python -m sweeps.store migrate {self.root}")
+                        f"{version}); migrate the study once with: python -m sweeps.store migrate {shlex.quote(str(self.location))}")
                 if version != SCHEMA_VERSION:
                     return None, f"schema version {version!r} != {SCHEMA_VERSION!r}"
                 if meta.get("inal.kind") != kind or "inal.ids" not in meta:
@@ -377,7 +394,8 @@ class ResultsStore:
             if meta is None:
                 self.quarantine(kind, info.path, reason)
                 continue
-            out.append(FileEntry(info.path, target, name[: -len(".parquet")], meta["inal.ids"].split(","), meta))
+            out.append(FileEntry(info.path, target, name[: -len(".parquet")], meta["inal.ids"].split(","), meta,
+                                 info.mtime.timestamp() if info.mtime is not None else None))
         return out
 
     def _index(self) -> Tuple[set, List[FileEntry], List[FileEntry]]:
@@ -400,6 +418,11 @@ class ResultsStore:
             done.update(entry.ids)
             good.append(entry)
         kept = self._drop_covered(good, curves)
+        names = {(e.target, e.name) for e in runs}
+        small = _small_files_by_target(kept)
+        self.maintenance_due = (sum(len(e.ids) for e in kept) != len(done)
+                                or any((k not in names) for k in curves)
+                                or any(len(v) >= COMPACT_MIN_FILES for v in small.values()))
         for entry in runs:  # failed rows of runs now complete elsewhere: drop them
             if entry.meta.get("inal.status") == "failed":
                 stale = [i for i in entry.ids if i in done]
@@ -511,54 +534,206 @@ class ResultsStore:
         table = ds.dataset(paths, schema=schema, format="parquet", filesystem=self.fs).to_table()
         return table.replace_schema_metadata(None)
 
-    def compact(self, min_files: int = 64) -> Dict[str, int]:
-        """Merge the sound small files of each partition into files of up to ``COMPACT_ROWS`` rows,
-        where a partition holds at least ``min_files`` of them (the launcher calls this when a study
-        ends; compacted files are never rewritten, so extending a study leaves them as they are).
+    def compact(self, min_files: int = COMPACT_MIN_FILES, wait: bool = True) -> Dict[str, int]:
+        """Bring the study's files to their converged form (the launcher calls this when a study
+        ends; ``python -m sweeps.store compact`` with ``min_files=2``), under the study's
+        maintenance lease (:meth:`maintenance_lease`: with ``wait``, once the process holding it
+        releases it; without, nothing is done while another process holds it):
 
-        Runs and curves are compacted together (a compacted runs file and its curves file share
-        a name); ``failed-`` files are left alone (they are replaced by retries). Per compacted
-        file: write it (via ``_tmp``, then a rename), then delete the files it replaces. Returns
-        the number of files removed per dataset.
+        1. runs files that share a cell (two drivers that computed the same cells, a compaction
+           killed half-way) are merged into one ``part-`` file holding each cell once, with the
+           curves of the copy kept, whatever their number;
+        2. the small files of a partition holding at least ``min_files`` of them are merged into
+           files of up to ``COMPACT_ROWS`` rows (compacted files are never rewritten, so extending
+           a study leaves them as they are); ``failed-`` files are left alone (retries replace them);
+        3. orphan curves files (no runs file of their name) are deleted when every run they hold is
+           complete elsewhere (left by a compaction killed between its deletes), or when older than
+           an hour (a writer killed between its curves and its runs file).
+
+        A merge writes its file (curves, then runs; via ``_tmp`` and a rename, a single put on an
+        object store) before deleting the files it replaces (runs, then curves), and a file is
+        deleted only when a file written earlier holds all its cells: a reader, a scan or a merge
+        killed at any point never loses a cell, and the next ``compact`` finishes the work.
+        Returns the number of files removed per dataset.
         """
         removed = {"runs": 0, "curves": 0, "inal": 0}
-        _, good, curves_files = self._index()
-        curves = {(e.target, e.name): e for e in curves_files}
-        for target, entries in _small_files_by_target(good).items():
-            if len(entries) < min_files:
-                continue
-            for chunk in _chunks(entries, COMPACT_ROWS):
-                ids = [i for e in chunk for i in e.ids]
-                name = f"part-{_digest(ids)}"
-                with_curves = [e for e in chunk if int(e.meta.get("inal.curve_rows", "0"))]
-                curve_rows = 0
-                if with_curves:
-                    if len(with_curves) != len(chunk):
-                        continue  # mixed: leave as is
-                    ctab = self._concat("curves", [curves[(target, e.name)].path for e in chunk])
-                    curve_rows = ctab.num_rows
-                    table, _ = self._with_footer("curves", ctab, {})
-                    self._put(table, self.file_path("curves", target, name))
-                rtab = self._concat("runs", [e.path for e in chunk])
-                table, _ = self._with_footer("runs", rtab, {"inal.status": "ok", "inal.curve_rows": str(curve_rows)})
-                self._put(table, self.file_path("runs", target, name))
-                for e in chunk:
-                    self.fs.delete_file(e.path)
-                    removed["runs"] += 1
-                for e in chunk:
-                    if curve_rows:
-                        self.fs.delete_file(curves[(target, e.name)].path)
-                        removed["curves"] += 1
-        for target, entries in _small_files_by_target(self.scan("inal")).items():
-            if len(entries) < min_files:
-                continue
-            for chunk in _chunks(entries, COMPACT_ROWS):
-                table, ids = self._with_footer("inal", self._concat("inal", [e.path for e in chunk]), {})
-                self._put(table, self.file_path("inal", target, f"part-{_digest(ids)}"))
-                for e in chunk:
-                    self.fs.delete_file(e.path)
-                    removed["inal"] += 1
+        with self.maintenance_lease(wait=wait) as held:
+            if not held:
+                return removed
+            done, good, curves_files = self._index()
+            curves = {(e.target, e.name): e for e in curves_files}
+            merged: set = set()
+            for group in _overlapping(good):
+                self._merge(group[0].target, group, curves, removed)
+                merged.update(e.path for e in group)
+            good = [e for e in good if e.path not in merged]
+            for target, entries in _small_files_by_target(good).items():
+                if len(entries) < min_files:
+                    continue
+                for chunk in _chunks(entries, COMPACT_ROWS):
+                    self._merge(target, chunk, curves, removed)
+            self._drop_orphan_curves(done, curves_files, removed)
+            from .claims import StudyClaims  # old claims of finished drivers, and those of dead ones
+
+            StudyClaims(self).remove_stale()
+            for target, entries in _small_files_by_target(self.scan("inal")).items():
+                if len(entries) < min_files:
+                    continue
+                for chunk in _chunks(entries, COMPACT_ROWS):
+                    table, ids = self._with_footer("inal", self._concat("inal", [e.path for e in chunk]), {})
+                    self._put(table, self.file_path("inal", target, f"part-{_digest(ids)}"))
+                    for e in chunk:
+                        self._delete(e.path)
+                        removed["inal"] += 1
+            self.maintenance_due = False
         return removed
+
+    @contextlib.contextmanager
+    def maintenance_lease(self, wait: bool = True) -> Iterator[bool]:
+        """Hold the study's maintenance lease while the block runs; yields whether it is held.
+
+        One process at a time rewrites and deletes a study's files (``compact``). On a local or
+        POSIX filesystem the lease is ``<study>/_lease/maintenance``, created with ``O_EXCL``
+        (atomic: exactly one creator wins), holding its owner (host, pid) and removed on exit. An
+        object store has no exclusive create through pyarrow, so there each contender lists the
+        claims, puts its own ``<study>/_lease/<ns>-<uuid>`` when it saw none, and lists again: the
+        first claim in name order holds the lease, the others remove theirs (contenders that both
+        put before either lists again agree; S3 and GCS make every put visible to a later list).
+        A lease whose process is gone from this host, or older than ``LEASE_S`` (another host), was
+        left by a process that died and is taken over. With
+        ``wait`` a contender polls until the lease is free (or stale); without, it yields False.
+        """
+        lease_dir = posixpath.join(self.root, "_lease")
+        while True:
+            token = self._take_lease(lease_dir)
+            if token is not None or not wait:
+                break
+            time.sleep(_LEASE_POLL_S)
+        try:
+            yield token is not None
+        finally:
+            if token is not None:
+                self._delete(token)
+
+    def _take_lease(self, lease_dir: str) -> Optional[str]:
+        """The lease's path when taken now, else None (see :meth:`maintenance_lease`)."""
+        owner = f"{socket.gethostname()} pid {os.getpid()} at {time.time():.3f}".encode()
+        self._ensure_dir(lease_dir)
+        if self.fs.type_name == "local":
+            path = posixpath.join(lease_dir, "maintenance")
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    with open(path, "rb") as held:
+                        text = held.read()
+                    if _lease_is_stale(text, os.stat(path).st_mtime):  # its holder died: take it over
+                        stale = f"{path}.stale-{uuid.uuid4().hex}"
+                        os.replace(path, stale)  # one of two takers wins the rename
+                        os.unlink(stale)
+                except FileNotFoundError:
+                    pass
+                return None
+            with os.fdopen(fd, "wb") as out:
+                out.write(owner)
+            return path
+        if self._live_claims(lease_dir):
+            return None
+        mine = posixpath.join(lease_dir, f"{time.time_ns():020d}-{uuid.uuid4().hex}")
+        with self.fs.open_output_stream(mine) as out:
+            out.write(owner)
+        claims = self._live_claims(lease_dir)
+        if claims and claims[0] != mine:
+            self._delete(mine)
+            return None
+        return mine
+
+    def _live_claims(self, lease_dir: str) -> List[str]:
+        """Claims of the object-store lease, in name order; those older than ``LEASE_S`` are deleted."""
+        selector = pafs.FileSelector(lease_dir, recursive=False, allow_not_found=True)
+        live = []
+        for info in self.fs.get_file_info(selector):
+            if info.type != pafs.FileType.File:
+                continue
+            try:
+                with self.fs.open_input_stream(info.path) as held:
+                    text = held.read()
+            except FileNotFoundError:
+                continue
+            if _lease_is_stale(text, info.mtime.timestamp() if info.mtime is not None else time.time()):
+                self._delete(info.path)
+            else:
+                live.append(info.path)
+        return sorted(live)
+
+    def _delete(self, path: str) -> bool:
+        """Delete ``path``; False when it was gone already (another process's compaction)."""
+        try:
+            self.fs.delete_file(path)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _merge(self, target: str, chunk: List[FileEntry], curves: Dict[Tuple[str, str], FileEntry],
+               removed: Dict[str, int]) -> None:
+        """Replace the runs files ``chunk`` (and their curves files) by one ``part-`` file holding
+        each of their runs once: the row (and curves) of the first file holding it, files ordered
+        compacted first, then by name, so that two processes merging the same files write the same
+        file. When one file already holds every run of the chunk, the others are only deleted."""
+        chunk = sorted(chunk, key=lambda e: (not e.name.startswith("part-"), e.name))
+        union = sorted({i for e in chunk for i in e.ids})
+        whole = next((e for e in chunk if len(e.ids) == len(union)), None)
+        keep = whole
+        if whole is None:
+            try:
+                keep = self._write_merged(target, chunk, union, curves)
+            except FileNotFoundError:  # another process merged these files meanwhile: its file holds them
+                return
+        for e in chunk:  # runs files first: a reader never sees a runs file without its curves
+            if e.path != keep.path and self._delete(e.path):
+                removed["runs"] += 1
+        for e in chunk:
+            if e.name != keep.name and (target, e.name) in curves and self._delete(curves[(target, e.name)].path):
+                removed["curves"] += 1
+
+    def _write_merged(self, target: str, chunk: List[FileEntry], union: List[str],
+                      curves: Dict[Tuple[str, str], FileEntry]) -> FileEntry:
+        """Write the ``part-`` file (curves, then runs) of :meth:`_merge`; its entry."""
+        rtab = self._concat("runs", [e.path for e in chunk])
+        source = [k for k, e in enumerate(chunk) for _ in range(int(e.meta.get("inal.rows", "0")))]
+        first: Dict[str, int] = {}
+        for rid, k in zip(rtab.column("run_id").to_pylist(), source):
+            first.setdefault(rid, k)
+        if len(first) != rtab.num_rows:  # cells held twice: keep the first copy of each
+            rtab = rtab.filter(pa.array([first[r] == k for r, k in zip(rtab.column("run_id").to_pylist(), source)]))
+        with_curves = [(k, e) for k, e in enumerate(chunk) if int(e.meta.get("inal.curve_rows", "0"))]
+        name = f"part-{_digest(union)}"
+        curve_rows = 0
+        if with_curves:
+            ctab = self._concat("curves", [curves[(target, e.name)].path for _, e in with_curves])
+            csource = [k for k, e in with_curves for _ in range(int(e.meta["inal.curve_rows"]))]
+            if len(first) != len(source):
+                ctab = ctab.filter(pa.array([first.get(r) == k for r, k in
+                                             zip(ctab.column("run_id").to_pylist(), csource)]))
+            curve_rows = ctab.num_rows
+            table, _ = self._with_footer("curves", ctab, {})
+            self._put(table, self.file_path("curves", target, name))
+        table, _ = self._with_footer("runs", rtab, {"inal.status": "ok", "inal.curve_rows": str(curve_rows)})
+        keep_path = self._put(table, self.file_path("runs", target, name))
+        return FileEntry(keep_path, target, name, union, {})
+
+    def _drop_orphan_curves(self, done: set, curves_files: List[FileEntry], removed: Dict[str, int]) -> None:
+        """Delete curves files with no runs file of their name whose runs are all complete elsewhere,
+        or that are older than ``_STALE_TMP_S`` (their writer died before writing its runs file)."""
+        runs_names = {(posixpath.basename(posixpath.dirname(i.path))[len("target="):], i.base_name[: -len(".parquet")])
+                      for i in self._list("runs")}
+        now = time.time()
+        for e in curves_files:
+            if (e.target, e.name) in runs_names:
+                continue
+            stale = e.mtime is not None and now - e.mtime > _STALE_TMP_S
+            if (set(e.ids) <= done or stale) and self._delete(e.path):
+                removed["curves"] += 1
 
     # ------------------------------------------------------------------ reading
 
@@ -626,6 +801,43 @@ def _chunks(entries: List[FileEntry], max_rows: int) -> Iterable[List[FileEntry]
 # ---------------------------------------------------------------------- migration
 
 
+def _lease_is_stale(owner: bytes, mtime: float) -> bool:
+    """Whether a lease (``"<host> pid <pid> at <time>"``) was left by a dead process: its process is
+    gone from this host, or it is older than ``LEASE_S`` (a holder on another host)."""
+    words = owner.decode(errors="replace").split()
+    if len(words) >= 3 and words[0] == socket.gethostname() and words[1] == "pid" and words[2].isdigit():
+        try:
+            os.kill(int(words[2]), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # alive, another user's
+            pass
+    return time.time() - mtime > LEASE_S
+
+
+def _overlapping(entries: List["FileEntry"]) -> List[List["FileEntry"]]:
+    """The groups (connected components) of runs files of one partition that share a cell, each of
+    at least two files; one pass over the ids."""
+    owner: Dict[Tuple[str, str], int] = {}
+    parent = list(range(len(entries)))
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for k, e in enumerate(entries):
+        for rid in e.ids:
+            other = owner.setdefault((e.target, rid), k)
+            if other != k:
+                parent[find(k)] = find(other)
+    groups: Dict[int, List["FileEntry"]] = {}
+    for k, e in enumerate(entries):
+        groups.setdefault(find(k), []).append(e)
+    return [g for g in groups.values() if len(g) > 1]
+
+
 def _small_files_by_target(entries: Iterable["FileEntry"]) -> Dict[str, List["FileEntry"]]:
     """The entries not yet compacted (names other than ``part-*``), grouped by target partition."""
     out: Dict[str, List["FileEntry"]] = {}
@@ -640,9 +852,9 @@ def migrate_study(study_root: str) -> Dict[str, int]:
     ``corr``/``corr_se``/``T`` or already renamed) into the current one: per dataset and target,
     the rows of the old files are renamed to the current columns, written as compacted files,
     and the old files removed. Idempotent; returns the number of old files migrated per dataset."""
-    fs, root = resolve_filesystem(study_root)
-    results_dir, study = posixpath.dirname(root), posixpath.basename(root)
-    store = ResultsStore(results_dir if "://" not in study_root else study_root.rsplit("/", 1)[0], study)
+    results_dir, study = Location(study_root).split()
+    store = ResultsStore(results_dir, study)
+    fs = store.fs
     counts = {}
     for kind, (schema, id_col) in DATASETS.items():
         base = store.dataset_path(kind)
@@ -913,15 +1125,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m sweeps.store", description="Maintain a study's results store.")
     parser.add_argument("command", choices=("migrate", "compact"))
-    parser.add_argument("study_dir", help="<results_dir>/<study> (a path or a pyarrow.fs URI)")
+    parser.add_argument("study_dir", help="<results_dir>/<study>: a path or a pyarrow.fs URI with its query "
+                                          "(e.g. 's3://bkt/inal/default?endpoint_override=host:9000&scheme=http')")
     args = parser.parse_args(argv)
-    if args.command == "migrate":
-        counts = migrate_study(args.study_dir)
-        print(f"migrated {counts} old files of {args.study_dir}")
-    else:
-        root = args.study_dir.rstrip("/")
-        store = ResultsStore(posixpath.dirname(root), posixpath.basename(root))
-        print(f"compacted {args.study_dir}: removed {store.compact(min_files=2)} small files")
+    try:
+        location = Location(args.study_dir)
+        if location.fs.get_file_info(location.path).type != pafs.FileType.Directory:
+            raise FileNotFoundError(f"{args.study_dir!r} is not a study directory (expected <results_dir>/<study>)")
+        if args.command == "migrate":
+            counts = migrate_study(args.study_dir)
+            print(f"migrated {counts} old files of {location}")
+        else:
+            results_dir, study = location.split()
+            store = ResultsStore(results_dir, study)
+            print(f"compacted {location}: removed {store.compact(min_files=2)} small files")
+    except (OSError, ValueError, pa.ArrowInvalid, LegacyLayoutError) as err:
+        print(f"python -m sweeps.store {args.command}: {err}", file=sys.stderr)
+        return 2 if isinstance(err, (FileNotFoundError, ValueError, pa.ArrowInvalid)) else 1
     return 0
 
 

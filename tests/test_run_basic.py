@@ -76,7 +76,7 @@ def test_task_in_process(tmp_path, caplog):
         cfg = compose("config", overrides=["n=4", "width=8", "T=0", "inal.n_inits=8", "device=cpu", "study=one",
                                            f"results_dir={tmp_path.as_uri()}"])
     result = task(cfg)
-    assert result["status"] == "ok" and result["results"] == str(tmp_path / "one")
+    assert result["status"] == "ok" and result["results"] == (tmp_path / "one").as_uri()  # the location as given
     assert "[inal-sweep] ok" in caplog.text  # through logging (Hydra's job log, run.log)
     assert ResultsStore(str(tmp_path), "one").completed_inal_ids() == {result["inal_id"]}
     assert task(cfg)["status"] == "skipped"

@@ -404,3 +404,107 @@ def test_study_deleted_while_the_store_lives(store, tmp_path):
     shutil.rmtree(tmp_path / "results")
     store.write_run("parity", run_row("r9"), curves("r9"))  # directories are made again
     assert store.completed_run_ids() == {"r9"}
+
+
+def _two_writers(store: ResultsStore) -> list:
+    """What two drivers on overlapping grids leave: writer A packs r00-r03, r04-r07; writer B packs
+    r04-r09, r10-r11 (each pack file its own name); each writer marks its rows (``host``) and its
+    curves (``loss``), so a test can tell which copy a file kept."""
+    ids = [f"r{i:02d}" for i in range(12)]
+    for who, loss, packs in (("A", 1.0, [ids[0:4], ids[4:8]]), ("B", 2.0, [ids[4:10], ids[10:12]])):
+        for pack in packs:
+            cs = [dict(curves(r), loss=[loss] * 3) for r in pack]
+            store.write_runs("parity", [run_row(r, host=who) for r in pack], pack_curves(*cs))
+    return ids
+
+
+def _counts_by_every_reader(dataset_dir: str, key: str) -> dict:
+    import duckdb
+    import pandas as pd
+    import polars as pl
+    import pyarrow.dataset as ds
+
+    frame = pd.read_parquet(dataset_dir)
+    arrow = ds.dataset(dataset_dir, format="parquet", partitioning="hive").to_table()
+    duck = duckdb.connect().execute(f"select count(*) from read_parquet('{dataset_dir}/**/*.parquet')").fetchone()[0]
+    polars = pl.scan_parquet(dataset_dir, hive_partitioning=True).collect().height
+    assert not frame.duplicated([key] if key == "run_id" else ["run_id", "step"]).any()
+    return {"pandas": len(frame), "pyarrow": arrow.num_rows, "duckdb": duck, "polars": polars}
+
+
+def test_cells_two_drivers_both_wrote_are_once_in_the_files_after_compact(store):
+    ids = _two_writers(store)
+    assert store.completed_run_ids() == set(ids) and store.maintenance_due  # 16 rows on disk for 12 cells
+    store.compact()  # whatever min_files: cells held twice are merged
+    assert not store.maintenance_due
+    runs_dir, curves_dir = store.dataset_path("runs"), store.dataset_path("curves")
+    assert set(_counts_by_every_reader(runs_dir, "run_id").values()) == {12}
+    assert set(_counts_by_every_reader(curves_dir, "step").values()) == {12 * 3}
+    import pandas as pd
+
+    runs, cur = pd.read_parquet(runs_dir), pd.read_parquet(curves_dir)
+    # each run's curves come from the same writer as its row (1.0 for A's copy, 2.0 for B's)
+    marks = cur.groupby("run_id")["loss"].agg(set).to_dict()
+    assert all(marks[r] == {1.0 if h == "A" else 2.0} for r, h in zip(runs.run_id, runs.host))
+    assert not (Path(store.root) / "_quarantine").exists()
+    assert ResultsStore(store.results_dir, "s").completed_run_ids() == set(ids)
+    assert store.compact() == {"runs": 0, "curves": 0, "inal": 0}  # converged: nothing more to do
+
+
+def test_orphan_curves_of_a_killed_compaction_are_removed_by_the_next(store, monkeypatch):
+    """A compaction killed after deleting the small runs files, before their curves files, leaves
+    curves files without runs files (raw curves rows > cells x checkpoints); the next compaction
+    removes them, keeps an orphan that a writer may still be completing, and removes one older
+    than an hour (a writer that died)."""
+    ids = [f"r{i}" for i in range(8)]
+    for r in ids:
+        store.write_run("parity", run_row(r), curves(r))
+
+    class Killed(BaseException):
+        pass
+
+    real_delete = ResultsStore._delete
+
+    def dies_at_the_first_curves_delete(self, path):
+        if "/curves/" in path:
+            raise Killed()
+        return real_delete(self, path)
+
+    monkeypatch.setattr(ResultsStore, "_delete", dies_at_the_first_curves_delete)
+    with pytest.raises(Killed):
+        store.compact(min_files=2)
+    monkeypatch.setattr(ResultsStore, "_delete", real_delete)
+    curves_dir = Path(store.dataset_path("curves"))
+    assert len(files(curves_dir)) == 9  # the compacted file and 8 orphans: 48 rows for 24
+    store.write_inal("parity", "i1", inal_rows("i1"))
+    fresh = ResultsStore(store.results_dir, "s")
+    in_flight = fresh._write("curves", "parity", "pack-inflight", curves("r9"))  # its runs file comes next
+    dead = fresh._write("curves", "parity", "pack-dead", curves("r10"))
+    os.utime(dead, (1e9, 1e9))
+    assert fresh.completed_run_ids() == set(ids) and fresh.maintenance_due
+    fresh.compact()
+    assert sorted(p.name for p in files(curves_dir)) == sorted([Path(in_flight).name] + [
+        p.name for p in files(Path(store.dataset_path("runs")))])
+    import pandas as pd
+
+    assert len(pd.read_parquet(store.dataset_path("curves")).query("run_id in @ids")) == 8 * 3
+    assert not (Path(store.root) / "_quarantine").exists()
+
+
+def test_a_lease_left_by_a_dead_process_is_taken_over(store):
+    import subprocess
+    import sys
+
+    fill(store)
+    lease = Path(store.root, "_lease", "maintenance")
+    lease.parent.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lease.write_text(f"{__import__('socket').gethostname()} pid {dead.pid} at 0")
+    with store.maintenance_lease(wait=False) as held:
+        assert not held  # the first look removes the dead holder's lease ...
+    with store.maintenance_lease(wait=False) as held:
+        assert held and lease.read_text().split()[2] == str(os.getpid())  # ... the next takes it
+        with ResultsStore(store.results_dir, "s").maintenance_lease(wait=False) as other:
+            assert not other  # held by a live process: nobody else
+    assert not lease.exists()

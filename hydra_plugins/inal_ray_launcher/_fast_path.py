@@ -146,9 +146,11 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
     """The second streaming pass: submit INAL tasks and packs as they fill, collect results."""
     import ray
 
+    from sweeps.claims import CLAIM_S, StudyClaims
+
     inal_remote, pack_remote = _remotes()
     out = Outcomes()
-    counts = {"inal_ok": 0, "inal_failed": 0, "packs": 0, "pack_tasks_lost": 0, "runs": 0}
+    counts = {"inal_ok": 0, "inal_failed": 0, "packs": 0, "pack_tasks_lost": 0, "runs": 0, "runs_by_others": 0}
     in_flight: Dict[Any, Tuple[str, Any]] = {}
     inal_only_waiters: Dict[bytes, int] = {}
     progress = ProgressBar(grid.counts.to_run, label="inal-sweep", unit="cells", enabled=launcher.progress)
@@ -170,9 +172,49 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
             if need_run:
                 yield job
 
+    claims: Dict[Tuple[str, str], StudyClaims] = {}  # per study: the cells other drivers compute
+    deferred: List[JobSpec] = []  # cells another driver claimed: looked at again at the end
+    credited: List[JobSpec] = []  # cells another driver stored: checked in the store at the end
+
+    def claims_of(job: JobSpec) -> StudyClaims:
+        key = (job.results_dir, job.study)
+        if key not in claims:
+            claims[key] = StudyClaims(grid.view.get(job)[2])
+        return claims[key]
+
+    def stored_by_others(jobs: List[JobSpec]) -> None:
+        for job in jobs:
+            out.run_status[id_bytes(job.run_id)] = 0
+        credited.extend(jobs)
+        counts["runs_by_others"] += len(jobs)
+        outcome.TALLY.add_finished(len(jobs), 0)
+        progress.update(len(jobs), failed=0)
+
+    def submit_pack(pack: List[JobSpec], check_claims: bool = True) -> None:
+        """Submit ``pack`` less the cells other drivers claimed or stored (first writer wins), under a claim."""
+        c = claims_of(pack[0])
+        if check_claims:
+            busy, done = c.others()
+            stored_by_others([j for j in pack if j.run_id in done])
+            deferred.extend(j for j in pack if j.run_id in busy and j.run_id not in done)
+            pack = [j for j in pack if j.run_id not in busy and j.run_id not in done]
+            if not pack:
+                return
+        claim = c.claim([j.run_id for j in pack])
+        opts = task_options(launcher, f"train {pack[0].target} n={pack[0].values['n']} x{len(pack)}")
+        in_flight[pack_remote.options(**opts).remote(pack)] = ("pack", (pack, claim))
+        counts["packs"] += 1
+        counts["runs"] += len(pack)
+        while len(in_flight) >= max_in_flight:
+            collect()
+
     def collect() -> None:
         refs = list(in_flight)
-        ready, rest = ray.wait(refs, num_returns=1)
+        ready, rest = ray.wait(refs, num_returns=1, timeout=CLAIM_S / 3)
+        if not ready:  # a long pack: keep this driver's claims live for the others
+            for c in claims.values():
+                c.renew()
+            return
         if rest:  # take everything else that is ready too, without waiting
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready = list(ready) + list(more)
@@ -200,7 +242,7 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
                 log.error("INAL %s (%s n=%s) failed: %s", job.inal_id[:12], job.target, job.values["n"], text.strip()[-500:])
             waiting = inal_only_waiters.pop(iid, 0)
             return waiting, waiting if failed else 0
-        pack: List[JobSpec] = what
+        pack, claim = what
         if error is not None:  # the task itself failed past its retries: failed rows, the study goes on
             counts["pack_tasks_lost"] += 1
             log.error("training task of %d runs failed: %s", len(pack), str(error).strip()[-500:])
@@ -217,19 +259,39 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
             if code == 2:
                 nfailed += 1
                 out.error[rid] = result.error
+        claims_of(pack[0]).finish(claim, ok=nfailed == 0)
         return len(outcomes), nfailed
 
     max_in_flight = max(1, int(launcher.max_in_flight))
-    with progress:
-        for pack in iter_packs(training_jobs(), pack_size_rule(launcher)):
-            opts = task_options(launcher, f"train {pack[0].target} n={pack[0].values['n']} x{len(pack)}")
-            in_flight[pack_remote.options(**opts).remote(pack)] = ("pack", pack)
-            counts["packs"] += 1
-            counts["runs"] += len(pack)
-            while len(in_flight) >= max_in_flight:
+    try:
+        with progress:
+            for pack in iter_packs(training_jobs(), pack_size_rule(launcher)):
+                submit_pack(pack)
+            while deferred:  # cells other drivers claimed: stored by them meanwhile, or free again
+                waiting = deferred[:]
+                deferred.clear()
+                for pack in iter_packs(waiting, pack_size_rule(launcher)):
+                    submit_pack(pack)
+                if deferred:  # still claimed by a live driver: wait for ours, or for theirs
+                    if in_flight:
+                        collect()
+                    else:
+                        time.sleep(0.5)
+            while in_flight:
                 collect()
-        while in_flight:
-            collect()
+            if credited:  # trust, then verify: each cell credited to another driver is in the store
+                complete = {key: c_store.completed_run_ids() for key, c_store in
+                            {(j.results_dir, j.study): grid.view.get(j)[2] for j in credited}.items()}
+                missing = [j for j in credited if j.run_id not in complete[(j.results_dir, j.study)]]
+                counts["runs_by_others"] -= len(missing)
+                outcome.TALLY.add_finished(-len(missing), 0)  # counted again when computed here
+                for pack in iter_packs(missing, pack_size_rule(launcher)):
+                    submit_pack(pack, check_claims=False)
+                while in_flight:
+                    collect()
+    finally:
+        for c in claims.values():
+            c.release()
     return out, counts
 
 
@@ -307,11 +369,12 @@ def launch_grid(launcher: Any, grid: PreparedGrid) -> Sequence[JobReturn]:
     if counts.to_run:
         ensure_ray(launcher)
         outcomes, exec_counts = execute(launcher, grid)
-        for store in grid.view.stores:  # the study ends: small files into large ones
+    for store in grid.view.stores:  # the study ends: small files into large ones, each cell once
+        if counts.to_run or store.maintenance_due:  # ... or what a killed compaction left
             try:
                 store.compact()
             except OSError as err:
-                log.warning("compaction of %s skipped: %s", store.root, err)
+                log.warning("compaction of %s skipped: %s", store.location, err)
     status = {k: 0 for k in _STATUS}
     failures = []
     for rid in outcomes.pending:
@@ -324,8 +387,9 @@ def launch_grid(launcher: Any, grid: PreparedGrid) -> Sequence[JobReturn]:
         n_configs=counts.configs, n_cells=counts.cells, n_complete=counts.complete, cell_status=status,
         inal_computed=exec_counts.get("inal_ok", 0), inal_failed=exec_counts.get("inal_failed", 0),
         n_train_runs=exec_counts.get("runs", 0), n_packs=exec_counts.get("packs", 0),
+        runs_by_others=exec_counts.get("runs_by_others", 0),
         packs_lost=exec_counts.get("pack_tasks_lost", 0), compositions=_composer(launcher).full_compositions,
-        wall_s=time.perf_counter() - t0 + grid.plan_s, study_roots=[s.root for s in grid.view.stores],
+        wall_s=time.perf_counter() - t0 + grid.plan_s, study_roots=[str(s.location) for s in grid.view.stores],
         failures=failures,
     )
     show_summary(summary.text(report_follows=launcher.report))  # through logging: terminal and run.log

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import shlex
 import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from sweeps.location import is_uri
 from sweeps.store import ResultsStore
 
 PREFIX = "[inal-sweep]"
@@ -54,6 +56,7 @@ class StudySummary:
     wall_s: float
     study_roots: List[str] = field(default_factory=list)
     failures: List[str] = field(default_factory=list)
+    runs_by_others: int = 0  # cells another driver of the same study stored meanwhile (sweeps.claims)
 
     @classmethod
     def build(cls, *, n_configs: int, plan: Any, tracker: Optional[Any], counts: Dict[str, int], compositions: int,
@@ -61,7 +64,7 @@ class StudySummary:
         status = Counter(tracker.status.values()) if tracker is not None else Counter()
         roots: List[str] = []
         for cell in plan.cells:
-            root = ResultsStore(cell.results_dir, cell.study).root
+            root = str(ResultsStore(cell.results_dir, cell.study).location)
             if root not in roots:
                 roots.append(root)
         failures = []
@@ -91,7 +94,8 @@ class StudySummary:
             f"{s['ok']} ok, {s['diverged']} diverged, {s['failed']} failed",
             f"{PREFIX} tasks: {self.inal_computed} INAL settings computed ({self.inal_failed} failed), "
             f"{self.n_train_runs} training runs in {self.n_packs} packs"
-            + (f" ({self.packs_lost} lost past their retries)" if self.packs_lost else ""),
+            + (f" ({self.packs_lost} lost past their retries)" if self.packs_lost else "")
+            + (f"; {self.runs_by_others} runs stored by another driver of the study" if self.runs_by_others else ""),
             f"{PREFIX} wall {self.wall_s:.1f} s ({self.compositions} full Hydra compositions for "
             f"{self.n_configs} configs)",
         ]
@@ -99,14 +103,16 @@ class StudySummary:
         if len(self.failures) > 10:
             lines.append(f"{PREFIX} ... and {len(self.failures) - 10} more failures (see the error column of runs)")
         for root in self.study_roots:
-            lines.append(f"{PREFIX} results: {root}/{{runs,curves,inal}}")
+            where = f"{root}/{{runs,curves,inal}}" if not is_uri(root) else f"{root} (runs/, curves/, inal/)"
+            lines.append(f"{PREFIX} results: {where}")
         if self.study_roots and not report_follows:
-            lines.append(f"{PREFIX} analyse: inal-report {self.study_roots[0]}")
+            lines.append(f"{PREFIX} analyse: inal-report {shlex.quote(self.study_roots[0])}")
         return "\n".join(lines)
 
 
 def run_report(study_root: str) -> int:
     """Run ``python -m analysis.report <study_root>`` in a subprocess; return its exit code.
+    ``study_root`` is the study's location as one value (a path, or a URI with its query).
 
     A missing ``analysis.report`` module is reported clearly (exit code 127), never raised:
     the study's results are on disk whatever happens here.
@@ -115,7 +121,7 @@ def run_report(study_root: str) -> int:
         print(f"{PREFIX} report skipped: the module analysis.report is not installed "
               f"(install the project with `pip install -e .`); results are in {study_root}", flush=True)
         return 127
-    print(f"{PREFIX} report: inal-report {study_root}", flush=True)
+    print(f"{PREFIX} report: inal-report {shlex.quote(study_root)}", flush=True)
     proc = subprocess.run([sys.executable, "-m", "analysis.report", study_root])
     if proc.returncode != 0:
         print(f"{PREFIX} report failed (exit code {proc.returncode}); results are in {study_root}", flush=True)

@@ -1,0 +1,182 @@
+"""A whole study against a real S3 API on loopback: moto's server mode (the ``test`` extra).
+
+``results_dir='s3://bkt/studies?endpoint_override=127.0.0.1:<port>&scheme=http'`` is one value
+everywhere (``sweeps.location``): the launcher and its Ray workers write the bucket through it,
+the printed hint names it whole, ``python -m sweeps.store compact`` and ``inal-report`` act on that
+endpoint (never on AWS's), ``load_study`` reads it. One study, driven as a user would: a driver
+killed when its first pack file appears in the bucket, the same command again (every cell once),
+once more (recomputes nothing), compaction, ``load_study`` and the report the hint names.
+
+Credentials come from the environment, as on a cluster node (pyarrow's S3 client reads
+``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``); moto accepts any. They are set when this module is
+imported, i.e. at collection, before the session's Ray starts: Ray's worker processes inherit the
+environment of the process that starts Ray.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from test_location import shell_words
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")  # never ask an instance metadata service
+
+moto_server = pytest.importorskip("moto.server")
+pafs = pytest.importorskip("pyarrow.fs")
+ds = pytest.importorskip("pyarrow.dataset")
+
+BIN = Path(sys.executable).parent
+GRID = ["n=4,5", "c=1", "gamma=0.05,0.1", "train.seed=0,1", "width=8", "T=200", "train.N=2n",
+        "train.n_eval=256", "train.checkpoints=2", "inal.n_inits=16", "study=s3s"]
+CELLS = 8
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's S3 server on 127.0.0.1 (a free port) with the bucket ``bkt``; ``host:port``."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"127.0.0.1:{port}"
+        pafs.S3FileSystem(endpoint_override=endpoint, scheme="http", allow_bucket_creation=True).create_dir("bkt")
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def s3_files(uri: str, kind: str) -> list:
+    from sweeps.location import Location
+
+    loc = Location(uri).child(kind)
+    sel = pafs.FileSelector(loc.path, recursive=True, allow_not_found=True)
+    return sorted(i.path for i in loc.fs.get_file_info(sel) if i.type == pafs.FileType.File)
+
+
+def read_dataset(uri: str, kind: str):
+    """The dataset as every pyarrow reader sees the files (no dedupe: what is in the bucket)."""
+    from sweeps.location import Location
+
+    loc = Location(uri).child(kind)
+    return ds.dataset(loc.path, filesystem=loc.fs, format="parquet", partitioning="hive").to_table().to_pandas()
+
+
+def driver(results_dir: str, ray_address: str, cwd: Path, **kwargs) -> "subprocess.Popen":
+    cmd = [str(BIN / "inal-sweep"), "-m", *GRID, f"results_dir='{results_dir}'", "hydra/sweeper=inal",
+           f"hydra.sweep.dir={cwd}/_sweep", f"hydra.launcher.address={ray_address}", "hydra.launcher.max_pack=1",
+           "hydra.launcher.report=false", "hydra.launcher.progress=false"]
+    return subprocess.Popen(cmd, cwd=cwd, env=dict(os.environ, PYTHONUNBUFFERED="1"), text=True, **kwargs)
+
+
+def rerun_in_process(results_dir: str, cwd: Path) -> list:
+    """``inal-sweep -m <GRID>`` in this process, on the session's Ray; the jobs' return values."""
+    from hydra._internal.hydra import Hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    import sweeps.run
+
+    GlobalHydra.instance().clear()
+    hydra_ = Hydra.create_main_hydra_file_or_module(calling_file=None, calling_module="sweeps.run",
+                                                    config_path="conf", job_name="run")
+    try:
+        returns = hydra_.multirun(config_name="config", task_function=sweeps.run.task, with_log_configuration=False,
+                                  overrides=["hydra/sweeper=inal", "hydra.launcher.report=false",
+                                             f"results_dir='{results_dir}'", f"hydra.sweep.dir={cwd}/_rerun",
+                                             "hydra.launcher.max_pack=1", *GRID])
+    finally:
+        GlobalHydra.instance().clear()
+    return [r.return_value for batch in returns for r in batch]
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # two subprocess drivers, a rerun and two reports against the loopback S3 server
+def test_study_on_s3_killed_resumed_rerun_compacted_loaded_and_reported(s3_endpoint, ray_address, tmp_path,
+                                                                        monkeypatch, hydra_restore_singletons):
+    from analysis.load import load_study
+    from analysis.report import main as inal_report
+
+    results_dir = f"s3://bkt/studies?endpoint_override={s3_endpoint}&scheme=http"
+    study = f"s3://bkt/studies/s3s?endpoint_override={s3_endpoint}&scheme=http"
+
+    # 1. killed when its first pack file is in the bucket (an event, not a delay)
+    first = driver(results_dir, ray_address, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and first.poll() is None and not s3_files(study, "runs"):
+            time.sleep(0.05)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=60)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    at_kill = len(s3_files(study, "runs"))
+    assert 1 <= at_kill < CELLS, f"the kill was not mid-study: {at_kill} of {CELLS} pack files"
+
+    # 2. the same command: the missing cells, every cell once; the hint names the URI whole
+    resumed = driver(results_dir, ray_address, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out[-3000:]
+    assert f"{CELLS} distinct cells" in out, out[-2000:]
+    # a task the killed driver had started may still have stored its pack after the kill
+    complete = int(re.search(r"(\d+) already complete", out).group(1))
+    assert at_kill <= complete < CELLS, out[-2000:]
+    hint = next(line for line in out.splitlines() if "analyse: inal-report" in line).split("analyse: ", 1)[1]
+    assert shell_words(hint) == ["inal-report", study]  # as a shell reads it: quoted
+    runs = read_dataset(study, "runs")
+    assert len(runs) == CELLS and runs.run_id.is_unique and set(runs.status) == {"ok"}
+
+    # 3. once more, in this process (the launcher's code, without a driver's start-up): nothing
+    # recomputed, nothing rewritten
+    before = s3_files(study, "runs") + s3_files(study, "curves")
+    returns = rerun_in_process(results_dir, tmp_path)
+    assert len(returns) == CELLS and {r["status"] for r in returns} == {"skipped"}
+    assert {r["results"] for r in returns} == {study}
+    assert s3_files(study, "runs") + s3_files(study, "curves") == before
+
+    # 4. compaction of that endpoint's bucket (the query is kept: AWS is never asked)
+    proc = subprocess.run([sys.executable, "-m", "sweeps.store", "compact", study], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [p.rsplit("/", 1)[1][:5] for p in s3_files(study, "runs")] == ["part-"]  # one target, one file
+    runs, curves = read_dataset(study, "runs"), read_dataset(study, "curves")
+    assert len(runs) == CELLS and runs.run_id.is_unique
+    assert len(curves) == CELLS * 2 and not curves.duplicated(["run_id", "step"]).any()
+
+    # 5. load_study through the URI, and the report the hint names (into ./report-<study>)
+    loaded = load_study(study)
+    assert len(loaded.runs) == CELLS and sorted(loaded.runs.run_id) == sorted(runs.run_id)
+    assert len(loaded.curves) == CELLS * 2
+    monkeypatch.chdir(tmp_path)  # inal-report in this process (its console script calls the same main)
+    assert inal_report(shlex.split(hint)[1:]) == 0
+    assert (tmp_path / "report-s3s" / "report.md").is_file()
+    # ... and into the bucket when --out names a URI
+    out_uri = f"s3://bkt/reports/s3s?endpoint_override={s3_endpoint}&scheme=http"
+    assert inal_report([study, "--out", out_uri]) == 0
+    written = pafs.S3FileSystem(endpoint_override=s3_endpoint, scheme="http").get_file_info(
+        pafs.FileSelector("bkt/reports/s3s"))
+    assert {"report.md", "summary.json"} <= {i.base_name for i in written}
+
+
+def test_store_maintenance_refuses_a_missing_study_with_one_line(s3_endpoint, tmp_path):
+    """``compact`` of a study that is not there, on the loopback endpoint: one line, exit 2."""
+    study = f"s3://bkt/studies/none?endpoint_override={s3_endpoint}&scheme=http"
+    proc = subprocess.run([sys.executable, "-m", "sweeps.store", "compact", study], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "is not a study directory" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
