@@ -438,6 +438,9 @@ class StoreView:
         key = (job.results_dir, job.study)
         entry = self._done.get(key)
         if entry is None:
+            from .schema import check_results_tree
+
+            check_results_tree(*key)  # before the store makes or reads anything there
             store = self._open(*key)
             runs = {id_bytes(r) for r in store.completed_run_ids()}
             inal = {id_bytes(i) for i in store.completed_inal_ids()}
@@ -574,15 +577,17 @@ class CellLimits:
 
         v = job.values
         what = f"n={v['n']} width={v['width']} depth={v['depth']}" + (f" T={v['T']}" if job.train else "")
-        inal_b, train_b = cell_memory_bytes(job)
+        inal_b, train_b, smallest = cell_memory_bytes(job)
         memory = self.gpu_memory_bytes if self.gpu_memory_bytes is not None else self.memory_bytes
         where = "the worker's GPU (hydra.launcher.gpu_memory_gb x num_gpus)" if self.gpu_memory_bytes is not None \
             else self.memory_what
         if inal_b > memory:
+            fix = (f"even its smallest chunk (one init) needs {smallest / _GIB:.4g} GiB: use a smaller network"
+                   if smallest > memory else
+                   f"lower inal.memory_budget_gb to at most {memory / _GIB:.3g} (the engine then works in smaller chunks)")
             raise ConfigError("inal.memory_budget_gb", v["memory_budget_gb"], f"at most {memory / _GIB:.3g} GiB here",
-                              f"the INAL of {what} (method {v['inal_method']}) would hold about {inal_b / _GIB:.3g} "
-                              f"GiB at once but {where} has {memory / _GIB:.3g} GiB; lower inal.memory_budget_gb "
-                              "(the engine works in smaller chunks) or use inal=mc")
+                              f"the INAL of {what} (method {v['inal_method']}) would hold about {inal_b / _GIB:.4g} "
+                              f"GiB at once but {where} has {memory / _GIB:.3g} GiB; {fix}")
         if train_b > memory:
             raise ConfigError("width", v["width"], f"a network whose training fits {memory / _GIB:.3g} GiB",
                               f"training {what} needs about {train_b / _GIB:.3g} GiB but {where} has "
@@ -600,8 +605,9 @@ class CellLimits:
 _GIB = float(1 << 30)
 
 
-def cell_memory_bytes(job: JobSpec) -> Tuple[float, float]:
-    """``(INAL bytes, training bytes)`` a cell holds at once, from the engines' memory models:
+def cell_memory_bytes(job: JobSpec) -> Tuple[float, float, float]:
+    """``(INAL bytes, training bytes, INAL's smallest chunk)`` a cell holds at once, from the
+    engines' memory models:
 
     - INAL: its chunk, ``min(memory budget, all inits x min(inputs, 8192 rows))`` with the plain
       engine's model (``inal_core.specs.plain_chunk_model``), never below the smallest chunk (the
@@ -627,13 +633,14 @@ def cell_memory_bytes(job: JobSpec) -> Tuple[float, float]:
         batch, _ = ngd_batch(v["N"], v["batch"])
         act = batch * 4.0 * (v["N"] + 2 * v["depth"] * v["width"] + 4)
         train_b = 16.0 * tspec.num_parameters + min(act, float(CHUNK_BYTES["cpu"]))
-    return inal_b, train_b
+    return inal_b, train_b, float(smallest)
 
 
 def size_packs(shapes: Dict[Any, Tuple[JobSpec, int]], limits: Dict[Any, int], throughput: Any, slots: float,
                other_s: Sequence[float] = ()) -> Dict[Any, int]:
-    """Runs per pack of each pack shape: at most its limit (``max_pack``), and no pack above the fair
-    share ``task-seconds / slots`` when the shape's runs can be split (a pack of one run cannot):
+    """Runs per pack of each pack shape: at most its limit (``max_pack``), and no pack above half the
+    fair share ``task-seconds / slots`` (the whole share on one slot) when the shape's runs can be
+    split (a pack of one run cannot):
     the smallest number of packs whose longest fits the share, with the runs spread evenly over
     them (so that one shape does not set the study's makespan). Splitting adds each pack's fixed
     cost, so the share is computed again once with the split sizes."""
@@ -647,7 +654,9 @@ def size_packs(shapes: Dict[Any, Tuple[JobSpec, int]], limits: Dict[Any, int], t
             r = min(sizes[key], n)
             full, rest = divmod(n, r)
             total += full * pack_seconds(job, r, throughput) + (pack_seconds(job, rest, throughput) if rest else 0.0)
-        share = total / k
+        # half the fair share: a shape misestimated by up to 2x (a loaded machine, memory traffic the
+        # model does not see) still cannot set the makespan, and a split pack costs only its fixed part
+        share = total / k / (2.0 if k > 1 else 1.0)
         for key, (job, n) in shapes.items():
             r = min(limits[key], n)
             if r <= 1 or pack_seconds(job, r, throughput) <= share:

@@ -65,7 +65,7 @@ _RAY_TASK_S = 0.1
 
 
 def _values(job: Any) -> dict:
-    return job.values if hasattr(job, "values") else job
+    return job if isinstance(job, dict) else job.values
 
 
 def pack_seconds(job: Any, runs: int, tp: Throughput) -> float:
