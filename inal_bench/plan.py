@@ -76,7 +76,7 @@ def _multirun(overrides: List[str], results: Path) -> Tuple[float, str]:
 
 def _estimate(text: str) -> Tuple[float, float]:
     """``(estimated makespan s, lower bound s)`` from the dry run's lines."""
-    m = re.search(r"estimated [^(]*\(([0-9.]+) s\), lower bound [^(]*\(([0-9.]+) s\)", text)
+    m = re.search(r"estimated wall [^(]*\(([0-9.]+) s:.*lower bound [^(]*\(([0-9.]+) s\)", text)
     if not m:
         raise RuntimeError(f"no estimate in the dry run's output:\n{text[-2000:]}")
     return float(m.group(1)), float(m.group(2))

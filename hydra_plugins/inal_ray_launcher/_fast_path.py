@@ -82,6 +82,7 @@ class PreparedGrid:
 def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
     """Refuse a grid over ``max_cells``, then validate, dedupe and count it (no Ray, nothing written)."""
     check_max_cells(len(source), launcher.max_cells)
+    throughput = cost_model.load()  # measured once per host (a subprocess), then read from its cache
     t0 = time.perf_counter()
     composer = _composer(launcher)
     if source.axes is not None:
@@ -90,7 +91,7 @@ def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
         composer.set_batch(list(source))
     factory = CellFactory(source, composer.compose_task, validate_job, localize)
     view = StoreView(ResultsStore)
-    counts = count_plan(factory, view, pack_size_rule(launcher), throughput=cost_model.load(), slots=plan_slots(launcher),
+    counts = count_plan(factory, view, pack_size_rule(launcher), throughput=throughput, slots=plan_slots(launcher),
                         check_cell=cell_limits(launcher).check)
     return PreparedGrid(source, factory, view, counts, time.perf_counter() - t0)
 
@@ -193,7 +194,7 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
         """Seconds left: the plan's estimated task-seconds still to run, at the rate this study has
         finished estimated task-seconds so far (before the first task: the plan's makespan)."""
         if est["done"] <= 0:
-            return plan.makespan() if plan.task_s else float("nan")
+            return plan.wall_s() - (time.perf_counter() - t_start) if plan.task_s else float("nan")
         rate = est["done"] / max(time.perf_counter() - t_start, 1e-9)
         return max(est["total"] - est["done"], 0.0) / rate
 
@@ -373,7 +374,7 @@ def launch_grid(launcher: Any, grid: PreparedGrid) -> Sequence[JobReturn]:
     t0 = time.perf_counter()
     counts = grid.counts
     if launcher.dry_run:
-        print(counts.text(launcher.max_pack, slots=counts.slots), flush=True)
+        print(counts.text(launcher.max_pack, slots=counts.slots, plan_s=grid.plan_s), flush=True)
         print(f"[inal-sweep] plan: dry run ({grid.plan_s:.1f} s planning, {counts.full_validations} full "
               "validations): nothing was started or written", flush=True)
         return []
