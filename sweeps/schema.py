@@ -188,8 +188,8 @@ def read_device(key: str, value: Any) -> str:
 
 def read_study(key: str, value: Any) -> str:
     if not isinstance(value, str) or not _STUDY_NAME.fullmatch(value):
-        raise ConfigError(key, value, "a name of ASCII letters (a-z, A-Z), digits and _ . = - starting with a "
-                                      "letter or digit (no slashes, spaces, newlines or other characters)")
+        raise ConfigError(key, value, "a name of ASCII letters, digits and _ . = - (A-Z a-z 0-9 _ . = -) starting "
+                                      "with a letter or digit (no slashes, spaces or newlines; nothing else)")
     return value
 
 
