@@ -4,7 +4,7 @@ A plan's estimate is only as good as the rate it divides by. A fixed FLOP/s is o
 way: tiny networks are bound by the per-step cost of the engine's ~70 tensor ops, large batches by
 memory traffic of the elementwise work, not by matmul FLOPs. So the model has two terms per step,
 both measured on the real engines (``inal_core.ngd.train_noisy_gd``, ``inal_core.inal.estimate_inal``)
-by a short calibration (about 2 s), cached per host:
+by a short calibration (2-15 s, depending on the load), cached per host:
 
     t(pack of R runs) = pack_s + T (step_s + R (f_step / ngd_flops_per_s + e_step elem_s))
                         + K (step_s + R (f_eval / ngd_flops_per_s + e_eval elem_s / 3))
@@ -21,8 +21,9 @@ runs: the progress line's ETA divides the estimated seconds still to run by the 
 The calibration runs in a subprocess (``python -m sweeps.throughput``), so the planner itself stays
 free of torch, and is cached as JSON at ``$INAL_THROUGHPUT_CACHE`` or
 ``~/.cache/inal-sweeps/throughput-<host>.json`` (delete the file to measure again). Timings are
-the best of a few repeats: on a shared machine they are what the engine gets when it is not
-preempted, which is what a Ray task with ``num_cpus=1`` gets on a cluster node it does not share.
+medians of three, taken at the niceness Ray gives its workers: on a shared machine they are what a
+task typically gets at the time of the calibration (delete the cache to measure again when the
+machine's load has changed for good).
 """
 
 from __future__ import annotations
@@ -130,13 +131,18 @@ def load(calibrate: bool = True, path: Optional[str] = None) -> Throughput:
 
 
 def _best(fn, repeats: int = 3) -> float:
+    """The median of ``repeats`` timings after a warm-up: on a machine shared with other work the
+    median is what a task typically gets (with the best of three, the dry run's estimates came out
+    1.5-2x low under a load average of 20+ on the 2-core development machine)."""
+    import statistics
+
     fn()
-    best = float("inf")
+    times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def measure() -> Throughput:
