@@ -27,7 +27,7 @@ from sweeps.throughput import Throughput
 
 BIN = Path(sys.executable).parent
 INAL_SWEEP = str(BIN / "inal-sweep")
-TP = Throughput(ngd_flops_per_s=3e9, step_s=1e-3, inal_flops_per_s=8e9, pack_s=0.2, inal_s=0.1, source="test")
+TP = Throughput(ngd_flops_per_s=3e9, step_s=1e-3, elem_s=5e-9, inal_flops_per_s=8e9, pack_s=0.2, inal_s=0.1, source="test")
 
 
 def _shape(n: int, T: int = 300, width: int = 32) -> dict:
@@ -68,8 +68,9 @@ def test_pack_seconds_is_affine_in_runs_and_steps():
     # the per-run part per step is ngd_flops_per_step / rate (exact batch 2^16 on N = 16 bits)
     from inal_core.specs import NetworkSpec, ngd_flops_per_step
 
-    per_step = ngd_flops_per_step(NetworkSpec(16, 32, 1), 2**16) / TP.ngd_flops_per_s
-    per_eval = NetworkSpec(16, 32, 1).flops_forward(8192) / TP.ngd_flops_per_s
+    spec = NetworkSpec(16, 32, 1)
+    per_step = ngd_flops_per_step(spec, 2**16) / TP.ngd_flops_per_s + 2**16 * (16 + 4 * 32 + 4) * TP.elem_s
+    per_eval = spec.flops_forward(8192) / TP.ngd_flops_per_s + 8192 * (16 + 4 * 32 + 4) * TP.elem_s / 3
     assert t2 - t1 == pytest.approx(300 * per_step + 6 * per_eval, rel=1e-9)
     assert tp_model.pack_seconds(_shape(4, T=0), 3, TP) == 0.0
 
@@ -122,7 +123,7 @@ def test_calibration_measures_and_is_cached(tmp_path):
     assert tp.source.startswith("measured on")
     for value in (tp.ngd_flops_per_s, tp.inal_flops_per_s):
         assert 1e7 < value < 1e14  # FLOP/s of one CPU thread, whatever the load
-    assert 0 < tp.step_s < 1 and 0 < tp.pack_s < 30
+    assert 0 < tp.step_s < 1 and 0 < tp.pack_s < 30 and 0 < tp.elem_s < 1e-6
     data = json.loads(path.read_text())
     data["source"] = "edited"
     path.write_text(json.dumps(data))
@@ -168,7 +169,7 @@ def test_dry_run_plans_64_slots(tmp_path):
      "inal.memory_budget_gb=1000.0", r"would hold about [0-9.]+ GiB"),
     (["T=1e10", "n=8"], "hydra.launcher.max_cell_hours=24.0", r"estimated at [0-9.]+ h"),
     (["T=2000", "n=4", "hydra.launcher.max_cell_hours=0.0001"], "hydra.launcher.max_cell_hours=0.0001",
-     r"estimated at [0-9.]+ s"),
+     r"estimated at [0-9.]+ (s|min)"),
     (["n=12", "T=1", "hydra.launcher.worker_memory_gb=0.001"], "inal.memory_budget_gb=", r"has 0.001 GiB"),
 ])
 def test_cells_beyond_the_machine_are_refused_before_any_work(tmp_path, args, setting, estimate):
