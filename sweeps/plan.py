@@ -43,7 +43,7 @@ from .settings import VECTORIZED_ATTRS as _TRAINING_FIELD  # flat name -> sweeps
 __all__ = [
     "Axis", "grid_axes", "CellSource", "GridSource", "ListSource", "CellFactory", "PlanCounts",
     "count_plan", "iter_pending", "iter_packs", "pack_cost", "DEFAULT_MAX_CELLS", "check_max_cells",
-    "id_bytes",
+    "id_bytes", "size_packs", "lpt_makespan", "CellLimits",
 ]
 
 #: Largest grid planned without ``hydra.launcher.max_cells`` raised: the driver keeps ~150 bytes a
@@ -54,6 +54,10 @@ DEFAULT_MAX_CELLS = 2_000_000
 CPU_FLOPS_PER_S = 2.0e9
 TASK_OVERHEAD_S = 0.05
 RUN_OVERHEAD_S = 0.002
+#: End-of-study compaction and summary (``ResultsStore.compact``): measured on the 2-core development
+#: machine, ~0.5 s for a small study plus ~20 ms per file compacted (one per pack or INAL task).
+COMPACT_S = 0.5
+COMPACT_S_PER_FILE = 0.02
 
 
 def id_bytes(hex_id: str) -> bytes:
@@ -329,6 +333,13 @@ class PlanCounts:
     inal_flops: float = 0.0
     study_roots: List[str] = field(default_factory=list)
     full_validations: int = 0
+    #: estimated seconds of every task (INAL tasks and training packs) from the measured cost model
+    task_s: List[float] = field(default_factory=list)
+    #: runs per pack of each (results_dir, study, pack_key): ``max_pack`` or smaller (cost-sized)
+    pack_sizes: Dict[Tuple[str, str, str], int] = field(default_factory=dict)
+    slots: float = 1.0
+    throughput: Any = None
+    split_shapes: int = 0  # pack shapes whose runs were split into more packs than max_pack needs
 
     @property
     def duplicates(self) -> int:
@@ -344,7 +355,30 @@ class PlanCounts:
         overhead = (self.packs + self.inal_to_compute) * TASK_OVERHEAD_S + self.runs_to_train * RUN_OVERHEAD_S
         return (work + overhead) / max(slots, 1e-9)
 
-    def text(self, max_pack: int, slots: float = 1.0, prefix: str = "[inal-sweep]") -> str:
+    @property
+    def task_seconds(self) -> float:
+        return float(sum(self.task_s))
+
+    def makespan_bound(self, slots: Optional[float] = None) -> float:
+        """``max(task-seconds / slots, longest task)``: no schedule on ``slots`` slots is shorter."""
+        k = max(self.slots if slots is None else slots, 1e-9)
+        return max(self.task_seconds / k, max(self.task_s, default=0.0))
+
+    def makespan(self, slots: Optional[float] = None) -> float:
+        """The makespan of the tasks on ``slots`` slots, longest first, each to the slot free first
+        (what the launcher does: Ray starts a queued task as soon as a slot is free)."""
+        return lpt_makespan(self.task_s, self.slots if slots is None else slots)
+
+    def wall_s(self, plan_s: float = 0.0) -> float:
+        """Estimated wall time of the study: planning (``plan_s``, as measured by the dry run), the
+        makespan, and the end-of-study compaction (a fixed part and a part per file written)."""
+        if not self.task_s:
+            return plan_s
+        return plan_s + self.makespan() + COMPACT_S + COMPACT_S_PER_FILE * len(self.task_s)
+
+    def text(self, max_pack: int, slots: float = 1.0, prefix: str = "[inal-sweep]", plan_s: float = 0.0) -> str:
+        if self.task_s or self.throughput is not None:
+            return self._measured_text(max_pack, prefix, plan_s)
         eta = self.eta_s(slots)
         return "\n".join([
             f"{prefix} plan: {self.configs:,} configs -> {self.cells:,} distinct cells"
@@ -358,6 +392,41 @@ class PlanCounts:
             *(f"{prefix} plan: results {root}/{{runs,curves,inal}}" if "://" not in root
               else f"{prefix} plan: results {root} (runs/, curves/, inal/)" for root in self.study_roots),
         ])
+
+
+    def _measured_text(self, max_pack: int, prefix: str, plan_s: float) -> str:
+        tp = self.throughput
+        sized = self.split_shapes
+        k = self.slots
+        return "\n".join([
+            f"{prefix} plan: {self.configs:,} configs -> {self.cells:,} distinct cells"
+            + (f" ({self.duplicates:,} duplicates)" if self.duplicates else "")
+            + f"; {self.complete:,} already complete, {self.to_run:,} to run",
+            f"{prefix} plan: {self.inal_to_compute:,} INAL settings to compute, {self.runs_to_train:,} training runs "
+            f"in {self.packs:,} packs (at most {max_pack} a pack"
+            + (f"; {sized} pack shape(s) split to stay under the fair share" if sized else "") + ")",
+            f"{prefix} plan: cost {self.train_flops + self.inal_flops:.3g} FLOP, {_fmt_s(self.task_seconds)} of tasks; "
+            f"longest task {_fmt_s(max(self.task_s, default=0.0))}",
+            f"{prefix} plan: on {k:g} slot(s) (hydra.launcher.slots): estimated wall {_fmt_s(self.wall_s(plan_s))} "
+            f"({self.wall_s(plan_s):.1f} s: makespan {self.makespan():.1f} s + planning and compaction "
+            f"{self.wall_s(plan_s) - self.makespan():.1f} s), lower bound {_fmt_s(self.makespan_bound())} "
+            f"({self.makespan_bound():.1f} s) = max(task-seconds / slots, longest task)",
+            f"{prefix} plan: cost model {tp.describe() if tp is not None else 'unavailable'}",
+            *(f"{prefix} plan: results {root}/{{runs,curves,inal}}" for root in self.study_roots),
+        ])
+
+
+def lpt_makespan(task_s: Sequence[float], slots: float) -> float:
+    """Makespan of list scheduling, longest task first, on ``floor(slots)`` identical slots (at least 1)."""
+    import heapq
+
+    k = max(1, int(slots))
+    if not task_s:
+        return 0.0
+    loads = [0.0] * min(k, len(task_s))
+    for t in sorted(task_s, reverse=True):
+        heapq.heapreplace(loads, loads[0] + t)
+    return max(loads)
 
 
 def _fmt_s(s: float) -> str:
@@ -379,6 +448,9 @@ class StoreView:
         key = (job.results_dir, job.study)
         entry = self._done.get(key)
         if entry is None:
+            from .schema import check_results_tree
+
+            check_results_tree(*key)  # before the store makes or reads anything there
             store = self._open(*key)
             runs = {id_bytes(r) for r in store.completed_run_ids()}
             inal = {id_bytes(i) for i in store.completed_inal_ids()}
@@ -432,11 +504,19 @@ def iter_pending(factory: CellFactory, view: StoreView,
             on_cell(index, run_id, base, duplicate, complete)
 
 
-def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[[JobSpec], int]") -> PlanCounts:
+def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[[JobSpec], int]",
+               throughput: Any = None, slots: float = 1.0,
+               check_cell: Optional[Callable[[JobSpec, float, float], None]] = None) -> PlanCounts:
     """One streaming pass: validate every cell (``ConfigError`` on the first bad one), dedupe,
-    consult the store and count INAL tasks, training runs, packs and their cost."""
-    counts = PlanCounts()
-    per_pack_key: Dict[str, int] = {}
+    consult the store and count INAL tasks, training runs, packs and their cost.
+
+    With ``throughput`` (``sweeps.throughput.Throughput``), every task's seconds are estimated and
+    packs are sized by cost (:func:`size_packs`, for ``slots`` slots); ``check_cell(job, inal_s,
+    run_s)`` is called once per INAL setting and pack shape with the estimated seconds of its INAL
+    task and of one run trained alone (it raises ``ConfigError`` to refuse the cell)."""
+    counts = PlanCounts(slots=slots, throughput=throughput)
+    per_pack_key: Dict[Tuple[str, str, str], int] = {}
+    shapes: Dict[Tuple[str, str, str], JobSpec] = {}
     roots: Dict[str, None] = {}
 
     def count_cell(index: int, run_id: str, base: JobSpec, duplicate: bool, complete: bool) -> None:
@@ -445,25 +525,160 @@ def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[
             counts.cells += 1
             counts.complete += int(complete)
 
-    pack_flops: Dict[str, float] = {}
-    pack_sizes: Dict[str, int] = {}
+    from . import throughput as tp_model
+
+    pack_flops: Dict[Tuple[str, str, str], float] = {}
+    pack_sizes: Dict[Tuple[str, str, str], int] = {}
     for job, need_inal, need_run in iter_pending(factory, view, count_cell):
+        key = (job.results_dir, job.study, job.pack_key)
         if need_inal:
             counts.inal_to_compute += 1
-            counts.inal_flops += inal_cost(job)
+            flops = inal_cost(job)
+            counts.inal_flops += flops
+            if throughput is not None:
+                inal_s = tp_model.inal_seconds(flops, throughput)
+                counts.task_s.append(inal_s)
+                if check_cell is not None:
+                    check_cell(job, inal_s, tp_model.pack_seconds(job, 1, throughput) if job.train else 0.0)
         if need_run:
             counts.runs_to_train += 1
-            per_pack_key[job.pack_key] = per_pack_key.get(job.pack_key, 0) + 1
-            if job.pack_key not in pack_flops:
-                pack_flops[job.pack_key] = pack_cost(job)
-                pack_sizes[job.pack_key] = max(1, int(max_pack(job) if callable(max_pack) else max_pack))
-            counts.train_flops += pack_flops[job.pack_key]
+            per_pack_key[key] = per_pack_key.get(key, 0) + 1
+            if key not in pack_flops:
+                pack_flops[key] = pack_cost(job)
+                pack_sizes[key] = max(1, int(max_pack(job) if callable(max_pack) else max_pack))
+                shapes[key] = job
+                if throughput is not None and check_cell is not None and not need_inal:
+                    check_cell(job, 0.0, tp_model.pack_seconds(job, 1, throughput))
+            counts.train_flops += pack_flops[key]
     for store in view.stores:
         roots[str(store.location)] = None
+    limits = dict(pack_sizes)
+    if throughput is not None:
+        pack_sizes = size_packs({k: (shapes[k], n) for k, n in per_pack_key.items()}, pack_sizes,
+                                throughput, slots, other_s=counts.task_s)
+        for key, n in per_pack_key.items():
+            r = pack_sizes[key]
+            full, rest = divmod(n, r)
+            t_full = tp_model.pack_seconds(shapes[key], r, throughput)
+            counts.task_s.extend([t_full] * full)
+            if rest:
+                counts.task_s.append(tp_model.pack_seconds(shapes[key], rest, throughput))
+        counts.split_shapes = sum(1 for key, n in per_pack_key.items()
+                                  if math.ceil(n / pack_sizes[key]) > math.ceil(n / limits[key]))
+    counts.pack_sizes = pack_sizes
     counts.packs = sum(math.ceil(n / pack_sizes[k]) for k, n in per_pack_key.items())
     counts.study_roots = list(roots)
     counts.full_validations = factory.full_validations
     return counts
+
+
+@dataclass(frozen=True)
+class CellLimits:
+    """What one cell may need (``hydra.launcher.max_cell_hours``, the worker's memory and GPU)."""
+
+    max_cell_hours: float
+    memory_bytes: float
+    memory_what: str  # where the memory figure comes from (named in the refusal)
+    gpu_memory_bytes: Optional[float] = None
+
+    def check(self, job: JobSpec, inal_s: float, run_s: float) -> None:
+        """Refuse a cell (``ConfigError``) whose INAL or training needs more memory than the worker
+        has, or whose INAL task or single run is estimated above ``max_cell_hours``."""
+        from .schema import ConfigError
+
+        v = job.values
+        what = f"n={v['n']} width={v['width']} depth={v['depth']}" + (f" T={v['T']}" if job.train else "")
+        inal_b, train_b, smallest = cell_memory_bytes(job)
+        memory = self.gpu_memory_bytes if self.gpu_memory_bytes is not None else self.memory_bytes
+        where = "the worker's GPU (hydra.launcher.gpu_memory_gb x num_gpus)" if self.gpu_memory_bytes is not None \
+            else self.memory_what
+        if inal_b > memory:
+            fix = (f"even its smallest chunk (one init) needs {smallest / _GIB:.4g} GiB: use a smaller network"
+                   if smallest > memory else
+                   f"lower inal.memory_budget_gb to at most {memory / _GIB:.3g} (the engine then works in smaller chunks)")
+            raise ConfigError("inal.memory_budget_gb", v["memory_budget_gb"], f"at most {memory / _GIB:.3g} GiB here",
+                              f"the INAL of {what} (method {v['inal_method']}) would hold about {inal_b / _GIB:.4g} "
+                              f"GiB at once but {where} has {memory / _GIB:.3g} GiB; {fix}")
+        if train_b > memory:
+            raise ConfigError("width", v["width"], f"a network whose training fits {memory / _GIB:.3g} GiB",
+                              f"training {what} needs about {train_b / _GIB:.3g} GiB but {where} has "
+                              f"{memory / _GIB:.3g} GiB")
+        worst = max(inal_s, run_s)
+        if worst > self.max_cell_hours * 3600:
+            part = "its INAL" if inal_s >= run_s else "training one run"
+            raise ConfigError("hydra.launcher.max_cell_hours", self.max_cell_hours,
+                              f"at least the estimate {worst / 3600:.3g} h",
+                              f"{part} of {what} is estimated at {_fmt_s(worst)} on one slot (cost model: "
+                              "sweeps.throughput); shrink the cell or raise "
+                              f"hydra.launcher.max_cell_hours={math.ceil(worst / 3600)}")
+
+
+_GIB = float(1 << 30)
+
+
+def cell_memory_bytes(job: JobSpec) -> Tuple[float, float, float]:
+    """``(INAL bytes, training bytes, INAL's smallest chunk)`` a cell holds at once, from the
+    engines' memory models:
+
+    - INAL: its chunk, ``min(memory budget, all inits x min(inputs, 8192 rows))`` with the plain
+      engine's model (``inal_core.specs.plain_chunk_model``), never below the smallest chunk (the
+      engine fills the budget it is given when the work is that large);
+    - training one run: parameters, gradient, noise and update (``16 E`` bytes in float32) plus the
+      batch's activations, at most ``inal_core.specs.CHUNK_BYTES`` (the engine's row chunking).
+    """
+    from inal_core.specs import CHUNK_BYTES, exact_memory_bytes, plain_chunk_model
+
+    v = job.values
+    spec = NetworkSpec(v["n"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
+    method = v.get("inal_method", "exact")
+    shared = method == "exact"
+    rows = 2 ** min(v["n"], 62) if shared else (v["n_inputs"] or 1 << 16) if method == "mc" else 1
+    fixed, per_init, per_row_shared, per_row = plain_chunk_model(v["n"], spec, "torch.float32", 1, shared)
+    rows = min(rows, 1 << 13)  # inal_core.inal's largest chunk of rows
+    full = fixed + v["n_inits"] * per_init + rows * per_row_shared + v["n_inits"] * rows * per_row
+    smallest = exact_memory_bytes(v["n"], spec) if shared else fixed + per_init + per_row_shared + per_row
+    inal_b = max(float(smallest), min(float(v["memory_budget_gb"]) * _GIB, float(full)))
+    train_b = 0.0
+    if job.train:
+        tspec = NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
+        batch, _ = ngd_batch(v["N"], v["batch"])
+        act = batch * 4.0 * (v["N"] + 2 * v["depth"] * v["width"] + 4)
+        train_b = 16.0 * tspec.num_parameters + min(act, float(CHUNK_BYTES["cpu"]))
+    return inal_b, train_b, float(smallest)
+
+
+def size_packs(shapes: Dict[Any, Tuple[JobSpec, int]], limits: Dict[Any, int], throughput: Any, slots: float,
+               other_s: Sequence[float] = ()) -> Dict[Any, int]:
+    """Runs per pack of each pack shape: at most its limit (``max_pack``), and no pack above half the
+    fair share ``task-seconds / slots`` (the whole share on one slot) when the shape's runs can be
+    split (a pack of one run cannot):
+    the smallest number of packs whose longest fits the share, with the runs spread evenly over
+    them (so that one shape does not set the study's makespan). Splitting adds each pack's fixed
+    cost, so the share is computed again once with the split sizes."""
+    from .throughput import pack_seconds
+
+    sizes = dict(limits)
+    k = max(1, int(slots))
+    for _ in range(2):
+        total = float(sum(other_s))
+        for key, (job, n) in shapes.items():
+            r = min(sizes[key], n)
+            full, rest = divmod(n, r)
+            total += full * pack_seconds(job, r, throughput) + (pack_seconds(job, rest, throughput) if rest else 0.0)
+        # half the fair share: a shape misestimated by up to 2x (a loaded machine, memory traffic the
+        # model does not see) still cannot set the makespan, and a split pack costs only its fixed part
+        share = total / k / (2.0 if k > 1 else 1.0)
+        for key, (job, n) in shapes.items():
+            r = min(limits[key], n)
+            if r <= 1 or pack_seconds(job, r, throughput) <= share:
+                sizes[key] = r
+                continue
+            packs = math.ceil(n / r)
+            while r > 1 and pack_seconds(job, r, throughput) > share:
+                packs += 1
+                r = math.ceil(n / packs)
+            sizes[key] = max(1, r)
+    return sizes
 
 
 def iter_packs(pending: Iterable[JobSpec], max_pack: Callable[[JobSpec], int] | int,

@@ -74,12 +74,66 @@ def precheck_single_run(overrides: list[str]) -> None:
     try:
         with initialize_config_module("sweeps.conf", version_base="1.3"):
             cfg = compose("config", overrides=overrides)
-    except HydraException:
-        return  # Hydra reports its own errors (unknown key, parse error) with its own message
+    except HydraException as err:  # unknown key or group: a bad setting, one line
+        print(f"inal-sweep: invalid setting: {_hydra_error_line(err)}", file=sys.stderr)
+        sys.exit(2)
     try:
         validate_job(cfg)
     except ConfigError as err:
         print(f"inal-sweep: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _hydra_error_line(err: BaseException) -> str:
+    """Hydra's message in one line (its first line; the grammar link and traceback hint dropped)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    text = " ".join(line for line in lines[:2] if not line.startswith("See https://hydra.cc"))
+    return text or type(err).__name__
+
+
+def precheck_overrides(args: list[str]) -> None:
+    """Refuse a command line Hydra cannot parse or compose before Hydra does, with one line and
+    exit status 2 (a bad setting, nothing run). Hydra itself would print a multi-line error and
+    exit 1, the status reserved for failed cells. The overrides are parsed by Hydra's own parser
+    (``OverridesParser``); a multirun's first cell (each sweep's first value) is composed by
+    Hydra's ``compose`` (about 50 ms); cells are validated later, by the launcher, as before.
+    Command lines with other flags (``--cfg``, ``--help``, ``-cn`` ...) are Hydra's business."""
+    flags = [a for a in args if a.startswith("-")]
+    if any(f not in ("-m", "--multirun") for f in flags):
+        return
+    overrides = [a for a in args if not a.startswith("-")]
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as err:
+        print(f"inal-sweep: invalid override: {_hydra_error_line(err)} (Hydra's override grammar: "
+              "https://hydra.cc/docs/advanced/override_grammar/basic; quote values with other characters)",
+              file=sys.stderr)
+        sys.exit(2)
+    if not flags:
+        return  # a single run: precheck_single_run composes and validates it
+    first = []
+    for o in parsed:
+        if o.is_sweep_override():
+            try:
+                value = next(iter(o.sweep_string_iterator())) if o.is_discrete_sweep() else None
+            except Exception:  # noqa: BLE001 - glob() needs the group's options: the sweeper's business
+                value = None
+            if value is None:
+                return  # intervals and globs: checked by the sweeper
+            first.append(f"{o.input_line.split('=', 1)[0]}={value}")
+        else:
+            first.append(o.input_line)
+    from hydra import compose, initialize_config_module
+
+    try:
+        with initialize_config_module("sweeps.conf", version_base="1.3"):
+            compose("config", overrides=first)
+    except (HydraException, OmegaConfBaseException) as err:
+        print(f"inal-sweep: invalid setting: {_hydra_error_line(err)}", file=sys.stderr)
         sys.exit(2)
 
 
@@ -97,6 +151,7 @@ def main() -> None:
     tally.cli = True  # expected errors become one line and an exit status (sweeper, launcher)
     previous_handlers = outcome.install_signal_handlers()
     try:
+        precheck_overrides(sys.argv[1:])
         precheck_single_run(sys.argv[1:])
         task()
     except KeyboardInterrupt:

@@ -196,8 +196,8 @@ def read_device(key: str, value: Any) -> str:
 
 def read_study(key: str, value: Any) -> str:
     if not isinstance(value, str) or not _STUDY_NAME.fullmatch(value):
-        raise ConfigError(key, value, "a name of letters, digits and _ . = - starting with a letter or digit "
-                                      "(no slashes, spaces or newlines)")
+        raise ConfigError(key, value, "a name of ASCII letters, digits and _ . = - (A-Z a-z 0-9 _ . = -) starting "
+                                      "with a letter or digit (no slashes, spaces or newlines; nothing else)")
     return value
 
 
@@ -255,6 +255,62 @@ def _check_results_dir(results_dir: str, cwd: str, local: bool) -> None:
         where = "it is" if probe == os.path.normpath(path) else f"its nearest existing parent {probe!r} is"
         raise ConfigError(key, results_dir, "a writable directory, or a path whose nearest existing parent is a "
                                             "writable directory", f"{where} not writable by this user")
+    _check_no_link_out(key, results_dir, os.path.normpath(path))
+    _probe_write(key, results_dir, probe, probe == os.path.normpath(path))
+
+
+def _probe_write(key: str, results_dir: str, directory: str, is_target: bool) -> None:
+    """Create and remove a probe file in ``directory`` (the results dir or its nearest existing
+    parent): permissions say nothing of pseudo and read-only filesystems (``/proc``, ``/sys``, a
+    read-only mount), where only a write fails."""
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=".inal-probe-", dir=directory)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        where = "it" if is_target else f"its nearest existing parent {directory!r}"
+        raise ConfigError(key, results_dir, "a directory where files can be created, or a path whose nearest "
+                                            "existing parent is one",
+                          f"creating a file in {where} failed: {err.strerror or err}") from None
+
+
+def _check_no_link_out(key: str, results_dir: str, path: str) -> None:
+    """Refuse a ``results_dir`` that is, or passes through, a symbolic link leading out of the
+    directory holding the link (e.g. ``results -> /``, or ``a/b`` where ``a -> /etc``): the store
+    writes, renames and deletes files under ``results_dir``, and such a link moves all of that
+    elsewhere, unseen. A link that stays within its own directory (``results -> results.v2``) is
+    followed, and so are links at the top of the tree (``/home -> /gpfs/home``, macOS's ``/tmp``):
+    whatever they point at lies under ``/``, their directory."""
+    parts = path.split(os.sep)
+    for i in range(2, len(parts) + 1):
+        prefix = os.sep.join(parts[:i]) or os.sep
+        if not os.path.lexists(prefix):
+            break
+        if os.path.islink(prefix):
+            parent = os.path.realpath(os.path.dirname(prefix))
+            real = os.path.realpath(prefix)
+            if os.path.commonpath([parent, real]) != parent or real == parent:
+                what = "is" if prefix == path else f"passes through {prefix!r},"
+                raise ConfigError(key, results_dir, "a path with no symbolic link leading out of its directory",
+                                  f"it {what} a link to {real!r}; give the real path "
+                                  f"({os.path.realpath(path)!r}) if it is meant")
+
+
+def check_results_tree(results_dir: str, study: str) -> None:
+    """Refuse a study directory (``<results_dir>/<study>``) or one of its datasets that is a
+    symbolic link leading out of the results dir (``ConfigError`` on ``study``)."""
+    if "://" in results_dir:
+        return
+    root = os.path.realpath(results_dir)
+    for sub in ("", "runs", "curves", "inal", "_tmp"):
+        path = os.path.join(results_dir, study, sub) if sub else os.path.join(results_dir, study)
+        if os.path.islink(path):
+            real = os.path.realpath(path)
+            if os.path.commonpath([root, real]) != root or real == root:
+                raise ConfigError("study", study, "a directory of results_dir, not a symbolic link leading out "
+                                                  "of it", f"{path} links to {real!r}")
 
 
 def check_results_dir(results_dir: Any, *, local: bool = True) -> str:

@@ -35,8 +35,9 @@ from hydra.core.utils import JobReturn, JobRuntime, JobStatus
 from sweeps import outcome
 from sweeps.compose import GroupwiseComposer
 from sweeps.jobs import JobSpec
-from sweeps.plan import (CellFactory, CellSource, ListSource, PlanCounts, StoreView, check_max_cells,
-                         count_plan, gpu_pack_size_of, id_bytes, iter_packs, iter_pending)
+from sweeps import throughput as cost_model
+from sweeps.plan import (CellFactory, CellLimits, CellSource, ListSource, PlanCounts, StoreView, check_max_cells,
+                         count_plan, gpu_pack_size_of, id_bytes, inal_cost, iter_packs, iter_pending)
 from sweeps.schema import validate_job
 from sweeps.store import ResultsStore
 
@@ -81,6 +82,7 @@ class PreparedGrid:
 def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
     """Refuse a grid over ``max_cells``, then validate, dedupe and count it (no Ray, nothing written)."""
     check_max_cells(len(source), launcher.max_cells)
+    throughput = cost_model.load()  # measured once per host (a subprocess), then read from its cache
     t0 = time.perf_counter()
     composer = _composer(launcher)
     if source.axes is not None:
@@ -89,8 +91,40 @@ def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
         composer.set_batch(list(source))
     factory = CellFactory(source, composer.compose_task, validate_job, localize)
     view = StoreView(ResultsStore)
-    counts = count_plan(factory, view, pack_size_rule(launcher))
+    counts = count_plan(factory, view, pack_size_rule(launcher), throughput=throughput, slots=plan_slots(launcher),
+                        check_cell=cell_limits(launcher).check)
     return PreparedGrid(source, factory, view, counts, time.perf_counter() - t0)
+
+
+def plan_slots(launcher: Any) -> float:
+    """Task slots the plan is made for: ``hydra.launcher.slots``, else this machine's CPUs (or
+    ``local_cpus``) / ``num_cpus`` (a cluster's size is not known before joining it: set ``slots``)."""
+    if launcher.slots is not None:
+        return launcher.slots
+    if launcher.num_gpus > 0:
+        gpus = launcher.local_gpus if launcher.local_gpus is not None else 1
+        return max(1.0, gpus / launcher.num_gpus)
+    return max(1.0, (launcher.local_cpus or os.cpu_count() or 1) / max(launcher.num_cpus, 1e-9))
+
+
+def _physical_memory() -> float:
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return float("inf")
+
+
+def cell_limits(launcher: Any) -> CellLimits:
+    """The per-cell limits of ``max_cell_hours``, ``worker_memory_gb`` (or this machine's memory) and
+    the worker's GPU share."""
+    if launcher.worker_memory_gb is not None:
+        memory, what = launcher.worker_memory_gb * (1 << 30), "a worker (hydra.launcher.worker_memory_gb)"
+    else:
+        memory, what = _physical_memory(), "this machine (set hydra.launcher.worker_memory_gb for a cluster's workers)"
+    gpu = None
+    if launcher.num_gpus > 0 and launcher.gpu_memory_gb is not None:
+        gpu = launcher.gpu_memory_gb * (1 << 30) * min(1.0, launcher.num_gpus)
+    return CellLimits(launcher.max_cell_hours, memory, what, gpu)
 
 
 # --------------------------------------------------------------------------------- Ray tasks
@@ -153,7 +187,21 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
     counts = {"inal_ok": 0, "inal_failed": 0, "packs": 0, "pack_tasks_lost": 0, "runs": 0, "runs_by_others": 0}
     in_flight: Dict[Any, Tuple[str, Any]] = {}
     inal_only_waiters: Dict[bytes, int] = {}
-    progress = ProgressBar(grid.counts.to_run, label="inal-sweep", unit="cells", enabled=launcher.progress)
+    plan = grid.counts
+    estimated: Dict[int, float] = {}
+    est = {"done": 0.0, "total": max(plan.task_seconds, 1e-9)}
+    t_start = time.perf_counter()
+
+    def eta() -> float:
+        """Seconds left: the plan's estimated task-seconds still to run, at the rate this study has
+        finished estimated task-seconds so far (before the first task: the plan's makespan)."""
+        if est["done"] <= 0:
+            return plan.wall_s() - (time.perf_counter() - t_start) if plan.task_s else float("nan")
+        rate = est["done"] / max(time.perf_counter() - t_start, 1e-9)
+        return max(est["total"] - est["done"], 0.0) / rate
+
+    progress = ProgressBar(grid.counts.to_run, label="inal-sweep", unit="cells", enabled=launcher.progress,
+                           eta_fn=eta if plan.task_s else None)
 
     def submit_inal(job: JobSpec) -> None:
         opts = task_options(launcher, f"INAL {job.target} n={job.values['n']} w={job.values['width']}")
@@ -203,6 +251,7 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
         claim = c.claim([j.run_id for j in pack])
         opts = task_options(launcher, f"train {pack[0].target} n={pack[0].values['n']} x{len(pack)}")
         in_flight[pack_remote.options(**opts).remote(pack)] = ("pack", (pack, claim))
+        estimated[id(pack)] = _pack_s(pack, grid.counts)
         counts["packs"] += 1
         counts["runs"] += len(pack)
         while len(in_flight) >= max_in_flight:
@@ -232,6 +281,8 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
     def on_result(kind: str, what: Any, value: Any, error: Optional[BaseException]) -> Tuple[int, int]:
         if kind == "inal":
             job: JobSpec = what
+            if plan.throughput is not None:
+                est["done"] += cost_model.inal_seconds(inal_cost(job), plan.throughput)
             iid = id_bytes(job.inal_id)
             failed = error is not None or value["status"] == "failed"
             text = str(error) if error is not None else value.get("error", "")
@@ -243,6 +294,7 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
             waiting = inal_only_waiters.pop(iid, 0)
             return waiting, waiting if failed else 0
         pack, claim = what
+        est["done"] += estimated.pop(id(pack), 0.0)
         if error is not None:  # the task itself failed past its retries: failed rows, the study goes on
             counts["pack_tasks_lost"] += 1
             log.error("training task of %d runs failed: %s", len(pack), str(error).strip()[-500:])
@@ -265,7 +317,7 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
     max_in_flight = max(1, int(launcher.max_in_flight))
     try:
         with progress:
-            for pack in iter_packs(training_jobs(), pack_size_rule(launcher)):
+            for pack in ordered_packs(training_jobs(), grid.counts, pack_size_rule(launcher)):
                 submit_pack(pack)
             while deferred:  # cells other drivers claimed: stored by them meanwhile, or free again
                 waiting = deferred[:]
@@ -293,6 +345,32 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
         for c in claims.values():
             c.release()
     return out, counts
+
+
+#: Largest number of pending runs whose packs are formed before any is submitted, so that they go
+#: longest first; beyond it packs stream in grid order (the driver's memory follows the packs in flight).
+ORDER_MAX_RUNS = 1 << 16
+
+
+def _pack_s(pack: List[JobSpec], counts: PlanCounts) -> float:
+    return cost_model.pack_seconds(pack[0], len(pack), counts.throughput) if counts.throughput is not None else 0.0
+
+
+def ordered_packs(jobs: Iterator[JobSpec], counts: PlanCounts, rule: Any) -> Iterator[List[JobSpec]]:
+    """Packs of the plan's sizes (``PlanCounts.pack_sizes``, cost-sized), longest estimated first
+    when the study has at most ``ORDER_MAX_RUNS`` runs to train (Ray starts queued tasks in
+    submission order, so this is longest-processing-time-first scheduling), else as they fill."""
+    sizes = counts.pack_sizes
+    base = rule if callable(rule) else (lambda _job, k=int(rule): k)
+
+    def size_of(job: JobSpec) -> int:
+        return sizes.get((job.results_dir, job.study, job.pack_key)) or base(job)
+
+    packs = iter_packs(jobs, size_of)
+    if counts.throughput is None or counts.runs_to_train > ORDER_MAX_RUNS:
+        yield from packs
+        return
+    yield from sorted(packs, key=lambda pack: -_pack_s(pack, counts))
 
 
 def pack_size_rule(launcher: Any) -> Any:
@@ -358,8 +436,7 @@ def launch_grid(launcher: Any, grid: PreparedGrid) -> Sequence[JobReturn]:
     t0 = time.perf_counter()
     counts = grid.counts
     if launcher.dry_run:
-        slots = max(launcher.local_cpus or os.cpu_count() or 1, 1) / max(launcher.num_cpus, 1e-9)
-        print(counts.text(launcher.max_pack, slots=slots), flush=True)
+        print(counts.text(launcher.max_pack, slots=counts.slots, plan_s=grid.plan_s), flush=True)
         print(f"[inal-sweep] plan: dry run ({grid.plan_s:.1f} s planning, {counts.full_validations} full "
               "validations): nothing was started or written", flush=True)
         return []

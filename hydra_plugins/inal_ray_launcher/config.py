@@ -64,6 +64,19 @@ class InalRayLauncherConf:
         parameters and evaluation rows against ``gpu_memory_gb`` x ``num_gpus`` of memory, about a
         minute of work at ``gpu_tflops`` x ``num_gpus``), at most ``max_pack_gpu``; ``gpu_memory_gb``
         null: the driver's GPU 0, else 16.
+    slots
+        Task slots the plan is made for: the dry run's estimate, the packs' sizes (no pack above
+        the fair share task-seconds / slots) and the progress ETA. ``null``: this machine's CPUs
+        (``local_cpus``) / ``num_cpus`` for a local Ray, the cluster's when joining one; set it to
+        plan a cluster from here (``slots=64 dry_run=true``).
+    max_cell_hours
+        Longest estimated time of one cell (its INAL task, or one run trained alone) on one slot,
+        from the measured cost model (``sweeps.throughput``); a cell above it is refused before any
+        work, with its estimate in the message.
+    worker_memory_gb
+        Memory of a worker, against which each cell's INAL chunk and training are checked before
+        any work (``null``: this machine's physical memory; with ``num_gpus > 0`` the GPU's share,
+        ``gpu_memory_gb`` x ``num_gpus``, is checked instead).
     """
 
     _target_: str = "hydra_plugins.inal_ray_launcher.ray_launcher.InalRayLauncher"
@@ -85,6 +98,9 @@ class InalRayLauncherConf:
     max_pack_gpu: int = 4096
     gpu_memory_gb: Optional[float] = None
     gpu_tflops: float = 20.0
+    slots: Optional[float] = None
+    max_cell_hours: float = 24.0
+    worker_memory_gb: Optional[float] = None
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="inal_ray", node=InalRayLauncherConf, provider="inal_ray_launcher")

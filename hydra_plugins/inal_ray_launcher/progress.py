@@ -7,7 +7,9 @@ On a terminal it redraws one line in place::
 When stderr is not a TTY (CI logs, redirected output) it prints plain lines instead, at most one
 every ``line_interval_s`` seconds plus the final one, so logs stay short.
 
-Rate = done / elapsed; ETA = (total - done) / rate.
+Rate = done / elapsed; ETA = (total - done) / rate, or ``eta_fn()`` when given (the launcher passes
+the plan's estimated task-seconds left divided by the rate at which the study has finished
+estimated task-seconds so far: packs of unequal cost make cells/s a poor guide).
 
 Why not tqdm: it is not a dependency of Hydra, Ray or the rest of the project, and what is needed
 here is small: counts that arrive in chunks (a pack completes many cells at once) with a failure
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Optional
+from typing import IO, Callable, Optional
 
 
 def format_duration(seconds: float) -> str:
@@ -47,6 +49,8 @@ class ProgressBar:
         ``False`` makes every method a no-op.
     line_interval_s
         Minimum seconds between two plain lines when the stream is not a TTY.
+    eta_fn
+        Seconds left, computed elsewhere (``None``: from the rate of units).
     """
 
     width = 20
@@ -60,6 +64,7 @@ class ProgressBar:
         stream: Optional[IO[str]] = None,
         enabled: bool = True,
         line_interval_s: float = 5.0,
+        eta_fn: Optional[Callable[[], float]] = None,
     ) -> None:
         self.total = int(total)
         self.label = label
@@ -67,6 +72,7 @@ class ProgressBar:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled and self.total > 0
         self.line_interval_s = line_interval_s
+        self.eta_fn = eta_fn
         self.done = 0
         self.failed = 0
         self.start = time.perf_counter()
@@ -83,7 +89,10 @@ class ProgressBar:
         """The current status line (no line ending)."""
         elapsed = time.perf_counter() - self.start
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        if self.eta_fn is not None:  # the plan's cost model, refined by the tasks finished so far
+            eta = self.eta_fn()
+        else:
+            eta = (self.total - self.done) / rate if rate > 0 else float("nan")
         frac = self.done / self.total if self.total else 1.0
         filled = int(round(frac * self.width))
         bar = "#" * filled + "." * (self.width - filled)

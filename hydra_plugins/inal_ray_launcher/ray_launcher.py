@@ -108,6 +108,9 @@ class InalRayLauncher(Launcher):
         max_pack_gpu: int = 4096,
         gpu_memory_gb: Optional[float] = None,
         gpu_tflops: float = 20.0,
+        slots: Optional[float] = None,
+        max_cell_hours: float = 24.0,
+        worker_memory_gb: Optional[float] = None,
     ) -> None:
         if isinstance(ray_init, DictConfig):
             ray_init = OmegaConf.to_container(ray_init, resolve=True)  # type: ignore[assignment]
@@ -135,6 +138,16 @@ class InalRayLauncher(Launcher):
                 raise _bad(key, value, "a number > 0" + (" or null (the driver's GPU 0, else 16)" if key == "gpu_memory_gb" else ""))
         self.gpu_memory_gb = None if gpu_memory_gb is None else float(gpu_memory_gb)
         self.gpu_tflops = float(gpu_tflops)
+        for key, value, none in (("slots", slots, " or null (this machine's CPUs / num_cpus)"),
+                                 ("max_cell_hours", max_cell_hours, ""),
+                                 ("worker_memory_gb", worker_memory_gb, " or null (this machine's memory)")):
+            if (value is None and none) or (not isinstance(value, bool) and isinstance(value, (int, float))
+                                            and 0 < value < float("inf")):
+                continue
+            raise _bad(key, value, "a finite number > 0" + none)
+        self.slots = None if slots is None else float(slots)
+        self.max_cell_hours = float(max_cell_hours)
+        self.worker_memory_gb = None if worker_memory_gb is None else float(worker_memory_gb)
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None

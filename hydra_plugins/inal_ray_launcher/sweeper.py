@@ -42,12 +42,14 @@ def config_error_of(exc: BaseException) -> Optional[BaseException]:
     """The configuration error behind ``exc`` (itself, or the cause of Hydra's wrapping when the
     launcher's settings were refused while Hydra instantiated it), else ``None``."""
     from sweeps.schema import ConfigError
+    from sweeps.store import LegacyLayoutError
 
     from hydra_plugins.inal_ray_launcher.ray_launcher import LauncherConfigError
 
     seen = 0
     while exc is not None and seen < 5:
-        if isinstance(exc, (ConfigError, LauncherConfigError)):
+        # a study of the old layout is a results_dir this version refuses until migrated: exit 2
+        if isinstance(exc, (ConfigError, LauncherConfigError, LegacyLayoutError)):
             return exc
         exc, seen = exc.__cause__ or exc.__context__, seen + 1  # type: ignore[assignment]
     return None
