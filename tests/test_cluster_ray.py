@@ -125,14 +125,15 @@ class LoopbackCluster:
                              "--dashboard-host", "127.0.0.1",
                              "--dashboard-port", str(self.dashboard_port),
                              "--ray-client-server-port", str(_free_port())])
-        self.wait_nodes(1, timeout_s=180)
+        self.wait_nodes(1, timeout_s=600)
         self._start("worker", ["--address", f"127.0.0.1:{self.gcs_port}"])
-        self.wait_nodes(2, timeout_s=180)
+        self.wait_nodes(2, timeout_s=600)
 
     def _get(self, path: str):
         req = urllib.request.Request(self.dashboard + path)
         req.add_header("Authorization", "Bearer " + self.env["RAY_AUTH_TOKEN"])
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        # bounds a hang only: a dashboard on a loaded machine may take many seconds to answer
+        with urllib.request.urlopen(req, timeout=120) as resp:
             return json.loads(resp.read())
 
     def alive_nodes(self) -> int:
@@ -432,7 +433,8 @@ def test_slurm_head_worker_script_runs_a_study_and_a_requeue_resumes(tmp_path):
         try:
             out, _ = proc.communicate(timeout=400)
             # the script stopped its own Ray (no `ray stop`): nothing of it is left
-            _, leftover = psutil.wait_procs(_processes_under(ray_tmp_root), timeout=15)
+            # returns as soon as they are gone; the bound is for a loaded machine's slow exits
+            _, leftover = psutil.wait_procs(_processes_under(ray_tmp_root), timeout=120)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -59,7 +59,7 @@ def test_configuration_error_exits_2_with_one_line(overrides, message, tmp_path:
     res = tmp_path / "res"
     args = [o.strip("'") for o in overrides]  # no shell here: the quotes are the shell's
     proc = sweep(["-m", "n=4", *args, f"results_dir={res}", f"hydra.sweep.dir={tmp_path}/sweep", *QUIET],
-                 cwd=tmp_path, timeout=120)
+                 cwd=tmp_path, timeout=600)  # a hang bound, not a speed
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "allowed" in lines[0], proc.stderr
