@@ -37,6 +37,8 @@ import pytest
 
 import task_gate
 
+# Slow: a two-node Ray cluster started as a user starts one (two `ray start`, a dashboard, Ray
+# Jobs), each study a job whose driver and workers import torch; the SLURM test starts its own.
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(900)]
 
 psutil = pytest.importorskip("psutil")
