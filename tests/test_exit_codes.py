@@ -151,6 +151,22 @@ def test_signal_exits_with_one_line_and_the_rerun_completes(signum: int, code: i
     assert not curves.duplicated(["run_id", "step"]).any()
 
 
+def test_ray_own_lines_are_told_from_the_projects() -> None:
+    """The rule the signal test filters with: Ray's log formats out, every line of the project in."""
+    ray_lines = [
+        "[2026-12-05 08:00:00,123 E 4242 4251] task_manager.cc:1545: Failed to push error to driver for task 0a",
+        "task_manager.cc:1545: Failed to push error to driver for task 0a",
+        "(raylet) A worker died or was killed while executing a task by an unexpected system error.",
+        "(pid=4242) some output of a worker",
+        "(pack_task pid=4242, ip=127.0.0.1) some output of a task",
+    ]
+    ours = ["inal-sweep: 1 of 8 cells stored; run the same command to resume",
+            "inal-sweep: invalid n='abc' (allowed: an integer >= 1)",
+            "[inal-sweep] | 1/8 (1 failed)", "Traceback (most recent call last):",
+            "  File \"/x/sweeps/run.py\", line 3, in main", "RuntimeError: (pid=1) in a message"]
+    assert task_gate.project_lines("\n".join(ray_lines + ours)) == ours
+
+
 # ----------------------------------------------------------------------- a full disk mid-study
 
 
