@@ -167,6 +167,32 @@ def test_ray_own_lines_are_told_from_the_projects() -> None:
     assert task_gate.project_lines("\n".join(ray_lines + ours)) == ours
 
 
+def test_what_ray_writes_to_stderr_while_it_shuts_down_after_a_signal_is_not_shown(capfd, monkeypatch) -> None:
+    """``sweeps.run._shutdown_ray`` (the interrupt path) points file descriptor 2 at /dev/null
+    while Ray shuts down: a write there by Ray's C++ logger (stood in for by ``os.write(2, ...)``,
+    what its logger does) is not shown; stderr works again afterwards."""
+    import types
+
+    import sweeps.run
+
+    class FakeRay(types.SimpleNamespace):
+        def is_initialized(self):
+            return True
+
+        def shutdown(self):
+            os.write(2, b"[2026-12-05 08:00:00,123 E 1 2] task_manager.cc:1545: Failed to push error\n")
+
+    monkeypatch.setitem(sys.modules, "ray", FakeRay())
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        sweeps.run._shutdown_ray()
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
+
+
 # ----------------------------------------------------------------------- a full disk mid-study
 
 
