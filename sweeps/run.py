@@ -173,10 +173,24 @@ def _shutdown_ray() -> None:
 
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # a second Ctrl-C must not interrupt the shutdown
     _signal.signal(_signal.SIGTERM, _signal.SIG_IGN)
+    # While its processes go, Ray's C++ core may log to this process's stderr at ERROR level (e.g.
+    # task_manager.cc "Failed to push error to driver" for a task it was retrying), which no
+    # documented setting silences short of hiding every error: after the user asked to stop it
+    # says nothing they can act on, and the one line printed next is the outcome. So stderr
+    # (file descriptor 2, where Ray's C++ logger writes) points at /dev/null for the shutdown.
+    import os
+
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
+        os.dup2(devnull, 2)
         ray.shutdown()
     except Exception:  # noqa: BLE001 - the study's outcome is reported whatever Ray does now
         pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -179,6 +179,7 @@ def test_the_same_run_in_two_studies_counts_once():
     np.testing.assert_allclose(twice["corr_se"], once["corr_se"], rtol=1e-12)
 
 
+# Slow (26 s under load): 400 replicated studies, each fitted and checked, to measure a 2.5 % rate.
 def test_one_sided_rule_false_violation_rate_at_equality():
     """True slope exactly at the prediction: 'violated' about 2.5% of the time (one-sided test)."""
     frame = runs_frame(-0.25, c=3.0, replicates=400, seed=9, scatter=0.1)

@@ -42,6 +42,7 @@ def test_fit_recovers_exponent_within_interval(c_true):
     assert row["c_hat_hi"] - row["c_hat_lo"] < 0.6
 
 
+# Slow (13 s under load): 400 replicated exponent fits, to measure a coverage to about 1 %.
 def test_fit_interval_coverage_over_400_replicates():
     """The 95% interval covers the true exponent at about 95%: 400 replicates, binomial sd 1.1%."""
     rows = inal_rows(3.0, rel_se=0.08, replicates=400, seed=7, n_values=(8, 12, 16, 24, 32))

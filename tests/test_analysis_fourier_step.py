@@ -19,6 +19,7 @@ def _coef(f, x, bits):
     return float((f * chi).mean())
 
 
+# Slow (16 s under load): brute force over the whole cube of n = 16 (65,536 points).
 def test_planted_spectrum_against_brute_force():
     """n = 16, c = 3: p = 1/16, E fixes two event bits; fhat(x1) = p and fhat(x1 x_j) = p for each
     fixed bit, so W^{=2} >= 4 p^2 > W^{=1} = p^2 (the targets.py docstring)."""

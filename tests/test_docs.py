@@ -109,6 +109,8 @@ def _run(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.Completed
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_env())
 
 
+# Slow (8 tests, 141 s under load from other work): every bash block of the docs runs for real,
+# each inal-sweep / inal-report a subprocess that imports torch, most of them starting a local Ray.
 @pytest.mark.ray
 @pytest.mark.parametrize("path,code,line", BASH, ids=[f"{p.relative_to(ROOT)}:{n}" for p, _, n in BASH])
 def test_bash_blocks_run(path, code, line, small_study):

@@ -1,6 +1,7 @@
 """Fault injection against the ``inal_ray`` launcher with real Ray, real processes, real files.
 
-- the driver (``python -m sweeps.run``, joined to this module's Ray) SIGKILLed mid-study, then
+- the driver (``python -m sweeps.run``, joined to this module's Ray) SIGKILLed mid-study (held
+  at a known point by ``tests/task_gate.py``: one cell stored, the next pack waiting), then
   the same command again: every cell exactly once, numbers equal to an uninterrupted run;
 - every task's first attempt killing its worker process (``os._exit``): Ray retries, the study
   completes, nothing lost or doubled;
@@ -16,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from hydra_plugins.inal_ray_launcher import _fast_path  # noqa: E402
 
+import task_gate  # noqa: E402
 from conftest import NUMBERS, TINY, multirun  # noqa: E402
 
 
@@ -71,7 +72,7 @@ def test_bad_input_cli_exits_nonzero_and_writes_nothing(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "sweeps.run", "-m", "n=4,5", "target=parity,nope", f"results_dir={res}",
          "hydra/sweeper=inal", f"hydra.sweep.dir={res}/_sweep"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,  # a hang bound, not a speed
     )
     assert proc.returncode != 0
     assert "nope" in proc.stderr and "target" in proc.stderr
@@ -83,33 +84,43 @@ def test_bad_input_cli_exits_nonzero_and_writes_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.ray
-@pytest.mark.slow  # two subprocess drivers, each starting its own Ray workers
+@pytest.mark.slow  # two subprocess drivers (each imports torch and joins Ray) and a reference run
 def test_driver_sigkill_then_rerun_completes_exactly_once(ray_address: str, tmp_path: Path,
                                                          hydra_restore_singletons) -> None:
-    grid = ["n=4,5", "c=1", "gamma=0.05,0.1", "train.seed=0,1", "width=8", "T=200", "train.N=2n",
+    psutil = pytest.importorskip("psutil")
+    grid = ["n=4,5", "c=1", "gamma=0.05,0.1", "train.seed=0,1", "width=8", "T=50", "train.N=2n",
             "train.n_eval=256", "train.checkpoints=2", "inal.n_inits=16"]
     res = tmp_path / "killed"
     cmd = [sys.executable, "-m", "sweeps.run", "-m", *grid, f"results_dir={res}", "hydra/sweeper=inal",
            f"hydra.sweep.dir={res}/_sweep", f"hydra.launcher.address={ray_address}", "hydra.launcher.max_pack=1", "hydra.launcher.report=false"]
     runs_dir = res / "default" / "runs"
+    gate = tmp_path / "gate"
+    gate.mkdir()
+
+    def stored() -> int:
+        return len(list(runs_dir.rglob("*.parquet")))
+
+    # held study (tests/task_gate.py): the first pack runs, every later one waits at its start
     driver = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+                              env=task_gate.gate_env(gate, free=1), start_new_session=True)
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline and not list(runs_dir.rglob("*.parquet")):
-            time.sleep(0.05)
-        os.kill(driver.pid, signal.SIGKILL)  # mid-study: at least one cell written
-        driver.wait(timeout=30)
+        task_gate.wait_for(lambda: stored() == 1 and task_gate.held(gate), "a stored cell and a held pack",
+                           alive=driver)
+        os.kill(driver.pid, signal.SIGKILL)  # mid-study, by the events above
+        driver.wait(timeout=60)
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
             driver.wait()
-    written_at_kill = len(list(runs_dir.rglob("*.parquet")))
-    assert 1 <= written_at_kill < 8, f"kill was not mid-study: {written_at_kill} of 8 cells written"
+    # Ray ends the dead driver's workers, the held ones with them: none ever runs its pack
+    held_workers = [psutil.Process(h["pid"]) for h in task_gate.held(gate) if psutil.pid_exists(h["pid"])]
+    _, alive = psutil.wait_procs(held_workers, timeout=120)
+    assert not alive, f"held workers of the killed driver still alive: {alive}"
+    assert stored() == 1, "a held pack ran after its driver was killed"
 
-    rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "8 distinct cells" in rerun.stdout
+    assert "8 distinct cells" in rerun.stdout and "1 already complete" in rerun.stdout, rerun.stdout[-3000:]
 
     reference = tmp_path / "reference"
     multirun(grid, reference)  # uninterrupted, in this process

@@ -192,7 +192,7 @@ def test_cuda_matches_cpu():
         np.testing.assert_allclose(a.per_init, b.per_init, rtol=1e-9, atol=1e-15)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # exact INAL at n = 14: every one of 2^14 inputs through 16 width-64 networks
 @pytest.mark.parametrize("k", [1, 2])
 def test_parity_first_layer_inal_order_of_magnitude(k):
     # SCIENCE.md §7: roughly 0.1-0.25 n^-k (a sanity band, not an oracle)

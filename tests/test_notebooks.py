@@ -55,7 +55,9 @@ def test_notebook_executes(path, study_dir, monkeypatch):
     monkeypatch.setenv("INAL_STUDY_DIR", study_dir)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=180, kernel_name="python3",
+    # slow-ish: a Jupyter kernel per notebook, every cell run; the per-cell timeout bounds a hang,
+    # not a speed (a loaded machine runs a cell many times slower)
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(path.parent)}})
     client.execute()   # raises CellExecutionError with the cell's traceback on any error
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
