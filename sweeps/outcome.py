@@ -12,7 +12,7 @@ know the outcome record it here and :func:`sweeps.run.main` turns it into the ex
 ====  ==========================================================================================
 
 Recorded by: the ``inal_ray`` launcher's fast path (:meth:`StudyTally.add_plan` once per batch
-and :func:`counting` around its result callback), ``sweeps.run``'s task under Hydra's basic
+and :meth:`StudyTally.add_finished` per result), ``sweeps.run``'s task under Hydra's basic
 launcher (:meth:`StudyTally.add_cell`), the ``inal`` sweeper (configuration errors) and the
 signal handler installed by :func:`install_signal_handlers`.
 """
@@ -22,10 +22,10 @@ from __future__ import annotations
 import signal
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Optional
 
 __all__ = ["JobOutcome", "storage_error_line", "EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "StudyTally", "TALLY",
-           "counting", "install_signal_handlers", "signal_exit_code"]
+           "install_signal_handlers", "signal_exit_code"]
 
 
 @dataclass(frozen=True)
@@ -129,17 +129,6 @@ def storage_error_line(exc: BaseException) -> str | None:
                         "make room and run the same command to resume")
         exc, seen = exc.__cause__ or exc.__context__, seen + 1  # type: ignore[assignment]
     return None
-
-
-def counting(on_result: Callable[..., Tuple[int, int]]) -> Callable[..., Tuple[int, int]]:
-    """Wrap a result callback returning ``(cells finished, of which failed)`` so that it counts."""
-
-    def wrapped(*args: Any, **kwargs: Any) -> Tuple[int, int]:
-        finished, failed = on_result(*args, **kwargs)
-        TALLY.add_finished(finished, failed)
-        return finished, failed
-
-    return wrapped
 
 
 def _interrupt(signum: int, frame: Optional[Any]) -> None:

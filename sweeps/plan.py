@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -712,13 +711,6 @@ def iter_packs(pending: Iterable[JobSpec], max_pack: Callable[[JobSpec], int] | 
             buffered -= len(pack)
             yield pack
     yield from open_packs.values()
-
-
-def env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
 
 
 # ------------------------------------------------------------------------------ GPU packs

@@ -115,13 +115,6 @@ class LegacyLayoutError(RuntimeError, _Compact):
     """The study holds files of an older layout; the message names the migration command."""
 
 
-def resolve_filesystem(results_dir: str) -> tuple[pafs.FileSystem, str]:
-    """``(filesystem, base path)`` for a local path or a pyarrow.fs URI (``file://``, ``s3://`` ...,
-    its query kept: see ``sweeps.location``)."""
-    location = Location(results_dir)
-    return location.fs, location.path
-
-
 def _digest(ids: Iterable[str]) -> str:
     return hashlib.blake2b(",".join(sorted(ids)).encode(), digest_size=12).hexdigest()
 
@@ -508,12 +501,6 @@ class ResultsStore:
                 return True
         except FileNotFoundError:
             pass
-        return run_id in self.completed_run_ids()
-
-    def is_complete(self, run_id: str, target: str | None = None) -> bool:
-        """Whether a run is complete (see :meth:`has_run`)."""
-        if target is not None:
-            return self.has_run(run_id, target)
         return run_id in self.completed_run_ids()
 
     def pending(self, jobs: Iterable[Any]) -> list[Any]:

@@ -36,7 +36,7 @@ from sweeps import outcome
 from sweeps.compose import GroupwiseComposer
 from sweeps.jobs import JobSpec
 from sweeps import throughput as cost_model
-from sweeps.plan import (CellFactory, CellLimits, CellSource, ListSource, PlanCounts, StoreView, check_max_cells,
+from sweeps.plan import (CellFactory, CellLimits, CellSource, PlanCounts, StoreView, check_max_cells,
                          count_plan, gpu_pack_size_of, id_bytes, inal_cost, iter_packs, iter_pending)
 from sweeps.schema import validate_job
 from sweeps.store import ResultsStore
@@ -475,12 +475,3 @@ def launch_grid(launcher: Any, grid: PreparedGrid) -> Sequence[JobReturn]:
             run_report(root)
     return GridReturns(grid, outcomes)
 
-
-def launch_fast(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-    """Hydra's ``Launcher.launch`` for the project's jobs: explicit override lists, one ``JobReturn`` each."""
-    return launch_grid(launcher, prepare_grid(launcher, ListSource(job_overrides)))
-
-
-def prepare_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]]) -> PlanCounts:
-    """Validate explicit override lists (``ConfigError`` on the first bad one); their counts."""
-    return prepare_grid(launcher, ListSource(job_overrides)).counts

@@ -17,12 +17,10 @@ import logging
 import shlex
 import subprocess
 import sys
-from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Dict, List
 
 from sweeps.location import is_uri
-from sweeps.store import ResultsStore
 
 PREFIX = "[inal-sweep]"
 
@@ -57,30 +55,6 @@ class StudySummary:
     study_roots: List[str] = field(default_factory=list)
     failures: List[str] = field(default_factory=list)
     runs_by_others: int = 0  # cells another driver of the same study stored meanwhile (sweeps.claims)
-
-    @classmethod
-    def build(cls, *, n_configs: int, plan: Any, tracker: Optional[Any], counts: Dict[str, int], compositions: int,
-              wall_s: float) -> "StudySummary":
-        status = Counter(tracker.status.values()) if tracker is not None else Counter()
-        roots: List[str] = []
-        for cell in plan.cells:
-            root = str(ResultsStore(cell.results_dir, cell.study).location)
-            if root not in roots:
-                roots.append(root)
-        failures = []
-        if tracker is not None:
-            for run_id, text in tracker.error.items():
-                if tracker.status.get(run_id) == "failed":
-                    last = text.strip().splitlines()[-1] if text.strip() else "unknown error"
-                    failures.append(f"{run_id[:12]}: {last[:200]}")
-        return cls(
-            n_configs=n_configs, n_cells=len(plan.cells), n_complete=len(plan.complete),
-            cell_status={k: status.get(k, 0) for k in ("ok", "diverged", "failed")},
-            inal_computed=counts.get("inal_ok", 0), inal_failed=counts.get("inal_failed", 0),
-            n_train_runs=sum(len(p) for p in plan.packs), n_packs=len(plan.packs),
-            packs_lost=counts.get("pack_tasks_lost", 0), compositions=compositions, wall_s=wall_s,
-            study_roots=roots, failures=failures,
-        )
 
     def text(self, report_follows: bool = False) -> str:
         """The summary lines; the hint to run the report is left out when the report runs next."""

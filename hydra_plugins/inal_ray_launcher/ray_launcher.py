@@ -17,7 +17,10 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 # Imported so that the config is registered whenever Hydra discovers this plugin.
-from hydra_plugins.inal_ray_launcher.config import InalRayLauncherConf  # noqa: F401
+from hydra_plugins.inal_ray_launcher.config import InalRayLauncherConf
+
+# The launcher's defaults are the config dataclass's, written once there (read, not restated, below).
+_DEFAULT = InalRayLauncherConf()
 
 # Defined in a module Hydra's plugin scan does not re-execute (its name starts with _), so that the
 # class stays one object however often Hydra rescans this module.
@@ -85,32 +88,32 @@ def check_settings(**settings: Any) -> None:
 class InalRayLauncher(Launcher):
     """Hydra launcher running each job (or each pack of jobs) as a Ray task.
 
-    Parameters are the fields of :class:`~.config.InalRayLauncherConf`.
+    Parameters are the fields of :class:`~.config.InalRayLauncherConf`, with its defaults.
     """
 
     def __init__(
         self,
-        address: Optional[str] = None,
-        local_cpus: Optional[int] = None,
-        local_gpus: Optional[int] = None,
-        num_cpus: float = 1.0,
-        num_gpus: float = 0.0,
-        max_pack: int = 64,
-        max_retries: int = 3,
-        ray_init: Optional[Dict[str, Any]] = None,
-        dashboard: bool = False,
-        report: bool = False,
-        progress: bool = True,
-        verbose: bool = False,
-        dry_run: bool = False,
-        max_cells: int = 2_000_000,
-        max_in_flight: int = 256,
-        max_pack_gpu: int = 4096,
-        gpu_memory_gb: Optional[float] = None,
-        gpu_tflops: float = 20.0,
-        slots: Optional[float] = None,
-        max_cell_hours: float = 24.0,
-        worker_memory_gb: Optional[float] = None,
+        address: Optional[str] = _DEFAULT.address,
+        local_cpus: Optional[int] = _DEFAULT.local_cpus,
+        local_gpus: Optional[int] = _DEFAULT.local_gpus,
+        num_cpus: float = _DEFAULT.num_cpus,
+        num_gpus: float = _DEFAULT.num_gpus,
+        max_pack: int = _DEFAULT.max_pack,
+        max_retries: int = _DEFAULT.max_retries,
+        ray_init: Optional[Dict[str, Any]] = _DEFAULT.ray_init,
+        dashboard: bool = _DEFAULT.dashboard,
+        report: bool = _DEFAULT.report,
+        progress: bool = _DEFAULT.progress,
+        verbose: bool = _DEFAULT.verbose,
+        dry_run: bool = _DEFAULT.dry_run,
+        max_cells: int = _DEFAULT.max_cells,
+        max_in_flight: int = _DEFAULT.max_in_flight,
+        max_pack_gpu: int = _DEFAULT.max_pack_gpu,
+        gpu_memory_gb: Optional[float] = _DEFAULT.gpu_memory_gb,
+        gpu_tflops: float = _DEFAULT.gpu_tflops,
+        slots: Optional[float] = _DEFAULT.slots,
+        max_cell_hours: float = _DEFAULT.max_cell_hours,
+        worker_memory_gb: Optional[float] = _DEFAULT.worker_memory_gb,
     ) -> None:
         if isinstance(ray_init, DictConfig):
             ray_init = OmegaConf.to_container(ray_init, resolve=True)  # type: ignore[assignment]
@@ -161,16 +164,6 @@ class InalRayLauncher(Launcher):
     def uses_fast_path(self) -> bool:
         """Whether the task function is the project's (``sweeps.run.task``, ``__inal_sweep__``)."""
         return bool(getattr(self.task_function, "__inal_sweep__", False))
-
-    def prepare(self, job_overrides: Sequence[Sequence[str]]) -> None:
-        """Fast path: compose and validate every job now (``ConfigError`` on the first bad one).
-
-        Called by the ``inal`` sweeper with the whole grid before it writes anything; ``launch``
-        then reuses the results. Launching without it prepares each batch itself.
-        """
-        from hydra_plugins.inal_ray_launcher import _fast_path
-
-        _fast_path.prepare_jobs(self, job_overrides)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Run the jobs; return one ``JobReturn`` per entry of ``job_overrides``, in order."""

@@ -91,7 +91,7 @@ class InalSweeper(BasicSweeper):
 
     def _fast_launcher(self) -> Optional[Any]:
         launcher = getattr(self, "launcher", None)
-        if launcher is not None and callable(getattr(launcher, "prepare", None)) and launcher.uses_fast_path():
+        if launcher is not None and callable(getattr(launcher, "uses_fast_path", None)) and launcher.uses_fast_path():
             return launcher
         return None
 
