@@ -93,30 +93,42 @@ def aft_coverage(smoke: bool = False) -> dict:
 HARD_CELLS = {"n": 8, "width": 32, "degrees": (3, 4), "depths": (1, 2), "inits": (32, 256)}
 
 
-def _block_coverage(Y: np.ndarray, truth: np.ndarray) -> dict:
-    """Coverage and misses of the reported interval (what a job stores and the report shows) over
-    blocks ``Y`` (blocks, R, L): per layer, and the selection-free value against ``max(truth)``, last."""
-    from analysis.inal_intervals import reported_interval
-    from inal_core.inal_summary import bootstrap_t_interval, selection_free_max
+def _block_coverage(Y: np.ndarray, truth: np.ndarray, output_offset: float) -> dict:
+    """Coverage and misses over blocks ``Y`` (blocks, R, L) of the interval the report gives
+    (``analysis.inal_intervals``: hidden layers :func:`reported_interval`; the output neuron the hull
+    of its own and :func:`conditioned_output_interval`; the selection-free value the hull of its own
+    and that on ``inal_core.inal_summary.conditioned_per_init``), per layer and for the selection-free value
+    against ``max(truth)``, last; ``previous_*`` the same for the interval before (each neuron's own
+    values: :func:`reported_interval` on the output neuron and on the plain selection-free value)."""
+    from analysis.inal_intervals import conditioned_output_interval, reported_interval
+    from inal_core.inal_summary import bootstrap_t_interval, conditioned_per_init, selection_free_max
 
     R, L = Y.shape[1], Y.shape[2]
-    hit, above, below = np.zeros(L + 1), np.zeros(L + 1), np.zeros(L + 1)
     targets = np.append(truth, truth.max())
+    counts = {k: np.zeros(L + 1) for k in ("hit", "above", "below", "prev_hit", "prev_above", "prev_below")}
     for b, y in enumerate(Y):
         mean, se = y.mean(0), y.std(0, ddof=1) / math.sqrt(R)
         boot_lo, boot_hi = bootstrap_t_interval(y, seed=b)
         lo, hi = reported_interval(mean, se, boot_lo, boot_hi)
         sf = selection_free_max(y, level=NOMINAL, seed=b)
-        sf_lo, sf_hi = reported_interval(sf.value, sf.se, sf.boot_lo, sf.boot_hi)
-        lo, hi = np.append(lo, sf_lo), np.append(hi, sf_hi)
-        hit += (lo <= targets) & (targets <= hi)
-        above += targets > hi
-        below += targets < lo
+        prev_lo = np.append(lo, reported_interval(sf.value, sf.se, sf.boot_lo, sf.boot_hi)[0])
+        prev_hi = np.append(hi, reported_interval(sf.value, sf.se, sf.boot_lo, sf.boot_hi)[1])
+        lo, hi = lo.copy(), hi.copy()
+        c_lo, c_hi = conditioned_output_interval(mean[-2], se[-2], boot_lo[-2], boot_hi[-2], output_offset)
+        lo[-1], hi[-1] = min(lo[-1], c_lo), max(hi[-1], c_hi)                   # the hull, as the report
+        cf = selection_free_max(conditioned_per_init(y, output_offset), level=NOMINAL, seed=b)
+        cf_lo, cf_hi = reported_interval(cf.value, cf.se, cf.boot_lo, cf.boot_hi)
+        lo, hi = np.append(lo, min(prev_lo[-1], cf_lo)), np.append(hi, max(prev_hi[-1], cf_hi))
+        for pre, (l, h) in (("", (lo, hi)), ("prev_", (prev_lo, prev_hi))):
+            counts[pre + "hit"] += (l <= targets) & (targets <= h)
+            counts[pre + "above"] += targets > h
+            counts[pre + "below"] += targets < l
     n = len(Y)
-    return {"coverage": hit / n, "upper_miss": above / n, "lower_miss": below / n}
+    return {"coverage": counts["hit"] / n, "upper_miss": counts["above"] / n, "lower_miss": counts["below"] / n,
+            "previous_coverage": counts["prev_hit"] / n, "previous_upper_miss": counts["prev_above"] / n}
 
 
-def hard_interval_table(blocks_32: int = 600, blocks_256: int = 150, truth_inits: int = 100_000) -> list[dict]:
+def hard_interval_table(blocks_32: int = 1000, blocks_256: int = 300, truth_inits: int = 100_000) -> list[dict]:
     """Coverage of the reported INAL interval on the hard cells (``HARD_CELLS``), one row per cell.
 
     Blocks: ``R`` consecutive initializations of one ``estimate_inal`` call (exact over the 2^n inputs,
@@ -124,8 +136,11 @@ def hard_interval_table(blocks_32: int = 600, blocks_256: int = 150, truth_inits
     blocks are independent). Truth: the exact estimator's mean over ``truth_inits`` other
     initializations (seed 999), per layer; the selection-free value is checked against its maximum.
     """
+    import torch
+
+    from inal_core.cube import enumerate_cube
     from inal_core.inal import estimate_inal
-    from inal_core.networks import NetworkSpec
+    from inal_core.networks import NetworkSpec, output_bias_variance
     from inal_core.targets import make_target
 
     n, width = HARD_CELLS["n"], HARD_CELLS["width"]
@@ -133,15 +148,19 @@ def hard_interval_table(blocks_32: int = 600, blocks_256: int = 150, truth_inits
     for k in HARD_CELLS["degrees"]:
         for depth in HARD_CELLS["depths"]:
             target, spec = make_target("parity", n, c=k), NetworkSpec(n, width, depth)
+            target_mean = float(target(enumerate_cube(n, dtype=torch.float64)).double().mean())
+            offset = output_bias_variance(spec) * target_mean ** 2          # 0 for a parity
             truth = estimate_inal(target, spec, n_inits=truth_inits, method="exact", seed=999).per_layer
             for R, blocks in zip(HARD_CELLS["inits"], (blocks_32, blocks_256)):
                 Y = estimate_inal(target, spec, n_inits=R * blocks, method="exact", seed=1).per_init
-                cov = _block_coverage(Y.reshape(blocks, R, -1), np.asarray(truth))
+                cov = _block_coverage(Y.reshape(blocks, R, -1), np.asarray(truth), offset)
                 names = [f"layer {i + 1}" for i in range(depth)] + ["output", "selection-free"]
                 for j, name in enumerate(names):
                     rows.append({"degree": k, "depth": depth, "inits": R, "blocks": blocks, "cell": name,
                                  "coverage": float(cov["coverage"][j]), "upper_miss": float(cov["upper_miss"][j]),
-                                 "lower_miss": float(cov["lower_miss"][j])})
+                                 "lower_miss": float(cov["lower_miss"][j]),
+                                 "previous_coverage": float(cov["previous_coverage"][j]),
+                                 "previous_upper_miss": float(cov["previous_upper_miss"][j])})
     return rows
 
 
