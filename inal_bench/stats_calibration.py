@@ -95,13 +95,12 @@ HARD_CELLS = {"n": 8, "width": 32, "degrees": (3, 4), "depths": (1, 2), "inits":
 
 def _block_coverage(Y: np.ndarray, truth: np.ndarray, output_offset: float) -> dict:
     """Coverage and misses over blocks ``Y`` (blocks, R, L) of the interval the report gives
-    (``analysis.inal_intervals``: hidden layers :func:`reported_interval`; the output neuron the hull
-    of its own and :func:`conditioned_output_interval`; the selection-free value the hull of its own
-    and that on ``inal_core.inal_summary.conditioned_per_init``), per layer and for the selection-free value
+    (``analysis.inal_intervals``: hidden layers and the selection-free value :func:`reported_interval`,
+    the output neuron :func:`conditioned_output_interval`), per layer and for the selection-free value
     against ``max(truth)``, last; ``previous_*`` the same for the interval before (each neuron's own
     values: :func:`reported_interval` on the output neuron and on the plain selection-free value)."""
     from analysis.inal_intervals import conditioned_output_interval, reported_interval
-    from inal_core.inal_summary import bootstrap_t_interval, conditioned_per_init, selection_free_max
+    from inal_core.inal_summary import bootstrap_t_interval, selection_free_max
 
     R, L = Y.shape[1], Y.shape[2]
     targets = np.append(truth, truth.max())
@@ -114,11 +113,8 @@ def _block_coverage(Y: np.ndarray, truth: np.ndarray, output_offset: float) -> d
         prev_lo = np.append(lo, reported_interval(sf.value, sf.se, sf.boot_lo, sf.boot_hi)[0])
         prev_hi = np.append(hi, reported_interval(sf.value, sf.se, sf.boot_lo, sf.boot_hi)[1])
         lo, hi = lo.copy(), hi.copy()
-        c_lo, c_hi = conditioned_output_interval(mean[-2], se[-2], boot_lo[-2], boot_hi[-2], output_offset)
-        lo[-1], hi[-1] = min(lo[-1], c_lo), max(hi[-1], c_hi)                   # the hull, as the report
-        cf = selection_free_max(conditioned_per_init(y, output_offset), level=NOMINAL, seed=b)
-        cf_lo, cf_hi = reported_interval(cf.value, cf.se, cf.boot_lo, cf.boot_hi)
-        lo, hi = np.append(lo, min(prev_lo[-1], cf_lo)), np.append(hi, max(prev_hi[-1], cf_hi))
+        lo[-1], hi[-1] = conditioned_output_interval(mean[-2], se[-2], boot_lo[-2], boot_hi[-2], output_offset)
+        lo, hi = np.append(lo, prev_lo[-1]), np.append(hi, prev_hi[-1])      # the selection-free value: unchanged
         for pre, (l, h) in (("", (lo, hi)), ("prev_", (prev_lo, prev_hi))):
             counts[pre + "hit"] += (l <= targets) & (targets <= h)
             counts[pre + "above"] += targets > h

@@ -42,8 +42,7 @@ TYPES: dict[str, pa.DataType] = {
     "layer": _I, "inal": _F, "inal_se": _F, "is_max": _B, "step": _I,
     "selected_inal": _F, "selected_inal_se": _F, "selected_layer_a": _I, "selected_layer_b": _I,
     "inal_boot_lo": _F, "inal_boot_hi": _F, "selected_inal_boot_lo": _F, "selected_inal_boot_hi": _F,
-    "output_offset": _F, "selected_inal_cond": _F, "selected_inal_cond_se": _F, "selected_inal_cond_boot_lo": _F,
-    "selected_inal_cond_boot_hi": _F,
+    "output_offset": _F,
     "wall_s": _F, "git_commit": _S, "host": _S, "device": _S, "torch_version": _S,
     "engine_version": _I, "created_at": _TS,
 }
@@ -182,13 +181,6 @@ TABLES: dict[str, tuple[Column, ...]] = {
                                    "(`inal_core.inal.output_offset`; NaN for n > 22; null in studies written "
                                    "before it existed): the output neuron's interval is the last hidden layer's "
                                    "shifted by it", "measured"),
-        Column(("selected_inal_cond", "selected_inal_cond_se", "selected_inal_cond_boot_lo",
-                "selected_inal_cond_boot_hi"),
-               "selection-free INAL, its standard error and 95 % bootstrap-t interval with the output neuron's "
-               "per-init values replaced by their mean given the hidden layers "
-               "(`inal_core.inal_summary.conditioned_per_init`): what the calibrated interval of the "
-               "selection-free value rests on (NaN where `output_offset` is; null in studies written before "
-               "it existed)", "measured"),
         Column(("seed",), "the setting's derived seed", "job"),
         Column(("wall_s",), "seconds of the estimate", "measured"),
         Column(PROVENANCE, _PROV_DOC, "provenance"),
