@@ -22,6 +22,12 @@ variance is ``psi'(nu/2)`` (about ``2/nu = se^2/mean^2``, the delta method). :fu
 returns the bias-corrected ``log g`` estimate and that standard deviation, so a weighted fit of
 ``log INAL`` on ``log n`` uses the right variance for small ``nu`` where the delta method does not.
 
+The output neuron (:func:`conditioned_output_interval`, :func:`calibrated_layer_intervals`). Its INAL
+is the last hidden layer's plus ``v_b E_x[f]^2`` exactly (``inal_core.inal_summary``); the jobs store
+that offset (``output_offset``), and its calibrated interval is the last hidden layer's shifted by it:
+the output neuron's own values are a single neuron's, with excess kurtosis up to 134 on degree-3 and
+-4 parities, where its own interval missed high in 6-7 % of blocks (``docs/analysis.md``).
+
 Why this and not a bootstrap over initializations: the bootstrap needs the per-initialization
 values, which only exist while INAL is computed; this interval works from the stored summary, and
 its coverage was measured on the project's own estimators against an independent truth

@@ -31,6 +31,11 @@ a rounding error of standard deviation ``(t_j - t_{j-1}) / sqrt(12)`` (``resolut
 ``se^2 = se_interval^2 + (resolution / (sqrt(12) median))^2``. Without the second term a median
 that every run reaches at the same checkpoint has a zero-width interval, and medians on a regular
 grid can fit a line exactly: an exponent with a zero-width interval, which the data do not support.
+
+That exponent drops every n whose median is beyond the last step. :func:`time_to_learn_aft` uses
+every run instead, censored ones included: a censored log-normal (and, as a check, Weibull)
+accelerated failure time model of ``log T*`` on ``log n`` (:mod:`analysis.aft`); its coefficient is
+the exponent the report gives beside Kaplan–Meier.
 """
 
 from __future__ import annotations
