@@ -33,7 +33,7 @@ from .fourier_step import fourier_step_fits, fourier_step_table
 from .learnability import learnability_table, mean_curves
 from .load import Study, find_study_dirs, load_study
 from .regression import SCALES
-from .time_to_learn import time_to_learn_fits, time_to_learn_table
+from .time_to_learn import time_to_learn_aft, time_to_learn_fits, time_to_learn_table
 
 __all__ = ["Analysis", "analyze", "write_report", "summary_dict", "summary_table", "main"]
 
@@ -66,6 +66,7 @@ class Analysis:
     ttl: pd.DataFrame = None
     ttl_fits: pd.DataFrame = None
     layer_note: str = ""
+    ttl_aft: pd.DataFrame = None
 
 
 def _filter(frame: pd.DataFrame, column: str, values) -> pd.DataFrame:
@@ -130,12 +131,14 @@ def analyze(path, *, level: float = 0.95, resolve_z: float = 2.0, min_resolved: 
     fourier_fits = fourier_step_fits(fourier, INAL_GROUP_KEYS, level=level, min_points=min_resolved)
     ttl = time_to_learn_table(study.runs, study.curves, TTL_KEYS, threshold=threshold, level=level)
     ttl_fits = time_to_learn_fits(ttl, TTL_KEYS, level=level, min_points=min_resolved)
+    ttl_aft = time_to_learn_aft(study.runs, study.curves, TTL_KEYS, inal=ipts, threshold=threshold, level=level,
+                                min_points=min_resolved)
     settings = {"level": level, "resolve_z": resolve_z, "min_resolved": int(min_resolved), "ci": ci,
                 "layer": str(layer), "layer_used": str(used), "threshold": threshold,
                 "filters": {**filters, "target": list(targets), "study": list(studies)}}
     src = path if isinstance(path, (str, os.PathLike)) else ", ".join(str(p) for p in path)
     return Analysis(str(src), study, ipts, fits, by_layer, bpts, checks, learn, curves, settings,
-                    fourier, fourier_fits, ttl, ttl_fits, note)
+                    fourier, fourier_fits, ttl, ttl_fits, note, ttl_aft)
 
 
 def _jsonable(value):
@@ -183,6 +186,7 @@ def summary_dict(a: Analysis) -> dict:
         "layer_note": a.layer_note,
         "fourier_step": _records(a.fourier_fits), "fourier_step_points": _records(a.fourier),
         "time_to_learn": _records(a.ttl), "time_to_learn_fits": _records(a.ttl_fits),
+        "time_to_learn_aft": _records(a.ttl_aft) if a.ttl_aft is not None else [],
         "figures": list(a.settings.get("figures", [])),
     })
 
@@ -304,6 +308,22 @@ def _ttl_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
                      str(r["n_runs"]), str(r["n_learned"]), med,
                      f"[{_fmt(r['median_lo'], '.0f')}, {_fmt(r['median_hi'], '.0f')}]",
                      _fmt(inal.get((str(r["target"]), float(r["c"]), int(r["n"])), math.nan))])
+    return header, rows
+
+
+def _ttl_aft_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
+    lvl = f"{a.settings['level']:.0%}"
+    header = ["group", "runs used / ok", "censored", "b (log-normal)", f"{lvl} CI", "b (Weibull)",
+              "log-lik LN / W", "T* vs INAL", "status"]
+    rows = []
+    for _, r in a.ttl_aft.iterrows():
+        rows.append([group_label(r, ["target", "c", "width", "n_steps", "gamma", "sigma"]),
+                     f"{r['n_runs']} / {r['n_ok_runs']}", str(r["n_censored"]), _fmt(r["exponent"]),
+                     f"[{_fmt(r['exponent_lo'])}, {_fmt(r['exponent_hi'])}]",
+                     f"{_fmt(r['weibull_exponent'])} [{_fmt(r['weibull_lo'])}, {_fmt(r['weibull_hi'])}]",
+                     f"{_fmt(r['loglik_lognormal'], '.1f')} / {_fmt(r['loglik_weibull'], '.1f')}",
+                     f"{_fmt(r['inal_exponent'])} [{_fmt(r['inal_exponent_lo'])}, {_fmt(r['inal_exponent_hi'])}]",
+                     str(r["status"])])
     return header, rows
 
 
@@ -492,8 +512,17 @@ def _report_markdown(a: Analysis, ext: str = "png") -> str:
                      _fmt(r["exponent"]), f"[{_fmt(r['exponent_lo'])}, {_fmt(r['exponent_hi'])}]",
                      f"{r['n_defined']} ({r['n_censored']} with median beyond the last step)", r["status"]]
                     for _, r in a.ttl_fits.iterrows()]
-            md += ["Exponent of the median T* in n (least squares on the n with a defined median):", "",
+            md += ["Exponent of the median T* in n (least squares on the n with a defined median; an n whose "
+                   "median is beyond the last step is dropped):", "",
                    _markdown_table(["group", "exponent", f"{lvl} CI", "n with a median", "status"], rows), ""]
+        if a.ttl_aft is not None and len(a.ttl_aft):
+            md += ["Exponent of T* in n from every run, censored ones included: a log-normal accelerated failure "
+                   "time model `log T* = a + b log n + sigma W`, fitted by maximum likelihood to each run's "
+                   f"passage (interval-censored between checkpoints) or its right-censoring at the last step "
+                   f"(`analysis/aft.py`); {lvl} Wald interval of b. The Weibull model's b checks the distributional "
+                   f"assumption (the larger log-likelihood fits better; same number of parameters). \"T* vs INAL\": "
+                   f"the same model on log INAL in place of log n, T* ∝ INAL^b.", "",
+                   _markdown_table(*_ttl_aft_rows(a)), ""]
     else:
         md += ["Needs training runs with learning curves.", ""]
     md += ["## Learnability: final correlation against INAL", ""]

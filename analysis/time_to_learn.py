@@ -31,6 +31,11 @@ a rounding error of standard deviation ``(t_j - t_{j-1}) / sqrt(12)`` (``resolut
 ``se^2 = se_interval^2 + (resolution / (sqrt(12) median))^2``. Without the second term a median
 that every run reaches at the same checkpoint has a zero-width interval, and medians on a regular
 grid can fit a line exactly: an exponent with a zero-width interval, which the data do not support.
+
+That exponent drops every n whose median is beyond the last step. :func:`time_to_learn_aft` uses
+every run instead, censored ones included: a censored log-normal (and, as a check, Weibull)
+accelerated failure time model of ``log T*`` on ``log n`` (:mod:`analysis.aft`); its coefficient is
+the exponent the report gives beside Kaplan–Meier.
 """
 
 from __future__ import annotations
@@ -41,9 +46,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .aft import fit_aft
 from .regression import fit_line
 
-__all__ = ["kaplan_meier", "km_median", "first_passage", "time_to_learn_table", "time_to_learn_fits"]
+__all__ = ["kaplan_meier", "km_median", "first_passage", "time_to_learn_table", "time_to_learn_fits",
+           "time_to_learn_aft"]
 
 
 def kaplan_meier(times, events):
@@ -115,6 +122,18 @@ def first_passage(curves: pd.DataFrame, *, threshold: float = 0.5, se_multiple: 
     return out
 
 
+def _run_passages(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *, threshold: float,
+                  se_multiple: float) -> tuple[list[str], pd.DataFrame, pd.DataFrame]:
+    """The group keys present, the ``ok`` runs' curves, and per ``ok`` run with a curve its keys,
+    ``n``, ``t_star`` and ``event`` (:func:`first_passage`)."""
+    ok = runs[runs["status"].astype(str) == "ok"]
+    keys = [k for k in group_keys if k in ok.columns]
+    mine = curves[curves["run_id"].isin(ok["run_id"])]
+    fp = first_passage(mine, threshold=threshold, se_multiple=se_multiple)
+    merged = ok[["run_id", *keys, "n"]].drop_duplicates("run_id").merge(fp, on="run_id", how="inner")
+    return keys, mine, merged
+
+
 def time_to_learn_table(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *, threshold: float = 0.5,
                         se_multiple: float = 0.0, level: float = 0.95) -> pd.DataFrame:
     """One row per (group, n): ``n_runs, n_learned, median, median_lo, median_hi, last_step``,
@@ -122,14 +141,10 @@ def time_to_learn_table(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *,
     ``first_checkpoint``."""
     if len(runs) == 0 or len(curves) == 0:
         return pd.DataFrame()
-    ok = runs[runs["status"].astype(str) == "ok"]
-    keys = [k for k in group_keys if k in ok.columns]
-    mine = curves[curves["run_id"].isin(ok["run_id"])]
-    fp = first_passage(mine, threshold=threshold, se_multiple=se_multiple)
+    keys, mine, merged = _run_passages(runs, curves, group_keys, threshold=threshold, se_multiple=se_multiple)
     positive = mine.loc[mine["step"] > 0, "step"]
     first_checkpoint = float(positive.min()) if len(positive) else math.nan
     grid = np.unique(np.concatenate([[0.0], mine["step"].to_numpy(dtype=np.float64)]))  # the checkpoint steps
-    merged = ok[["run_id", *keys, "n"]].drop_duplicates("run_id").merge(fp, on="run_id", how="inner")
     rows = []
     for key, g in merged.groupby(keys + ["n"], dropna=False, sort=True):
         rec = dict(zip(keys + ["n"], key if isinstance(key, tuple) else (key,)))
@@ -175,5 +190,98 @@ def time_to_learn_fits(table: pd.DataFrame, group_keys, *, level: float = 0.95, 
                 rec.update(status=status)
             else:
                 rec.update(exponent=fit.slope, exponent_lo=fit.slope_ci[0], exponent_hi=fit.slope_ci[1], status=status)
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def _previous_checkpoints(curves: pd.DataFrame, passages: pd.DataFrame) -> np.ndarray:
+    """Per row of ``passages``: the run's last checkpoint strictly before its ``t_star`` (0 if none)."""
+    c = curves[["run_id", "step"]].merge(passages[["run_id", "t_star"]], on="run_id", how="inner")
+    before = c[c["step"].to_numpy(dtype=np.float64) < c["t_star"].to_numpy(dtype=np.float64)]
+    prev = before.groupby("run_id", sort=False)["step"].max()
+    return passages["run_id"].map(prev).fillna(0.0).to_numpy(dtype=np.float64)
+
+
+def time_to_learn_aft(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *, inal: pd.DataFrame | None = None,
+                      threshold: float = 0.5, se_multiple: float = 0.0, level: float = 0.95,
+                      min_points: int = 3) -> pd.DataFrame:
+    """Per group: censored accelerated-failure-time fits of ``T*`` on every ``ok`` run (:mod:`analysis.aft`).
+
+    Each run is an event in ``(previous checkpoint, t_star]`` when it passed, right-censored at its
+    last step when it did not (a run already passing at step 0 is taken as passing in ``(0, first
+    checkpoint]``: ``log T*`` needs ``T* > 0``). Models, each on every run of the group:
+
+    - ``exponent``: log-normal AFT on ``log n`` (the coefficient is the exponent of ``T*`` in n),
+      with its Wald interval; ``weibull_exponent`` the same under a Weibull AFT, as a check of the
+      distributional assumption (``loglik_*``: both have the same number of parameters).
+    - ``inal_exponent``: log-normal AFT on ``log INAL`` instead (``T* ∝ INAL^b``), where ``inal``
+      (``analysis.fits.inal_points``: ``target, c, n, inal``) gives a positive INAL at every n of the
+      group. Within a group INAL is a function of n, so log n and log INAL are not fitted together.
+
+    ``n_runs`` counts the runs used (every ``ok`` run with a learning curve, censored ones included);
+    ``n_ok_runs`` the group's ``ok`` runs (equal when every run has a curve).
+    """
+    if len(runs) == 0 or len(curves) == 0:
+        return pd.DataFrame()
+    keys, mine, merged = _run_passages(runs, curves, group_keys, threshold=threshold, se_multiple=se_multiple)
+    if len(merged) == 0:
+        return pd.DataFrame()
+    positive = mine.loc[mine["step"] > 0, "step"]
+    first_checkpoint = float(positive.min()) if len(positive) else math.nan
+    merged = merged.assign(lower=_previous_checkpoints(mine, merged))
+    at_zero = merged["event"].to_numpy() & (merged["t_star"].to_numpy(dtype=np.float64) <= 0)
+    merged.loc[at_zero, "t_star"] = first_checkpoint
+    merged.loc[at_zero, "lower"] = 0.0
+    inal_at = {}
+    if inal is not None and len(inal) and {"target", "c", "n", "inal"} <= set(inal.columns):
+        for _, p in inal.iterrows():
+            inal_at[(str(p["target"]), float(p["c"]), int(p["n"]))] = float(p["inal"])
+    ok = runs[runs["status"].astype(str) == "ok"].drop_duplicates("run_id")
+    ok_counts = ok.groupby(keys, dropna=False, sort=True).size() if keys else pd.Series([len(ok)])
+    out = []
+    for key, g in merged.groupby(keys, dropna=False, sort=True):
+        rec = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        t = g["t_star"].to_numpy(dtype=np.float64)
+        e = g["event"].to_numpy(dtype=bool)
+        lo = np.where(e, g["lower"].to_numpy(dtype=np.float64), 0.0)
+        n = g["n"].to_numpy(dtype=np.float64)
+        rec.update(n_runs=int(len(g)), n_ok_runs=int(ok_counts.get(key, len(g))), n_events=int(e.sum()),
+                   n_censored=int((~e).sum()),
+                   n_values=sorted(int(v) for v in np.unique(n)), sigma=math.nan,
+                   exponent=math.nan, exponent_se=math.nan, exponent_lo=math.nan, exponent_hi=math.nan,
+                   weibull_exponent=math.nan, weibull_lo=math.nan, weibull_hi=math.nan,
+                   loglik_lognormal=math.nan, loglik_weibull=math.nan,
+                   inal_exponent=math.nan, inal_exponent_lo=math.nan, inal_exponent_hi=math.nan,
+                   status="too few n")
+        if np.unique(n).size < min_points:
+            out.append(rec)
+            continue
+        if not e.any():
+            rec.update(status="no run learned: every run censored, T* beyond the last step at every n")
+            out.append(rec)
+            continue
+        try:
+            ln = fit_aft(t, e, {"log_n": np.log(n)}, lower=lo, distribution="lognormal", level=level)
+            wb = fit_aft(t, e, {"log_n": np.log(n)}, lower=lo, distribution="weibull", level=level)
+        except ValueError as err:
+            rec.update(status=f"not fitted: {err}")
+            out.append(rec)
+            continue
+        b, se, b_lo, b_hi = ln.term("log_n")
+        wb_b, _, wb_lo, wb_hi = wb.term("log_n")
+        rec.update(exponent=b, exponent_se=se, exponent_lo=b_lo, exponent_hi=b_hi, sigma=ln.sigma,
+                   weibull_exponent=wb_b, weibull_lo=wb_lo, weibull_hi=wb_hi,
+                   loglik_lognormal=ln.log_likelihood, loglik_weibull=wb.log_likelihood,
+                   status="fitted" if ln.converged else "fitted (optimizer did not report convergence)")
+        target, c = rec.get("target"), rec.get("c")
+        vals = np.array([inal_at.get((str(target), float(c), int(v)), math.nan) for v in n]) \
+            if target is not None and c is not None else np.full(n.shape, math.nan)
+        if np.all(np.isfinite(vals) & (vals > 0)) and np.unique(vals).size >= min_points:
+            try:
+                fi = fit_aft(t, e, {"log_inal": np.log(vals)}, lower=lo, distribution="lognormal", level=level)
+                _, _, i_lo, i_hi = fi.term("log_inal")
+                rec.update(inal_exponent=fi.term("log_inal")[0], inal_exponent_lo=i_lo, inal_exponent_hi=i_hi)
+            except ValueError:
+                pass
         out.append(rec)
     return pd.DataFrame(out)

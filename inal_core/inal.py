@@ -59,9 +59,9 @@ import numpy as np
 import torch
 
 from .activations import ACTIVATIONS
-from .cube import enumerate_cube, sample_cube
+from .cube import enumerate_cube, iter_cube_chunks, sample_cube
 from .inal_split import BROADCAST_MAX_M, SplitFirstLayer, choose_split, split_unit_bytes, truth_table_int8
-from .networks import NetworkSpec, ReluStack, init_relu_stack
+from .networks import NetworkSpec, ReluStack, init_relu_stack, output_bias_variance
 from .rng import derive_seed, make_generator
 from .specs import (DEFAULT_N_INPUTS, ESTIMATORS, MAX_EXACT_BITS, METHODS, check_inal_request,
                     exact_memory_bytes, plain_chunk_model)
@@ -69,6 +69,8 @@ from .targets import Target
 
 __all__ = [
     "InalResult",
+    "output_offset",
+    "OUTPUT_OFFSET_MAX_BITS",
     "estimate_inal",
     "exact_memory_bytes",
     "check_inal_request",
@@ -392,3 +394,23 @@ def estimate_inal(
         wall_s=time.perf_counter() - t0,
         per_init=per_init,
     )
+
+
+OUTPUT_OFFSET_MAX_BITS = 22  # E_x[f] exactly over at most 2^22 inputs (chunks of 2^20)
+
+
+def output_offset(target: Target, spec: NetworkSpec) -> float:
+    """``INAL_{output} - INAL_{last hidden layer} = v_b E_x[f]^2``, exactly (``inal_core.inal_summary``,
+    "The output neuron given the hidden layers"): ``v_b`` the output bias' variance
+    (:func:`inal_core.networks.output_bias_variance`), ``E_x[f]`` the target's mean over the whole
+    cube. NaN when ``n > OUTPUT_OFFSET_MAX_BITS`` (the mean is then not computed exactly)."""
+    v_b = output_bias_variance(spec)
+    if v_b == 0.0:
+        return 0.0
+    if target.n > OUTPUT_OFFSET_MAX_BITS:
+        return math.nan
+    total = 0.0
+    for _, x in iter_cube_chunks(target.n, 1 << 20):
+        total += float(target(x).to(torch.float64).sum())
+    mean = total / (1 << target.n)
+    return v_b * mean * mean

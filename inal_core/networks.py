@@ -33,7 +33,7 @@ from .rng import make_generator
 from .activations import ACTIVATIONS
 from .specs import INITS, NetworkSpec  # plain Python, shared with the planner
 
-__all__ = ["NetworkSpec", "ReluStack", "init_relu_stack", "INITS", "ACTIVATIONS"]
+__all__ = ["NetworkSpec", "ReluStack", "init_relu_stack", "INITS", "ACTIVATIONS", "output_bias_variance"]
 
 
 @dataclass
@@ -111,6 +111,15 @@ class ReluStack:
             [w.index_select(0, idx) for w in self.weights],
             [None if b is None else b.index_select(0, idx) for b in self.biases],
         )
+
+
+def output_bias_variance(spec: NetworkSpec) -> float:
+    """Variance of the output neuron's bias under ``spec.init`` (:func:`_init_one`): ``1`` for
+    ``"normal_bias1"``, ``1/width`` otherwise (its fan-in), ``0`` without biases. The output weights
+    are i.i.d., mean 0, variance ``1/width`` under every init."""
+    if not spec.bias:
+        return 0.0
+    return 1.0 if spec.init == "normal_bias1" else 1.0 / spec.layer_sizes[-2]
 
 
 def _init_one(spec: NetworkSpec, seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:

@@ -41,6 +41,7 @@ TYPES: dict[str, pa.DataType] = {
     "layer": _I, "inal": _F, "inal_se": _F, "is_max": _B, "step": _I,
     "selected_inal": _F, "selected_inal_se": _F, "selected_layer_a": _I, "selected_layer_b": _I,
     "inal_boot_lo": _F, "inal_boot_hi": _F, "selected_inal_boot_lo": _F, "selected_inal_boot_hi": _F,
+    "output_offset": _F,
     "wall_s": _F, "git_commit": _S, "host": _S, "device": _S, "torch_version": _S,
     "engine_version": _I, "created_at": _TS,
     **{s.column: _CTYPES[s.ctype] for s in SETTINGS if s.column},
@@ -164,6 +165,10 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(("selected_inal_boot_lo", "selected_inal_boot_hi"),
                "95 % bootstrap-t interval of `selected_inal` (each half resampled, the layer choices held fixed)",
                "measured", added_later=True),
+        Column(("output_offset",), "the output neuron's INAL minus the last hidden layer's, v_b E_x[f]^2, exact "
+                                   "(`inal_core.inal.output_offset`; NaN for n > 22; null in studies written "
+                                   "before it existed): the output neuron's interval is the last hidden layer's "
+                                   "shifted by it", "measured", added_later=True),
         Column(("seed",), "the setting's derived seed", "job"),
         Column(("wall_s",), "seconds of the estimate", "measured"),
         Column(PROVENANCE, _PROV_DOC, "provenance"),

@@ -31,7 +31,7 @@ import inal_core
 from inal_core.bound import bound_prefactor
 from inal_core.inal_summary import BOOTSTRAP_LEVEL, bootstrap_t_interval, selection_free_max
 from inal_core.rng import derive_seed
-from inal_core.inal import estimate_inal
+from inal_core.inal import estimate_inal, output_offset
 from inal_core.ngd import NGDConfig, train_noisy_gd
 from inal_core.targets import extend
 
@@ -115,6 +115,8 @@ def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
     L = len(layers)
     boot_seed = derive_seed(job.inal_seed, "inal_bootstrap")
     sf = selection_free_max(result.per_init, level=BOOTSTRAP_LEVEL, seed=boot_seed) if result.n_inits >= 4 else None
+    # INAL_out - INAL_{L-1} (inal_core.inal_summary.conditioned_per_init): the output neuron's interval
+    offset = output_offset(job.make_target(), _network_spec(job, v["n"])) if L >= 2 else math.nan
     if result.n_inits >= 2:
         boot_lo, boot_hi = bootstrap_t_interval(result.per_init, level=BOOTSTRAP_LEVEL, seed=boot_seed)
     else:
@@ -131,6 +133,7 @@ def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
         "inal_boot_hi": np.asarray(boot_hi, dtype=np.float64).tolist(),
         "selected_inal_boot_lo": [sf.boot_lo if sf else math.nan] * L,
         "selected_inal_boot_hi": [sf.boot_hi if sf else math.nan] * L,
+        "output_offset": [float(offset)] * L,
         "wall_s": [float(result.wall_s)] * L,
     }
     rows = {**{k: [val] * L for k, val in job_columns("inal", job).items()}, **measured,

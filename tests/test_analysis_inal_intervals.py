@@ -11,14 +11,16 @@ import functools
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from analysis.inal_intervals import chi2_dof, inal_interval, log_inal, reported_interval
-from inal_core.inal import estimate_inal
+from analysis.inal_intervals import (calibrated_layer_intervals, chi2_dof, inal_interval, log_inal,
+                                     reported_interval)
+from inal_core.inal import estimate_inal, output_offset
 from inal_core.inal_summary import bootstrap_t_interval, selection_free_max
 from inal_core.networks import NetworkSpec
-from inal_core.targets import make_target
+from inal_core.targets import Target, make_target
 
 N, WIDTH = 6, 16
 
@@ -165,3 +167,80 @@ def test_selection_free_max_removes_the_upward_bias():
     assert plug_in.mean() > top * 1.04                     # the known bias (+9-16 % at 32 inits)
     assert sf.mean() <= top + 3 * se_mean                  # no upward bias
     assert abs(sf.mean() / top - 1) < 0.06
+
+
+# ----------------------------------------------------------------------------- the hard cases
+# Parities of degree 3 and 4 at n = 8, width 32: per-init values with excess kurtosis 13-14 in the
+# hidden layers and 43-134 at the output neuron (measured over 200,000 inits). The whole table
+# (every cell, 1000 / 300 blocks) is `inal-bench` `interval_coverage_hard`
+# (inal_bench/stats_calibration.py); here a pooled version that fits the default run.
+
+HARD_N, HARD_WIDTH = 8, 32
+
+
+class _OrOfTwo(Target):
+    """f = -1 iff x_0 = x_1 = -1: E_x f = 1/2, so the output neuron's INAL exceeds the last hidden layer's."""
+
+    name = "or2"
+
+    def __init__(self, n):
+        super().__init__(n, 1.0, (0, 1), {})
+
+    def _evaluate(self, x):
+        return torch.where((x[..., 0] < 0) & (x[..., 1] < 0), -1.0, 1.0).to(x.dtype)
+
+
+@pytest.mark.parametrize("init", ["normal_bias1", "normal"])
+def test_output_neuron_is_last_hidden_layer_plus_offset(init):
+    """INAL_out = INAL_{L-1} + v_b E_x[f]^2 (inal_core.inal_summary): v_b = 1 (normal_bias1) or 1/16,
+    E_x f = 1/2; the output neuron's own mean over 6000 inits within 4 standard errors."""
+    target, spec = _OrOfTwo(6), NetworkSpec(6, 16, 2, init=init)
+    offset = output_offset(target, spec)
+    assert offset == pytest.approx((1.0 if init == "normal_bias1" else 1 / 16) * 0.25)
+    res = estimate_inal(target, spec, n_inits=6000, method="exact", seed=5)
+    diff = res.per_init[:, -1] - (res.per_init[:, -2] + offset)        # mean 0 by the identity
+    assert abs(diff.mean()) <= 4 * diff.std(ddof=1) / math.sqrt(len(diff))
+    assert offset > 10 * diff.std(ddof=1) / math.sqrt(len(diff))        # and the offset is resolved
+    assert output_offset(make_target("parity", 6, c=3), spec) == 0.0
+
+
+def test_calibrated_intervals_use_the_last_hidden_layer_and_fall_back():
+    frame = pd.DataFrame({"inal_id": ["a"] * 3, "depth": [2] * 3, "layer": [1, 2, 3], "inal": [1.0, 2.0, 5.0],
+                          "inal_se": [0.2, 0.3, 2.0], "inal_boot_lo": [0.7, 1.5, 2.0],
+                          "inal_boot_hi": [1.4, 2.8, 12.0], "output_offset": [0.25] * 3})
+    lo, hi, how = calibrated_layer_intervals(frame)
+    l2 = reported_interval(2.0, 0.3, 1.5, 2.8)
+    assert (lo[2], hi[2]) == pytest.approx((l2[0] + 0.25, l2[1] + 0.25))
+    assert (lo[1], hi[1]) == pytest.approx(l2) and "last hidden layer" in how[2]
+    old = frame.drop(columns="output_offset")                             # a study written before
+    lo, hi, how = calibrated_layer_intervals(old)
+    assert (lo[2], hi[2]) == pytest.approx(reported_interval(5.0, 2.0, 2.0, 12.0)) and "own values" in how[2]
+
+
+@functools.lru_cache(maxsize=None)
+def _hard_truth(k: int) -> np.ndarray:
+    return estimate_inal(make_target("parity", HARD_N, c=k), NetworkSpec(HARD_N, HARD_WIDTH, 2), n_inits=20_000,
+                         method="exact", seed=999).per_layer
+
+
+def test_interval_coverage_hard_cases_pooled():
+    """Degree 3 and 4, depth 2 (its layer 1 is a depth-1 network's hidden layer; a depth-1 output
+    neuron's interval is that layer's), 32 inits x 200 blocks per degree against the mean over 20,000
+    other inits: coverage of the reported interval (hidden layers, the output neuron conditioned on
+    the hidden layers, the selection-free value on the conditioned values), pooled over the two
+    degrees (binomial sd 1.1 %). Measured over 1000 blocks per cell (docs/analysis.md): 92.8-97.0 %,
+    truth above the upper limit in 1.7-5.2 % (the hidden layers' interval is at the edge of the
+    [93 %, 97 %] target on these cases, and the upper misses exceed 4 % in several cells). Asserted here: [91 %, 97 %] and upper misses <= 6 %. The
+    256-init cells and the full table are `inal-bench` `interval_coverage_hard`."""
+    from inal_bench.stats_calibration import _block_coverage
+
+    covs, ups = [], []
+    for k in (3, 4):
+        Y = estimate_inal(make_target("parity", HARD_N, c=k), NetworkSpec(HARD_N, HARD_WIDTH, 2), n_inits=32 * 200,
+                          method="exact", seed=1).per_init.reshape(200, 32, -1)
+        c = _block_coverage(Y, _hard_truth(k), 0.0)
+        covs.append(c["coverage"])
+        ups.append(c["upper_miss"])
+    cov, up = np.mean(covs, axis=0), np.mean(ups, axis=0)
+    assert np.all((0.91 <= cov) & (cov <= 0.97)), cov
+    assert np.all(up <= 0.06), up

@@ -44,6 +44,8 @@ def test_report_files_and_verdicts(study, tmp_path, capsys):
         assert_png(out / f"{name}.png")
         assert f"]({name}.png)" in md
     assert "## The Fourier step" in md and "## Time to learn" in md
+    assert "accelerated failure" in md and summary["time_to_learn_aft"]   # the censored fit, on every run
+    assert all(r["n_runs"] == r["n_ok_runs"] for r in summary["time_to_learn_aft"])
     assert "informative" in md
     assert "## The bound" in md and "**violated**" in md and "**consistent**" in md
     summary = json.loads((out / "summary.json").read_text())

@@ -112,6 +112,8 @@ def test_inal_once_per_setting_one_row_per_layer(make_job, tmp_path):
     sf = selection_free_max(direct.per_init, level=0.95, seed=boot_seed)
     assert set(inal.selected_inal_boot_lo) == {sf.boot_lo} and set(inal.selected_inal_boot_hi) == {sf.boot_hi}
     assert sf.boot_lo < sf.value < sf.boot_hi
+    # the output neuron given the hidden layers: a parity has E_x f = 0, so no offset
+    assert set(inal.output_offset) == {0.0}
     path = ResultsStore(str(tmp_path), "t").file_path("inal", "parity", first.inal_id)
     stamp = open(path, "rb").read()
     other = make_job(tmp_path, "depth=2", "gamma=0.3", "T=5")  # same INAL setting, another run

@@ -160,8 +160,10 @@ def test_worker_killed_mid_task_is_retried(ray_address: str, tmp_path: Path, mon
     pack = _first_attempt_exits(_fast_path.pack_task, str(markers), lambda jobs: f"pack-{jobs[0].run_id}")
     monkeypatch.setattr(_fast_path, "_remotes", lambda: (ray.remote(inal), ray.remote(pack)))
     out = multirun(grid, tmp_path / "faulty")
-    # 2 cells: 1 training pack + 1 INAL task, each killed once in its first attempt
-    assert sorted(p.name.split("-")[0] for p in markers.iterdir()) == ["inal", "pack"]
+    # 2 cells: 1 INAL task and the training pack(s) the cost model made of them (one or two), each
+    # task killed once in its first attempt
+    kinds = sorted(p.name.split("-")[0] for p in markers.iterdir())
+    assert kinds.count("inal") == 1 and 1 <= kinds.count("pack") <= 2, kinds
     assert {o["status"] for o in out} == {"ok"}
     faulty = runs_table(tmp_path / "faulty")
     assert len(faulty) == 2 and faulty.index.is_unique
