@@ -42,7 +42,7 @@ combines it with the scaled chi-square interval that the stored ``(inal, inal_se
 selection-free value the two halves are resampled independently with the layer choices held fixed
 (the quantity it estimates given those choices is ``(INAL_{l_A} + INAL_{l_B}) / 2``).
 
-The output neuron given the hidden layers (:func:`conditioned_per_init`). The output neuron is
+The output neuron given the hidden layers (``inal_core.inal.output_offset``). The output neuron is
 ``v = a . h + b`` with ``h`` the last hidden layer's ``w`` values and, under every init of
 :mod:`inal_core.networks`, ``a`` i.i.d. of mean 0 and variance ``1/w`` and ``b`` of mean 0 and
 variance ``v_b`` (:func:`inal_core.networks.output_bias_variance`), independent of the hidden
@@ -69,7 +69,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["SelectionFreeMax", "selection_free_max", "bootstrap_t_interval", "BOOTSTRAP_LEVEL",
-           "BOOTSTRAP_REPLICATES", "conditioned_per_init"]
+           "BOOTSTRAP_REPLICATES"]
 
 BOOTSTRAP_LEVEL = 0.95      # the level of the intervals the jobs store (inal_boot_lo/hi)
 BOOTSTRAP_REPLICATES = 1999  # (B + 1) * 0.025 is an integer: the 2.5 % and 97.5 % order statistics exist
@@ -240,20 +240,3 @@ def bootstrap_t_interval(per_init, level: float = 0.95, seed: int = 0,
     lo, hi = _studentized(mean, se, means, np.sqrt(variances / R), level)
     constant = se == 0
     return np.where(constant, mean, lo), np.where(constant, mean, hi)
-
-
-def conditioned_per_init(per_init, output_offset: float) -> np.ndarray:
-    """``per_init`` with the output neuron's column (the last) replaced by its conditional mean given
-    the hidden layers, ``Y[:, L-2] + output_offset`` (module docstring; ``output_offset`` is
-    ``v_b E_x[f]^2``). Needs at least one hidden layer (``L >= 2``).
-
-    >>> conditioned_per_init(np.array([[1.0, 9.0], [3.0, 0.0]]), 0.5).tolist()
-    [[1.0, 1.5], [3.0, 3.5]]
-    """
-    y = np.array(per_init, dtype=np.float64)
-    if y.ndim != 2 or y.shape[1] < 2:
-        raise ValueError(f"per_init must have shape (n_inits, n_layers >= 2), got {y.shape}")
-    if not (math.isfinite(output_offset) and output_offset >= 0):
-        raise ValueError(f"output_offset must be finite and >= 0, got {output_offset!r}")
-    y[:, -1] = y[:, -2] + output_offset
-    return y

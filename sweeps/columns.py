@@ -13,7 +13,6 @@ with what it ran) or ``"path"`` (the hive partition ``target=<name>``: in the pa
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -21,6 +20,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from .jobs import JobSpec
+from .readme_tables import marked_block, replace_marked_block, write_command
 from .settings import SETTINGS, Setting, stored_settings
 
 __all__ = ["Column", "TABLES", "RUNS_SCHEMA", "CURVES_SCHEMA", "INAL_SCHEMA", "SCHEMAS", "JOB_VALUES",
@@ -281,38 +281,21 @@ _END = "<!-- /columns:{kind} -->"
 
 def readme_tables(text: str) -> dict[str, str]:
     """The generated tables found in a README text, by dataset."""
-    out = {}
-    for kind in TABLES:
-        m = re.search(re.escape(_MARK.format(kind=kind)) + r"\n(.*?)\n" + re.escape(_END.format(kind=kind)), text, re.S)
-        if m:
-            out[kind] = m.group(1)
-    return out
+    found = {kind: marked_block(text, _MARK.format(kind=kind), _END.format(kind=kind)) for kind in TABLES}
+    return {kind: block for kind, block in found.items() if block is not None}
 
 
 def write_readme(text: str) -> str:
     """``text`` with each marked table replaced by the generated one."""
     for kind in TABLES:
-        start, end = _MARK.format(kind=kind), _END.format(kind=kind)
-        pattern = re.escape(start) + r"\n(?:.*?\n)?" + re.escape(end)
-        text, count = re.subn(pattern, lambda _m: f"{start}\n{render_table(kind)}\n{end}", text, flags=re.S)
-        if count != 1:
-            raise ValueError(f"README has {count} marked tables for {kind!r} (want one: {start} ... {end})")
+        text = replace_marked_block(text, _MARK.format(kind=kind), _END.format(kind=kind), render_table(kind),
+                                    f"marked tables for {kind!r}")
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 2 and argv[0] == "--write":
-        with open(argv[1], encoding="utf-8") as fh:
-            text = fh.read()
-        new = write_readme(text)
-        if new != text:
-            with open(argv[1], "w", encoding="utf-8") as fh:
-                fh.write(new)
-        return 0
-    for kind in TABLES:
-        print(f"### {kind}\n\n{render_table(kind)}\n")
-    return 0
+    return write_command(sys.argv[1:] if argv is None else argv, write_readme,
+                         lambda: "\n".join(f"### {kind}\n\n{render_table(kind)}\n" for kind in TABLES))
 
 
 if __name__ == "__main__":

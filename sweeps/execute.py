@@ -115,7 +115,7 @@ def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
     L = len(layers)
     boot_seed = derive_seed(job.inal_seed, "inal_bootstrap")
     sf = selection_free_max(result.per_init, level=BOOTSTRAP_LEVEL, seed=boot_seed) if result.n_inits >= 4 else None
-    # INAL_out - INAL_{L-1} (inal_core.inal_summary.conditioned_per_init): the output neuron's interval
+    # INAL_out - INAL_{L-1} (inal_core.inal_summary's module docstring): the output neuron's interval
     offset = output_offset(job.make_target(), _network_spec(job, v["n"])) if L >= 2 else math.nan
     if result.n_inits >= 2:
         boot_lo, boot_hi = bootstrap_t_interval(result.per_init, level=BOOTSTRAP_LEVEL, seed=boot_seed)

@@ -27,13 +27,14 @@ may import it.
 from __future__ import annotations
 
 import operator
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from inal_core import specs as _specs  # plain Python: no torch
 from inal_core.losses import LOSSES as _LOSSES
+
+from .readme_tables import marked_block, replace_marked_block, write_command
 
 __all__ = [
     "Reader", "Engine", "Setting", "SETTINGS", "BY_FLAT", "BY_PATH", "REQUIRED", "PARTS",
@@ -399,31 +400,16 @@ _END = "<!-- /settings -->"
 
 def readme_table(text: str) -> str | None:
     """The generated key table found in a README text (None: no markers)."""
-    m = re.search(re.escape(_MARK) + r"\n(.*?)\n" + re.escape(_END), text, re.S)
-    return m.group(1) if m else None
+    return marked_block(text, _MARK, _END)
 
 
 def write_readme(text: str) -> str:
     """``text`` with its marked key table replaced by the generated one."""
-    pattern = re.escape(_MARK) + r"\n(?:.*?\n)?" + re.escape(_END)
-    text, count = re.subn(pattern, lambda _m: f"{_MARK}\n{render_key_table()}\n{_END}", text, flags=re.S)
-    if count != 1:
-        raise ValueError(f"README has {count} marked key tables (want one: {_MARK} ... {_END})")
-    return text
+    return replace_marked_block(text, _MARK, _END, render_key_table(), "marked key tables")
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 2 and argv[0] == "--write":
-        with open(argv[1], encoding="utf-8") as fh:
-            text = fh.read()
-        new = write_readme(text)
-        if new != text:
-            with open(argv[1], "w", encoding="utf-8") as fh:
-                fh.write(new)
-        return 0
-    print(render_key_table())
-    return 0
+    return write_command(sys.argv[1:] if argv is None else argv, write_readme, render_key_table)
 
 
 if __name__ == "__main__":
