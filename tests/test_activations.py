@@ -296,14 +296,28 @@ def _relu_results(dtype, **network):
     return out
 
 
-@pytest.mark.parametrize("network", [{}, {"activation": "relu"}], ids=["default", "relu"])
+# Bits are reproducible on one machine, not across machines: the BLAS kernels torch dispatches to
+# (by CPU instruction set) sum in different orders, so GOLDEN (written on the machine of 7e41b71)
+# is matched to a few hundred ulps of the dtype's accumulated rounding (seen: 7.7e-6 relative in
+# float32 and 7e-15 in float64 between two Xeons), while on this machine the default network and
+# an explicit relu must give the very same bits.
+_REL = {torch.float32: 1e-4, torch.float64: 1e-12}
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_relu_results_are_bit_identical_to_before_the_registry(dtype, network):
+def test_relu_results_match_the_engines_before_the_registry(dtype):
     # every engine path (split broadcast and sort, plain, mc, junta, noisy GD exact and batched):
-    # the default network gives the very bits the ReLU-only engines gave (no ENGINE_VERSION change)
+    # the default network is bit-identical to network.activation=relu here, and both give what the
+    # ReLU-only engines of 7e41b71 gave up to the machine's summation order (no ENGINE_VERSION change)
     golden = json.loads(GOLDEN.read_text())
-    for key, bits in _relu_results(dtype, **network).items():
-        assert bits == golden[key], key
+    default, relu = _relu_results(dtype), _relu_results(dtype, activation="relu")
+    assert default == relu
+    assert sorted(default) == sorted(k for k in golden if k.endswith(str(dtype)[-2:]))
+    for key, bits in default.items():
+        got = np.array([float.fromhex(b) for b in bits])
+        want = np.array([float.fromhex(b) for b in golden[key]])
+        np.testing.assert_allclose(got, want, rtol=_REL[dtype], atol=_REL[dtype] * np.abs(want).max(),
+                                   err_msg=key)
 
 
 @pytest.mark.parametrize("activation", ["relu", "sign", "identity"])
