@@ -104,7 +104,7 @@ class InalSweeper(BasicSweeper):
                 stop_on_storage_error(exc)
                 raise
         assert self.hydra_context is not None and self.config is not None
-        from hydra_plugins.inal_ray_launcher import _core, _fast_path
+        from hydra_plugins.inal_ray_launcher import _fast_path
         from sweeps.plan import GridSource, grid_axes
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -123,7 +123,7 @@ class InalSweeper(BasicSweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         try:
-            return [_core.launch_grid_with_callbacks(launcher, grid)]
+            return [_fast_path.launch_grid_with_callbacks(launcher, grid)]
         except Exception as exc:
             stop_on_storage_error(exc)
             raise
