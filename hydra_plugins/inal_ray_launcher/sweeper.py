@@ -44,7 +44,7 @@ def config_error_of(exc: BaseException) -> Optional[BaseException]:
     from sweeps.schema import ConfigError
     from sweeps.store import LegacyLayoutError
 
-    from hydra_plugins.inal_ray_launcher.ray_launcher import LauncherConfigError
+    from hydra_plugins.inal_ray_launcher._errors import LauncherConfigError
 
     seen = 0
     while exc is not None and seen < 5:
