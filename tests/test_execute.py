@@ -11,7 +11,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 
 from inal_core.inal import estimate_inal
 from inal_core.inal_summary import bootstrap_t_interval, selection_free_max
@@ -29,11 +28,10 @@ MEASURED = ["correlation", "correlation_se", "acc", "final_loss", "param_norm"]
 
 
 @pytest.fixture(scope="module")
-def make_job():
-    with initialize_config_module("sweeps.conf", version_base="1.3"):
-        def make(results_dir, *overrides):
-            return validate_job(compose("config", overrides=[*TINY, f"results_dir={results_dir}", *overrides]))
-        yield make
+def make_job(compose_config):
+    def make(results_dir, *overrides):
+        return validate_job(compose_config([*TINY, f"results_dir={results_dir}", *overrides]))
+    return make
 
 
 def rows(results_dir, kind="runs"):

@@ -19,19 +19,17 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "analysis" / "notebook
 
 
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
+def study_dir(tmp_path_factory, compose_config):
     pytest.importorskip("sweeps.execute")
-    from hydra import compose, initialize_config_module
     from omegaconf import open_dict
 
     from sweeps.execute import plan_packs, run_training_pack
     from sweeps.schema import validate_job
 
     results = tmp_path_factory.mktemp("nb")
-    with initialize_config_module("sweeps.conf", version_base="1.3"):
-        base = compose("config", overrides=[
-            "width=8", "depth=1", "T=10", "gamma=0.05", "sigma=1e-3", "study=nbstudy", f"results_dir={results}",
-            "inal.n_inits=64", "train.checkpoints=3", "train.n_eval=1024", "device=cpu"])
+    base = compose_config([
+        "width=8", "depth=1", "T=10", "gamma=0.05", "sigma=1e-3", "study=nbstudy", f"results_dir={results}",
+        "inal.n_inits=64", "train.checkpoints=3", "train.n_eval=1024", "device=cpu"])
     jobs = []
     for n in (4, 6, 8):
         for c in (1, 2):
