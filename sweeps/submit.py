@@ -4,7 +4,7 @@
     inal-submit --print-id -- +experiment=default results_dir=/shared/inal    # the id only
 
 The study is expanded here, before anything is sent: Hydra composes every cell of the grid and
-``sweeps.schema.validate_job`` checks it (a bad value fails on the laptop, naming the key). The
+``sweeps.validation.validate_job`` checks it (a bad value fails on the laptop, naming the key). The
 submission id is a function of the study alone,
 
     id = "inal-<study>-" + sha256(study, results_dir, sorted run ids, sorted INAL ids)[:12],
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .jobs import JobSpec
-from .schema import ConfigError, validate_job
+from .validation import ConfigError, validate_job
 
 __all__ = ["StudyPlan", "expand_study", "submission_id", "RayJobsApi", "ray_auth_token", "main"]
 

@@ -441,7 +441,7 @@ def test_expand_study_matches_hydra_composing_every_cell():
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from sweeps.schema import validate_job
+    from sweeps.validation import validate_job
     from sweeps.submit import _sweep_cells, expand_study
 
     overrides = ["+experiment=default", "results_dir=/shared/inal", "n=6,8", "c=2",

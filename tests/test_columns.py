@@ -14,7 +14,7 @@ import pytest
 import sweeps.store
 from sweeps.columns import SCHEMAS, TABLES, columns_of, readme_tables, render_table
 from sweeps.execute import _run_row, run_training_pack
-from sweeps.schema import validate_job
+from sweeps.validation import validate_job
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "sweeps" / "README.md"

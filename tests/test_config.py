@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 import inal_core
 from sweeps.jobs import dedupe_jobs
-from sweeps.schema import validate_job
+from sweeps.validation import validate_job
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "sweeps" / "conf"
@@ -167,7 +167,7 @@ def test_engine_version_is_part_of_the_identity(compose_config, monkeypatch):
 
 def test_identity_is_the_same_in_another_process(compose_config):
     job = validate_job(compose_config(["n=7", "gamma=0.03"]))
-    code = ("from hydra import compose, initialize_config_module\nfrom sweeps.schema import validate_job\n"
+    code = ("from hydra import compose, initialize_config_module\nfrom sweeps.validation import validate_job\n"
             "with initialize_config_module('sweeps.conf', version_base='1.3'):\n"
             "    j = validate_job(compose('config', overrides=['gamma=0.03', 'n=7']))\n"
             "print(j.run_id, j.inal_id, j.pack_key, j.seed)")
@@ -206,7 +206,7 @@ def test_identity_is_invariant_to_spellings_of_one_value(compose_config, a, b):
 
 
 def test_unknown_added_key_never_reuses_the_cells_of_the_plain_command(compose_config):
-    from sweeps.schema import ConfigError
+    from sweeps.validation import ConfigError
 
     validate_job(compose_config(["train.N=2n"]))
     for extra in ("+train.momentum=0.9", "+widht=8", "+target.kk=1", "+inal.tolerance=1e-3"):

@@ -19,7 +19,7 @@ from inal_core.ngd import NGDConfig, train_noisy_gd
 from inal_core.rng import derive_seed
 from inal_core.targets import extend
 from sweeps.execute import plan_packs, run_inal_job, run_training_pack, write_failed
-from sweeps.schema import validate_job
+from sweeps.validation import validate_job
 from sweeps.store import ResultsStore
 
 TINY = ["n=4", "width=8", "depth=1", "T=3", "train.N=8", "train.checkpoints=2", "train.n_eval=256",

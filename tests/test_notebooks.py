@@ -1,7 +1,7 @@
 """Execute every notebook in analysis/notebooks/ with nbclient against a small study made here.
 
 The study is a tiny real one: jobs composed from the project's Hydra config, validated by
-``sweeps.schema.validate_job`` and computed by ``sweeps.execute.run_training_pack`` (INAL and noisy
+``sweeps.validation.validate_job`` and computed by ``sweeps.execute.run_training_pack`` (INAL and noisy
 GD, written by the real store), in-process without Ray: 3 n x 2 c x 3 seeds, width 8, T = 10
 (about 10 s on an idle 2-core machine). The report tests use synthetic studies with known answers.
 """
@@ -24,7 +24,7 @@ def study_dir(tmp_path_factory, compose_config):
     from omegaconf import open_dict
 
     from sweeps.execute import plan_packs, run_training_pack
-    from sweeps.schema import validate_job
+    from sweeps.validation import validate_job
 
     results = tmp_path_factory.mktemp("nb")
     base = compose_config([

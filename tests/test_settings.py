@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from sweeps import settings as S
-from sweeps.schema import ConfigError, validate_job
+from sweeps.validation import ConfigError, validate_job
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sweeps.schema import validate_job
+from sweeps.validation import validate_job
 from sweeps.store import ResultsStore
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.schema import validate_job
+from sweeps.validation import validate_job
 
 pytest.importorskip("torch")  # the study below trains cells (in Ray's workers)
 pd = pytest.importorskip("pandas")
@@ -67,7 +67,7 @@ def test_validation_and_identity_of_every_family_without_torch(tmp_path: Path, c
         import json, sys
         from hydra import compose, initialize_config_module
         from sweeps.plan import inal_cost, pack_cost
-        from sweeps.schema import ConfigError, validate_job
+        from sweeps.validation import ConfigError, validate_job
 
         out = []
         with initialize_config_module("sweeps.conf", version_base="1.3"):

@@ -83,7 +83,7 @@ def test_import_path_family_in_every_estimator(user_dir):
      "'NOT_A_FAMILY' in module 'user_threshold' is int, not an inal_core.targets.Family"),
 ])
 def test_a_bad_import_path_is_one_clear_line(user_dir, name, why, compose_config):
-    from sweeps.schema import ConfigError, validate_job
+    from sweeps.validation import ConfigError, validate_job
 
     cfg = compose_config([f"target.name={name}", f"results_dir={user_dir / 'res'}"])
     with pytest.raises(ConfigError) as info:

@@ -12,7 +12,7 @@ from hydra.initialize import get_gh_backup, restore_gh_from_backup
 from omegaconf import OmegaConf
 
 from sweeps.run import main
-from sweeps.schema import ConfigError, validate_job
+from sweeps.validation import ConfigError, validate_job
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from inal_core.networks import NetworkSpec, init_relu_stack
 from inal_core.ngd import NGDConfig, train_noisy_gd
 from inal_core.targets import make_target
-from sweeps.schema import ConfigError, validate_job
+from sweeps.validation import ConfigError, validate_job
 
 
 def _reference(spec, seeds, target, cfg: NGDConfig):

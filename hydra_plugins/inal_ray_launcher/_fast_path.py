@@ -4,7 +4,7 @@ Planning is ``sweeps.plan`` (shared with ``inal-submit``); this module submits a
 
 1. :func:`prepare_grid` — one streaming pass over the grid: every cell composed (Hydra's full
    composition once per distinct set of group choices, ``sweeps.compose.GroupwiseComposer``)
-   and validated (``sweeps.schema.validate_job``; per-run scalars factored, see ``sweeps.plan``),
+   and validated (``sweeps.validation.validate_job``; per-run scalars factored, see ``sweeps.plan``),
    deduplicated by ``run_id`` and checked against the store (footers only). A bad value stops
    the program with a ``ConfigError`` before Ray starts and before anything is written; a grid
    over ``hydra.launcher.max_cells`` is refused before the pass.
@@ -46,7 +46,7 @@ from sweeps.jobs import JobSpec
 from sweeps import throughput as cost_model
 from sweeps.plan import (CellFactory, CellLimits, CellSource, ListSource, PlanCounts, StoreView, check_max_cells,
                          count_plan, gpu_pack_size_of, id_bytes, inal_cost, iter_packs, iter_pending)
-from sweeps.schema import validate_job
+from sweeps.validation import validate_job
 from sweeps.store import ResultsStore
 
 from hydra_plugins.inal_ray_launcher._ray import drain, ensure_ray, task_options

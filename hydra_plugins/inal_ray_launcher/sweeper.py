@@ -41,7 +41,7 @@ ConfigStore.instance().store(group="hydra/sweeper", name="inal", node=InalSweepe
 def config_error_of(exc: BaseException) -> Optional[BaseException]:
     """The configuration error behind ``exc`` (itself, or the cause of Hydra's wrapping when the
     launcher's settings were refused while Hydra instantiated it), else ``None``."""
-    from sweeps.schema import ConfigError
+    from sweeps.validation import ConfigError
     from sweeps.store import LegacyLayoutError
 
     from hydra_plugins.inal_ray_launcher._errors import LauncherConfigError
