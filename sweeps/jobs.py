@@ -201,11 +201,6 @@ class JobSpec:
         state.pop("_flat", None)
         return state
 
-    @property
-    def target_inputs(self) -> dict[str, Any]:
-        """The family's validated parameters (``make_target`` keyword arguments; None: derived from n)."""
-        return self.config.target.kwargs
-
     def make_target(self):
         """The ``inal_core`` target on ``n`` bits (parity: ``k = c``)."""
         return self.config.target.make(self.config.n)

@@ -172,10 +172,6 @@ class ListSource(CellSource):
 # ------------------------------------------------------------------------------ cells -> jobs
 
 
-def _values_of(job: JobSpec) -> Dict[str, Any]:
-    return job.values
-
-
 class CellFactory:
     """Validated jobs of a cell source: exact per structural cell, factored over separable scalars.
 
