@@ -41,14 +41,10 @@ from .settings import VECTORIZED_ATTRS as _TRAINING_FIELD  # flat name -> sweeps
 
 __all__ = [
     "Axis", "grid_axes", "CellSource", "GridSource", "ListSource", "CellFactory", "PlanCounts",
-    "count_plan", "iter_pending", "iter_packs", "pack_cost", "DEFAULT_MAX_CELLS", "check_max_cells",
+    "count_plan", "iter_pending", "iter_packs", "pack_cost", "check_max_cells",
     "id_bytes", "size_packs", "lpt_makespan", "CellLimits",
 ]
 
-#: Largest grid planned without ``hydra.launcher.max_cells`` raised: the driver keeps ~150 bytes a
-#: cell (dedupe set and status arrays), 0.3 GB at this size, well inside the 1.5 GB budget of a
-#: 10^6-cell dry run, and 2x the largest studies of the field (10^6 cells).
-DEFAULT_MAX_CELLS = 2_000_000
 #: Throughput assumed by the ETA of a plan (FLOP/s of one task slot) and the fixed cost of a task.
 CPU_FLOPS_PER_S = 2.0e9
 TASK_OVERHEAD_S = 0.05
