@@ -12,7 +12,7 @@ import functools
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, Hashable, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
@@ -91,7 +91,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     singleton_ref = ray.put(Singleton.get_state())
     context_ref = ray.put(hydra_context)
     task_ref = ray.put(launcher.task_function)
-    refs: Dict[Any, Hashable] = {}
+    refs: Dict[Any, int] = {}  # task reference -> the job's offset in job_overrides
     for offset, overrides in enumerate(job_overrides):
         idx = initial_job_idx + offset
         log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
@@ -108,8 +108,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
 
     progress = ProgressBar(len(job_overrides), unit="jobs", enabled=launcher.progress)
 
-    def on_result(offset: Hashable, value: Any, error: Optional[BaseException]) -> None:
-        assert isinstance(offset, int)
+    def on_result(offset: int, value: Any, error: Optional[BaseException]) -> None:
         if error is not None:
             value = JobReturn(overrides=list(job_overrides[offset]), status=JobStatus.FAILED, _return_value=error)
         results[offset] = value

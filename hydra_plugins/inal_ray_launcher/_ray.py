@@ -18,7 +18,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Hashable, MutableMapping, Optional
+from typing import Any, Callable, Dict, MutableMapping, Optional
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ def ensure_ray(launcher: Any) -> bool:
     A Ray already initialized in the process is reused as it is. Otherwise the address comes from
     :func:`resolve_address`; ``launcher.ray_init`` adds keyword arguments of ``ray.init``. Ray's
     start-up lines and its notice that a new local Ray uses token authentication (Ray's default
-    since 2.52, kept) stay quiet unless ``launcher.verbose``. A Python SIGTERM handler the program installed is kept: ``ray.init``
-    replaces it with one that aborts the process.
+    since 2.52, kept) stay quiet unless ``launcher.verbose``. A Python SIGTERM handler the program
+    installed is kept: ``ray.init`` replaces it with one that aborts the process.
     """
     import ray
 
@@ -59,7 +59,7 @@ def ensure_ray(launcher: Any) -> bool:
         return False
     kwargs: Dict[str, Any] = _with_user_code(dict(launcher.ray_init))
     kwargs.setdefault("log_to_driver", True)
-    verbose = bool(getattr(launcher, "verbose", False))
+    verbose = launcher.verbose
     kwargs.setdefault("logging_level", logging.INFO if verbose else logging.WARNING)
     # Ray's notices (token authentication on/off, a token generated) come from this logger.
     logging.getLogger(RAY_AUTH_LOGGER).setLevel(logging.NOTSET if verbose else logging.ERROR)
@@ -154,14 +154,15 @@ def _module_source(module_name: str) -> Optional[str]:
 
 
 def drain(
-    pending: MutableMapping[Any, Hashable],
-    on_result: Callable[[Hashable, Any, Optional[BaseException]], None],
+    pending: MutableMapping[Any, Any],
+    on_result: Callable[[Any, Any, Optional[BaseException]], None],
     until: Optional[Callable[[], bool]] = None,
     timeout: Optional[float] = None,
     on_idle: Optional[Callable[[], None]] = None,
     rounds: Optional[int] = None,
 ) -> None:
-    """Collect the results of the tasks in ``pending`` (task reference -> key) as they finish.
+    """Collect the results of the tasks in ``pending`` (task reference -> the caller's key for it,
+    any value) as they finish.
 
     Each round waits (``ray.wait``) for one result, at most ``timeout`` seconds (``None``: as long
     as it takes), then takes every other result already there; each finished reference leaves
