@@ -8,7 +8,15 @@ machine is too short on a busy one. So the test holds the study instead:
 - the launcher's training-pack task is wrapped (:func:`gated`) so that the first ``free`` packs
   to start run as usual and every later one, when it starts, leaves a marker
   ``held-<pid>-<run id>`` and waits for the file ``release`` in the gate folder;
-- the test waits for the events it needs (a cell stored, a pack held: files appearing, see
+- the INAL tasks are not held. A cell is complete (what a rerun counts ``already complete``) once
+  its runs file *and* its setting's INAL file are stored (:func:`complete_cells`), and the launcher
+  submits a cell's INAL task before its pack, but Ray does not promise to start them in that
+  order: on one CPU a held pack can take the CPU before the free pack's INAL task has run, which
+  then never runs while the study is held. A test that needs the free cell complete therefore
+  holds with ``lend_cpu=True``: a held pack waits blocked in ``ray.get`` (on a zero-CPU task that
+  waits for the release), and Ray lends the CPU of a task blocked in ``ray.get`` to other tasks,
+  so the INAL tasks run however few CPUs there are and the free cell's INAL file is sure to come;
+- the test waits for the events it needs (a cell complete, a pack held: files appearing, see
   :func:`wait_for`), strikes, and then either releases the gate or never does (the held workers
   go with their driver, node or Ray).
 
@@ -29,21 +37,27 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 #: The gate folder of a subprocess driver, and how many packs run before the gate holds the rest.
-GATE_ENV, FREE_ENV = "INAL_TEST_GATE", "INAL_TEST_GATE_FREE"
+GATE_ENV, FREE_ENV, LEND_ENV = "INAL_TEST_GATE", "INAL_TEST_GATE_FREE", "INAL_TEST_GATE_LEND_CPU"
 FAST_PATH = "hydra_plugins.inal_ray_launcher._fast_path"
 SITE_DIR = Path(__file__).resolve().parent / "task_gate_site"
 
 
-def gated(task: Callable[..., Any], gate_dir: str, free: int) -> Callable[..., Any]:
+def gated(task: Callable[..., Any], gate_dir: str, free: int, lend_cpu: bool = False) -> Callable[..., Any]:
     """``task`` (the launcher's pack task, argument a list of ``JobSpec``) held at its start.
 
     The first ``free`` calls to start (across processes and nodes: an ``O_EXCL`` ticket file each)
     run at once; every later call writes ``held-<pid>-<first run id>`` and runs only once
     ``<gate_dir>/release`` exists (looked for every 50 ms: the release is the event, the poll
-    only its latency)."""
+    only its latency). With ``lend_cpu`` the held call waits in ``ray.get`` on a zero-CPU task that
+    looks for the release, so that Ray lends its CPU to other tasks meanwhile (the INAL tasks: see
+    the module's doc); without it the held call keeps its CPU (nothing else starts in its place)."""
+
+    def wait_for_release(path: str) -> None:
+        while not os.path.exists(path):
+            time.sleep(0.05)
 
     def gated_pack(jobs):
         for ticket in range(free):
@@ -57,19 +71,23 @@ def gated(task: Callable[..., Any], gate_dir: str, free: int) -> Callable[..., A
             f.write(jobs[0].run_id)
         os.replace(marker + ".tmp", marker)  # appears whole
         release = os.path.join(gate_dir, "release")
-        while not os.path.exists(release):
-            time.sleep(0.05)
+        if lend_cpu:
+            import ray
+
+            ray.get(ray.remote(num_cpus=0, max_retries=0)(wait_for_release).remote(release))
+        else:
+            wait_for_release(release)
         return task(jobs)
 
     return gated_pack
 
 
-def gate_remotes(fast_path: Any, gate_dir: str, free: int) -> Callable[[], Any]:
+def gate_remotes(fast_path: Any, gate_dir: str, free: int, lend_cpu: bool = False) -> Callable[[], Any]:
     """A replacement for ``fast_path._remotes``: the INAL task as it is, the pack task gated."""
     import ray
 
     def remotes():
-        return ray.remote(fast_path.inal_task), ray.remote(gated(fast_path.pack_task, gate_dir, free))
+        return ray.remote(fast_path.inal_task), ray.remote(gated(fast_path.pack_task, gate_dir, free, lend_cpu))
 
     return remotes
 
@@ -77,8 +95,8 @@ def gate_remotes(fast_path: Any, gate_dir: str, free: int) -> Callable[[], Any]:
 class _PatchOnImport(importlib.abc.MetaPathFinder):
     """Gate the launcher's pack task when its module is imported (in a subprocess driver)."""
 
-    def __init__(self, gate_dir: str, free: int) -> None:
-        self.gate_dir, self.free = gate_dir, free
+    def __init__(self, gate_dir: str, free: int, lend_cpu: bool) -> None:
+        self.gate_dir, self.free, self.lend_cpu = gate_dir, free, lend_cpu
 
     def find_spec(self, name, path, target=None):
         if name != FAST_PATH:
@@ -86,7 +104,7 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
             return spec
-        loader, gate_dir, free = spec.loader, self.gate_dir, self.free
+        loader, gate_dir, free, lend_cpu = spec.loader, self.gate_dir, self.free, self.lend_cpu
         exec_module = loader.exec_module
 
         def exec_then_gate(module):
@@ -94,7 +112,7 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
             import ray.cloudpickle
 
             ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers: no tests needed
-            module._remotes = gate_remotes(module, gate_dir, free)
+            module._remotes = gate_remotes(module, gate_dir, free, lend_cpu)
 
         loader.exec_module = exec_then_gate
         return spec
@@ -105,14 +123,18 @@ def install_from_environment() -> None:
     when ``INAL_TEST_GATE`` names a gate folder."""
     gate_dir = os.environ.get(GATE_ENV)
     if gate_dir and FAST_PATH not in sys.modules:
-        sys.meta_path.insert(0, _PatchOnImport(gate_dir, int(os.environ.get(FREE_ENV, "1"))))
+        sys.meta_path.insert(0, _PatchOnImport(gate_dir, int(os.environ.get(FREE_ENV, "1")),
+                                               os.environ.get(LEND_ENV) == "1"))
 
 
-def gate_env(gate_dir: Path, free: int, env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """``env`` (default: this process's) for a subprocess driver whose pack tasks are gated."""
+def gate_env(gate_dir: Path, free: int, env: Optional[Dict[str, str]] = None,
+             lend_cpu: bool = False) -> Dict[str, str]:
+    """``env`` (default: this process's) for a subprocess driver whose pack tasks are gated
+    (``lend_cpu``: see :func:`gated`)."""
     env = dict(os.environ if env is None else env)
     paths = [str(SITE_DIR), str(SITE_DIR.parent)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    env.update(PYTHONPATH=os.pathsep.join(paths), **{GATE_ENV: str(gate_dir), FREE_ENV: str(free)})
+    env.update(PYTHONPATH=os.pathsep.join(paths),
+               **{GATE_ENV: str(gate_dir), FREE_ENV: str(free), LEND_ENV: "1" if lend_cpu else "0"})
     return env
 
 
@@ -125,6 +147,24 @@ def held(gate_dir: Path) -> List[Dict[str, Any]]:
         _, pid, run_id = marker.name.split("-", 2)
         out.append({"pid": int(pid), "run_id": run_id})
     return out
+
+
+def complete_cells(study_root: Path) -> Set[str]:
+    """Run ids of the cells complete in the study at ``study_root`` (``<results_dir>/<study>``):
+    an ``ok`` runs file holds the run and the INAL file of its ``inal_id`` is stored, which is
+    what a rerun counts ``already complete``. Read from the files as they lie (the layout of
+    ``sweeps/store.py``: ``runs/target=<t>/pack-*.parquet``, ``inal/target=<t>/<inal id>.parquet``
+    before the study's final compaction; files appear whole, written aside and renamed)."""
+    import pyarrow.parquet as pq
+
+    inal = {p.stem for p in (study_root / "inal").rglob("*.parquet")}
+    done: Set[str] = set()
+    for path in (study_root / "runs").rglob("*.parquet"):
+        if path.name.startswith("failed-"):
+            continue
+        table = pq.read_table(path, columns=["run_id", "inal_id"])
+        done.update(r for r, i in zip(table["run_id"].to_pylist(), table["inal_id"].to_pylist()) if i in inal)
+    return done
 
 
 def release(gate_dir: Path) -> None:
@@ -150,11 +190,14 @@ def wait_for(condition: Callable[[], Any], what: str, *, alive: Any = None, limi
 # Ray's own log lines (its C++ core and raylet, or a worker's forwarded output), which Ray prints
 # by itself, more of them on a loaded machine (e.g. ``task_manager.cc:1545: Failed to push error
 # to driver for task ...`` while a study is interrupted). Their format is Ray's (glog-style prefix
-# ``[YYYY-MM-DD HH:MM:SS,mmm L pid tid] file.cc:NNN: message``, or a ``(raylet)`` /
-# ``(pid=NNN)`` / ``(<task> pid=NNN)`` origin prefix): tests judge the project's lines only.
+# ``[YYYY-MM-DD HH:MM:SS,mmm L pid tid] file.cc:NNN: message``, or an origin prefix as
+# ``ray._private.worker.print_worker_logs`` writes it: ``(raylet)``, ``(autoscaler +3s)``,
+# ``(pid=NNN)``, ``(<task name> pid=NNN, ip=...)``, the task name being the launcher's, e.g.
+# ``train parity n=4 x1``, and the prefix wrapped in a colour code unless ``RAY_COLOR_PREFIX=0``):
+# tests judge the project's lines only.
 RAY_OWN_LINE = re.compile(
     r"^(\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+ \d+\] )?\S+\.(cc|h):\d+: "  # Ray's C++ logger
-    r"|^\s*\((raylet|gcs_server|autoscaler|[\w:. -]*pid=\d+[^)]*)\)"  # an origin prefix
+    r"|^\s*(\x1b\[[\d;]*m)*\(((raylet|gcs_server|autoscaler)\b[^()]*|[^()]*\bpid=\d+[^()]*)\)"  # an origin prefix
 )
 
 

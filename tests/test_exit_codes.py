@@ -91,8 +91,9 @@ def test_failed_cells_exit_1(ray_address: str, tmp_path: Path) -> None:
 # ------------------------------------------------------------------------ 130 / 143: signals
 
 # 8 small cells, one task per cell, one CPU. The study is held (tests/task_gate.py): the first
-# pack runs, every later one waits at its start for a release that never comes, so the signal
-# strikes mid-study (1 of 8 cells stored) however slow or busy the machine is.
+# pack runs, every later one waits at its start for a release that never comes, lending its CPU
+# meanwhile (lend_cpu) so that the INAL tasks run, so the signal strikes mid-study at a known
+# point (1 of 8 cells stored, and complete: its INAL stored too) however slow or busy the machine is.
 LONG = ["-m", "n=4,5", "c=1", "width=8", "T=20", "train.N=2n", "train.seed=0,1,2,3", "train.n_eval=256",
         "inal.n_inits=16", "hydra.launcher.max_pack=1", "hydra.launcher.local_cpus=1", *QUIET]
 
@@ -107,18 +108,25 @@ def test_signal_exits_with_one_line_and_the_rerun_completes(signum: int, code: i
     args = [*LONG, f"results_dir={res}", f"hydra.sweep.dir={tmp_path}/sweep"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("RAY_ADDRESS", None)
-    runs_dir = res / "default" / "runs"
+    study = res / "default"
+    runs_dir = study / "runs"
 
     def stored() -> int:
         return len(list(runs_dir.rglob("*.parquet")))
 
+    def one_complete_cell() -> bool:
+        # the free pack's cell stored with its INAL: complete, what the rerun counts (the INAL
+        # tasks are not held; the held packs lend their CPU, so this comes on one CPU too)
+        return stored() == 1 and len(task_gate.complete_cells(study)) == 1
+
     with open(tmp_path / "out", "w") as out_f, open(tmp_path / "err", "w") as err_f:
         driver = subprocess.Popen([INAL_SWEEP, *args], cwd=tmp_path, stdout=out_f, stderr=err_f, text=True,
-                                  env=task_gate.gate_env(gate, free=1, env=env), start_new_session=True)
+                                  env=task_gate.gate_env(gate, free=1, env=env, lend_cpu=True),
+                                  start_new_session=True)
         try:
-            # mid-study, by events: the free pack's cell is stored and a later pack is held
-            task_gate.wait_for(lambda: stored() == 1 and task_gate.held(gate), "a stored cell and a held pack",
-                               alive=driver)
+            # mid-study, by events: the free pack's cell is complete and a later pack is held
+            task_gate.wait_for(lambda: one_complete_cell() and task_gate.held(gate),
+                               "a complete cell and a held pack", alive=driver)
             # Ctrl-C reaches the whole foreground process group; a scheduler's SIGTERM the driver
             if signum == signal.SIGINT:
                 os.killpg(driver.pid, signum)
@@ -139,8 +147,8 @@ def test_signal_exits_with_one_line_and_the_rerun_completes(signum: int, code: i
     assert match, lines
     assert no_traceback(out + err)
     # k counts the cells the driver heard back about (the stored one, unless the signal came
-    # first); the held packs never ran: exactly the one cell is stored
-    assert int(match.group(1)) <= 1 and stored() == 1
+    # first); the held packs never ran: exactly the one cell is stored, and it is complete
+    assert int(match.group(1)) <= 1 and stored() == 1 and len(task_gate.complete_cells(study)) == 1
 
     rerun = sweep(args, cwd=tmp_path, timeout=400)  # no gate: the plain command
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -159,6 +167,11 @@ def test_ray_own_lines_are_told_from_the_projects() -> None:
         "(raylet) A worker died or was killed while executing a task by an unexpected system error.",
         "(pid=4242) some output of a worker",
         "(pack_task pid=4242, ip=127.0.0.1) some output of a task",
+        # as Ray 2.60 forwards a worker's output of the launcher's named tasks (colour code included)
+        "\x1b[36m(train parity n=4 x1 pid=8393)\x1b[0m to stderr from task",
+        "(INAL parity n=4 w=8 pid=4242, ip=10.0.0.2) some output of a task",
+        "\x1b[33m(raylet, ip=10.0.0.2)\x1b[0m A worker died or was killed",
+        "(autoscaler +3s) Adding 1 node(s)",
     ]
     ours = ["inal-sweep: 1 of 8 cells stored; run the same command to resume",
             "inal-sweep: invalid n='abc' (allowed: an integer >= 1)",
