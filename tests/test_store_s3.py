@@ -4,8 +4,9 @@
 everywhere (``sweeps.location``): the launcher and its Ray workers write the bucket through it,
 the printed hint names it whole, ``python -m sweeps.store compact`` and ``inal-report`` act on that
 endpoint (never on AWS's), ``load_study`` reads it. One study, driven as a user would: a driver
-killed when its first pack file appears in the bucket, the same command again (every cell once),
-once more (recomputes nothing), compaction, ``load_study`` and the report the hint names.
+killed mid-study (held at a known point by ``tests/task_gate.py``: one cell complete in the bucket,
+the next pack waiting), the same command again (every cell once), once more (recomputes nothing),
+compaction, ``load_study`` and the report the hint names.
 
 Credentials come from the environment, as on a cluster node (pyarrow's S3 client reads
 ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``); moto accepts any. They are set when this module is
@@ -16,17 +17,16 @@ environment of the process that starts Ray.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+import task_gate
 from test_location import shell_words
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -38,7 +38,7 @@ pafs = pytest.importorskip("pyarrow.fs")
 ds = pytest.importorskip("pyarrow.dataset")
 
 BIN = Path(sys.executable).parent
-GRID = ["n=4,5", "c=1", "gamma=0.05,0.1", "train.seed=0,1", "width=8", "T=200", "train.N=2n",
+GRID = ["n=4,5", "c=1", "gamma=0.05,0.1", "train.seed=0,1", "width=8", "T=50", "train.N=2n",
         "train.n_eval=256", "train.checkpoints=2", "inal.n_inits=16", "study=s3s"]
 CELLS = 8
 
@@ -75,11 +75,23 @@ def read_dataset(uri: str, kind: str):
     return ds.dataset(loc.path, filesystem=loc.fs, format="parquet", partitioning="hive").to_table().to_pandas()
 
 
-def driver(results_dir: str, ray_address: str, cwd: Path, **kwargs) -> "subprocess.Popen":
+def complete_in_bucket(study: str) -> set:
+    """Run ids of the cells complete in the bucket: in a runs file, with the INAL file of their
+    ``inal_id`` stored (``inal/target=<t>/<inal id>.parquet`` before compaction): what a rerun
+    counts ``already complete``."""
+    inal = {path.rsplit("/", 1)[1][: -len(".parquet")] for path in s3_files(study, "inal")}
+    if not s3_files(study, "runs"):
+        return set()
+    runs = read_dataset(study, "runs")
+    return {r for r, i in zip(runs.run_id, runs.inal_id) if i in inal}
+
+
+def driver(results_dir: str, ray_address: str, cwd: Path, env: "dict | None" = None, **kwargs) -> "subprocess.Popen":
     cmd = [str(BIN / "inal-sweep"), "-m", *GRID, f"results_dir='{results_dir}'", "hydra/sweeper=inal",
            f"hydra.sweep.dir={cwd}/_sweep", f"hydra.launcher.address={ray_address}", "hydra.launcher.max_pack=1",
            "hydra.launcher.report=false", "hydra.launcher.progress=false"]
-    return subprocess.Popen(cmd, cwd=cwd, env=dict(os.environ, PYTHONUNBUFFERED="1"), text=True, **kwargs)
+    return subprocess.Popen(cmd, cwd=cwd, env=dict(os.environ if env is None else env, PYTHONUNBUFFERED="1"),
+                            text=True, **kwargs)
 
 
 def rerun_in_process(results_dir: str, cwd: Path) -> list:
@@ -112,30 +124,32 @@ def test_study_on_s3_killed_resumed_rerun_compacted_loaded_and_reported(s3_endpo
     results_dir = f"s3://bkt/studies?endpoint_override={s3_endpoint}&scheme=http"
     study = f"s3://bkt/studies/s3s?endpoint_override={s3_endpoint}&scheme=http"
 
-    # 1. killed when its first pack file is in the bucket (an event, not a delay)
-    first = driver(results_dir, ray_address, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   start_new_session=True)
+    # 1. killed mid-study, by events (tests/task_gate.py): the first pack runs, every later one
+    # waits at its start for a release that never comes (lending its CPU, so that the INAL tasks
+    # run); the kill comes once that pack's cell is complete in the bucket (runs and INAL files)
+    # and a pack is held
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    first = driver(results_dir, ray_address, tmp_path, env=task_gate.gate_env(gate, free=1, lend_cpu=True),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline and first.poll() is None and not s3_files(study, "runs"):
-            time.sleep(0.05)
+        task_gate.wait_for(lambda: len(s3_files(study, "runs")) == 1 and len(complete_in_bucket(study)) == 1
+                           and task_gate.held(gate), "a complete cell and a held pack", alive=first)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=60)
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
             first.wait()
-    at_kill = len(s3_files(study, "runs"))
-    assert 1 <= at_kill < CELLS, f"the kill was not mid-study: {at_kill} of {CELLS} pack files"
+    # the held packs never run (no release): one pack file of 8, and its cell complete
+    assert len(s3_files(study, "runs")) == 1 and len(complete_in_bucket(study)) == 1
 
     # 2. the same command: the missing cells, every cell once; the hint names the URI whole
     resumed = driver(results_dir, ray_address, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
     assert f"{CELLS} distinct cells" in out, out[-2000:]
-    # a task the killed driver had started may still have stored its pack after the kill
-    complete = int(re.search(r"(\d+) already complete", out).group(1))
-    assert at_kill <= complete < CELLS, out[-2000:]
+    assert "1 already complete" in out, out[-2000:]
     hint = next(line for line in out.splitlines() if "analyse: inal-report" in line).split("analyse: ", 1)[1]
     assert shell_words(hint) == ["inal-report", study]  # as a shell reads it: quoted
     runs = read_dataset(study, "runs")
