@@ -14,8 +14,9 @@ machine is too short on a busy one. So the test holds the study instead:
   order: on one CPU a held pack can take the CPU before the free pack's INAL task has run, which
   then never runs while the study is held. A test that needs the free cell complete therefore
   holds with ``lend_cpu=True``: a held pack waits blocked in ``ray.get`` (on a zero-CPU task that
-  waits for the release), and Ray lends the CPU of a task blocked in ``ray.get`` to other tasks,
-  so the INAL tasks run however few CPUs there are and the free cell's INAL file is sure to come;
+  waits for the release), and Ray lends the CPU of a task blocked in ``ray.get`` to other tasks
+  (Ray's nested-tasks rule: a blocked task releases its CPU, so nested tasks cannot deadlock), so
+  the INAL tasks run however few CPUs there are and the free cell's INAL file is sure to come;
 - the test waits for the events it needs (a cell complete, a pack held: files appearing, see
   :func:`wait_for`), strikes, and then either releases the gate or never does (the held workers
   go with their driver, node or Ray).
@@ -39,7 +40,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set
 
-#: The gate folder of a subprocess driver, and how many packs run before the gate holds the rest.
+#: The gate folder of a subprocess driver, how many packs run before the gate holds the rest, and
+#: whether a held pack lends its CPU ("1") or keeps it.
 GATE_ENV, FREE_ENV, LEND_ENV = "INAL_TEST_GATE", "INAL_TEST_GATE_FREE", "INAL_TEST_GATE_LEND_CPU"
 FAST_PATH = "hydra_plugins.inal_ray_launcher._fast_path"
 SITE_DIR = Path(__file__).resolve().parent / "task_gate_site"
@@ -62,10 +64,11 @@ def gated(task: Callable[..., Any], gate_dir: str, free: int, lend_cpu: bool = F
     def gated_pack(jobs):
         for ticket in range(free):
             try:
-                os.close(os.open(os.path.join(gate_dir, f"ticket-{ticket}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-                return task(jobs)
+                fd = os.open(os.path.join(gate_dir, f"ticket-{ticket}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 continue
+            os.close(fd)
+            return task(jobs)  # outside the try: a FileExistsError of the task is the task's
         marker = os.path.join(gate_dir, f"held-{os.getpid()}-{jobs[0].run_id}")
         with open(marker + ".tmp", "w") as f:
             f.write(jobs[0].run_id)
