@@ -180,3 +180,108 @@ def test_store_maintenance_refuses_a_missing_study_with_one_line(s3_endpoint, tm
                           timeout=120)
     assert proc.returncode == 2 and "is not a study directory" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+# Two drivers on overlapping grids of one study in the bucket (seeds 0-7 and 4-11: 12 cells, 4 in
+# both), one training run per pack and one pack in flight per driver, so that "work done twice" is
+# counted in training runs.
+TWO = ["n=4", "c=1", "gamma=0.05", "width=8", "T=4", "train.N=2n", "train.n_eval=256", "train.checkpoints=2",
+       "inal.n_inits=16", "study=two"]
+TWO_CELLS, TWO_SHARED = 12, 4
+
+
+def two_driver(seeds: str, results_dir: str, ray_address: str, cwd: Path, env: dict) -> "subprocess.Popen":
+    cmd = [str(BIN / "inal-sweep"), "-m", *TWO, f"train.seed={seeds}", f"results_dir='{results_dir}'",
+           "hydra/sweeper=inal", f"hydra.sweep.dir={cwd}/_sweep", f"hydra.launcher.address={ray_address}",
+           "hydra.launcher.max_pack=1", "hydra.launcher.max_in_flight=1", "hydra.launcher.report=false",
+           "hydra.launcher.progress=false"]
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(cmd, cwd=cwd, env=dict(env, PYTHONUNBUFFERED="1"), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def trained(out: str) -> int:
+    """Training runs a driver computed itself (its summary's ``tasks:`` line)."""
+    line = next(line for line in out.splitlines() if "] tasks:" in line)
+    return int(line.split(" training runs in ")[0].rsplit(" ", 1)[1])
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # two subprocess drivers at once against the loopback S3 server
+def test_two_drivers_on_one_study_on_s3_share_the_work_and_converge(s3_endpoint, ray_address, tmp_path):
+    """Two ``inal-sweep`` processes on one ``s3://`` study, overlapping for real: the second starts
+    when the first has a pack stored and its next pack running (held: ``tests/task_gate.py``), and
+    the study is released once the second has a pack of its own running too. Both exit 0; the
+    claims (``sweeps.claims``: files in the bucket) keep the work done twice to the cells claimed by
+    both at the same moment; afterwards the bucket holds every cell exactly once as pyarrow, pandas
+    and polars read its files, every curves file beside its runs file, nothing quarantined, no
+    claim left running."""
+    import pandas as pd
+
+    import task_gate
+    from sweeps.location import Location
+
+    results_dir = f"s3://bkt/studies?endpoint_override={s3_endpoint}&scheme=http"
+    study = f"s3://bkt/studies/two?endpoint_override={s3_endpoint}&scheme=http"
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    env = task_gate.gate_env(gate, free=1)  # the first pack to start runs; every later one waits
+    a = two_driver("range(0,8)", results_dir, ray_address, tmp_path / "a", env)
+    procs = [a]
+    try:
+        # A has stored a cell and holds its next pack (its claim is in the bucket)
+        task_gate.wait_for(lambda: s3_files(study, "runs") and task_gate.held(gate), "A's first cell stored",
+                           alive=a)
+        assert [p for p in s3_files(study, "_claims") if p.endswith(".claim")], "A's running pack is not claimed"
+        b = two_driver("range(4,12)", results_dir, ray_address, tmp_path / "b", env)
+        procs.append(b)
+        # B runs a pack of its own (not A's claimed one) while A's is running: both drivers mid-study
+        both = task_gate.wait_for(lambda: len({h["run_id"] for h in task_gate.held(gate)}) >= 2 and task_gate.held(gate),
+                                  "a pack of each driver running", alive=b)
+        assert a.poll() is None and len(both) == 2
+        task_gate.release(gate)
+        out_a, _ = a.communicate(timeout=400)
+        out_b, _ = b.communicate(timeout=400)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    assert a.returncode == 0 and b.returncode == 0, out_a[-3000:] + out_b[-3000:]
+
+    # the work was shared: each driver computed part of it, and only cells both claimed at the same
+    # moment (a pack in flight each) twice; B credited cells A stored
+    ran_a, ran_b = trained(out_a), trained(out_b)
+    print(f"training runs computed: driver A {ran_a}, driver B {ran_b} ({TWO_CELLS} cells, {TWO_SHARED} shared)")
+    assert ran_a >= 1 and ran_b >= 1
+    assert TWO_CELLS <= ran_a + ran_b < TWO_CELLS + TWO_SHARED, (ran_a, ran_b)
+    assert "stored by another driver" in out_a + out_b, out_a[-1500:] + out_b[-1500:]
+
+    # the files themselves: each cell once, read straight from the bucket (no dedupe by id)
+    runs, curves = read_dataset(study, "runs"), read_dataset(study, "curves")
+    assert len(runs) == TWO_CELLS and runs.run_id.is_unique and set(runs.status) == {"ok"}
+    assert sorted(runs.seed) == list(range(TWO_CELLS))
+    assert len(curves) == TWO_CELLS * 2 and not curves.duplicated(["run_id", "step"]).any()
+    assert set(curves.run_id) == set(runs.run_id)
+    loc = Location(study)
+    frame = pd.read_parquet(loc.child("runs").path, filesystem=loc.fs)
+    assert len(frame) == TWO_CELLS and frame.run_id.is_unique
+    pl = pytest.importorskip("polars")
+    polars_rows = pl.scan_parquet("s3://bkt/studies/two/runs/**/*.parquet", hive_partitioning=True, storage_options={
+        "aws_endpoint_url": f"http://{s3_endpoint}", "aws_allow_http": "true", "aws_region": "us-east-1",
+        "aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"]}).collect()
+    assert polars_rows.height == TWO_CELLS and polars_rows["run_id"].n_unique() == TWO_CELLS
+
+    # no orphan, nothing quarantined, no running claim left
+    def names(kind: str) -> set:
+        prefix = Location(study).child(kind).path + "/"
+        return {p[len(prefix):] for p in s3_files(study, kind)}
+
+    assert names("curves") == names("runs")
+    assert not s3_files(study, "_quarantine")
+    assert not [p for p in s3_files(study, "_claims") if p.endswith(".claim")]
+    assert not s3_files(study, "_lease")
+    from analysis.load import load_study
+
+    assert sorted(load_study(study).runs.run_id) == sorted(runs.run_id)
