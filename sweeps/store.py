@@ -66,6 +66,7 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import random
 import shlex
 import socket
 import sys
@@ -583,9 +584,13 @@ class ResultsStore:
         POSIX filesystem the lease is ``<study>/_lease/maintenance``, created with ``O_EXCL``
         (atomic: exactly one creator wins), holding its owner (host, pid) and removed on exit. An
         object store has no exclusive create through pyarrow, so there each contender lists the
-        claims, puts its own ``<study>/_lease/<ns>-<uuid>`` when it saw none, and lists again: the
-        first claim in name order holds the lease, the others remove theirs (contenders that both
-        put before either lists again agree; S3 and GCS make every put visible to a later list).
+        claims, puts its own ``<study>/_lease/<ns>-<uuid>`` when it saw none, and lists again: it
+        holds the lease only when its claim is the only live one, else it removes its claim. S3
+        and GCS make every put visible to a later list, so of two contenders the one that put
+        second sees the other's claim: at most one holds, whatever their names or clocks (a
+        "first in name order wins" rule let a contender whose clock was earlier but whose put
+        landed after the other's second look hold the lease too). Two that see each other both
+        step back and try again after a random part of ``_LEASE_POLL_S``.
         A lease whose process is gone from this host, or older than ``LEASE_S`` (another host), was
         left by a process that died and is taken over. With
         ``wait`` a contender polls until the lease is free (or stale); without, it yields False.
@@ -595,7 +600,7 @@ class ResultsStore:
             token = self._take_lease(lease_dir)
             if token is not None or not wait:
                 break
-            time.sleep(_LEASE_POLL_S)
+            time.sleep(_LEASE_POLL_S * (0.5 + random.random()))  # contenders out of step
         try:
             yield token is not None
         finally:
@@ -629,8 +634,7 @@ class ResultsStore:
         mine = posixpath.join(lease_dir, f"{time.time_ns():020d}-{uuid.uuid4().hex}")
         with self.fs.open_output_stream(mine) as out:
             out.write(owner)
-        claims = self._live_claims(lease_dir)
-        if claims and claims[0] != mine:
+        if self._live_claims(lease_dir) != [mine]:  # another contender's claim: never two holders
             self._delete(mine)
             return None
         return mine

@@ -285,3 +285,78 @@ def test_two_drivers_on_one_study_on_s3_share_the_work_and_converge(s3_endpoint,
     from analysis.load import load_study
 
     assert sorted(load_study(study).runs.run_id) == sorted(runs.run_id)
+
+
+def test_the_object_store_lease_has_one_holder_whatever_the_order_of_names(s3_endpoint, monkeypatch):
+    """The maintenance lease on an object store (list, put, list): a contender whose name sorts
+    first but whose put lands after another contender's second look (its clock earlier, its put
+    slower) must not hold the lease too. Played in one process, step by step: B looked (nothing
+    there) before A put; A put, looked again and holds; then B's put lands, earlier in name order."""
+    import sweeps.store as store_mod
+    from sweeps.store import ResultsStore
+
+    results_dir = f"s3://bkt/lease?endpoint_override={s3_endpoint}&scheme=http"
+    a, b = ResultsStore(results_dir, "s"), ResultsStore(results_dir, "s")
+    with a.maintenance_lease(wait=False) as held_a:
+        assert held_a
+        real = b._live_claims
+        looks = []
+
+        def first_look_before_a_put(lease_dir):
+            looks.append(lease_dir)
+            return [] if len(looks) == 1 else real(lease_dir)
+
+        monkeypatch.setattr(b, "_live_claims", first_look_before_a_put)
+        monkeypatch.setattr(store_mod.time, "time_ns", lambda: 1)  # B's name sorts before A's
+        with b.maintenance_lease(wait=False) as held_b:
+            assert not held_b, "two processes hold the maintenance lease at once"
+        monkeypatch.undo()
+    lease = pafs.FileSelector(f"bkt/lease/s/_lease", allow_not_found=True)
+    assert not [i for i in a.fs.get_file_info(lease) if i.type == pafs.FileType.File]  # both claims gone
+
+
+def test_two_compactions_at_once_on_s3_quarantine_nothing_and_converge(s3_endpoint, tmp_path):
+    """Two ``python -m sweeps.store compact <URI>`` processes released together by a barrier (files,
+    not sleeps) on a study in the bucket holding cells twice (two writers) and 24 small files: the
+    object-store lease lets one compact at a time; both exit 0, every cell once in the files,
+    nothing quarantined, no lease left."""
+    from sweeps.store import ResultsStore
+
+    from test_store import _two_writers, curves, pack_curves, run_row
+
+    results_dir = f"s3://bkt/compact2?endpoint_override={s3_endpoint}&scheme=http"
+    study = f"s3://bkt/compact2/s?endpoint_override={s3_endpoint}&scheme=http"
+    store = ResultsStore(results_dir, "s")
+    ids = _two_writers(store)
+    for i in range(24):
+        store.write_runs("majority", [run_row(f"x{i:02d}")], pack_curves(curves(f"x{i:02d}")))
+    assert len(read_dataset(study, "runs")) == 16 + 24  # 4 cells twice
+    barrier = tmp_path / "go"
+    waiter = ("import sys, time\n"
+              "from pathlib import Path\n"
+              "import sweeps.store as s\n"
+              "Path(sys.argv[2]).touch()\n"
+              "while not Path(sys.argv[3]).exists():\n"
+              "    time.sleep(0.01)\n"
+              "sys.exit(s.main(['compact', sys.argv[1]]))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", waiter, study, str(tmp_path / f"ready{k}"), str(barrier)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(2)]
+    try:
+        deadline = time.time() + 120
+        while not all((tmp_path / f"ready{k}").exists() for k in range(2)) and time.time() < deadline:
+            time.sleep(0.01)
+        barrier.touch()
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    cells = set(ids) | {f"x{i:02d}" for i in range(24)}
+    runs, cur = read_dataset(study, "runs"), read_dataset(study, "curves")
+    assert len(runs) == len(cells) and set(runs.run_id) == cells
+    assert len(cur) == len(cells) * 3 and not cur.duplicated(["run_id", "step"]).any()
+    assert not s3_files(study, "_quarantine") and not s3_files(study, "_lease")
+    runs_names = {p.rsplit("/runs/", 1)[1] for p in s3_files(study, "runs")}
+    assert {p.rsplit("/curves/", 1)[1] for p in s3_files(study, "curves")} == runs_names  # no orphan
+    assert ResultsStore(results_dir, "s").completed_run_ids() == cells
