@@ -156,6 +156,16 @@ class ResultsStore:
             raise ValueError(f"dataset kind must be one of {tuple(DATASETS)}, got {kind!r}")
         return posixpath.join(self.root, kind)
 
+    def shown(self, path: str) -> str:
+        """``path`` (inside ``self.fs``) as messages print it: itself on a local filesystem, else the
+        study's URI with ``path``'s part below the study inserted before the query (quoted for a
+        shell), so that the message names the endpoint that was asked."""
+        if self.location.is_local:
+            return path
+        if path == self.root or path.startswith(self.root + "/"):
+            return shlex.quote(str(self.location.child(path[len(self.root):])))
+        return path
+
     def dataset_uri(self, kind: str) -> str:
         """The dataset directory as a string readers accept (a local path, or a URI for other filesystems)."""
         if self.fs.type_name == "local":
@@ -298,7 +308,7 @@ class ResultsStore:
             except OSError as err:
                 if attempt + 1 == _READ_ATTEMPTS:
                     raise StoreReadError(
-                        f"cannot read {path} ({type(err).__name__}: {err}) after {_READ_ATTEMPTS} attempts; "
+                        f"cannot read {self.shown(path)} ({type(err).__name__}: {err}) after {_READ_ATTEMPTS} attempts; "
                         "nothing was changed: check the file system and run the same command again") from err
                 time.sleep(_RETRY_SLEEP_S * (attempt + 1))
 

@@ -54,6 +54,7 @@ def test_every_test_docs_faults_names_exists():
 def test_every_row_names_a_test():
     rows = [line for line in (ROOT / "docs" / "faults.md").read_text().splitlines()
             if line.startswith("| ") and not line.startswith("| Fault")]
+    assert [line[:80] for line in rows if line.count("|") != 4] == []  # three cells each: no stray '|'
     named = {row for row, _, _ in references()}
     assert all(line.strip().strip("|").split(" | ")[0].strip()[:60] in named for line in rows), \
         [line[:80] for line in rows if line.strip().strip("|").split(" | ")[0].strip()[:60] not in named]

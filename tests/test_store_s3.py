@@ -173,13 +173,16 @@ def test_study_on_s3_killed_resumed_rerun_compacted_loaded_and_reported(s3_endpo
     assert {"report.md", "summary.json"} <= {i.base_name for i in written}
 
 
-def test_store_maintenance_refuses_a_missing_study_with_one_line(s3_endpoint, tmp_path):
-    """``compact`` of a study that is not there, on the loopback endpoint: one line, exit 2."""
+@pytest.mark.parametrize("command", [["-m", "sweeps.store", "compact"], ["-m", "sweeps.store", "migrate"],
+                                     ["-m", "analysis.report"]], ids=["compact", "migrate", "inal-report"])
+def test_store_maintenance_refuses_a_missing_study_with_one_line(s3_endpoint, tmp_path, command):
+    """``compact``, ``migrate`` and ``inal-report`` of a study that is not there, on the loopback
+    endpoint: one line naming it, exit 2, nothing written."""
     study = f"s3://bkt/studies/none?endpoint_override={s3_endpoint}&scheme=http"
-    proc = subprocess.run([sys.executable, "-m", "sweeps.store", "compact", study], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 2 and "is not a study directory" in proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = subprocess.run([sys.executable, *command, study], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "none" in proc.stderr and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir()) and not s3_files(study, "")
 
 
 # Two drivers on overlapping grids of one study in the bucket (seeds 0-7 and 4-11: 12 cells, 4 in
@@ -360,3 +363,75 @@ def test_two_compactions_at_once_on_s3_quarantine_nothing_and_converge(s3_endpoi
     runs_names = {p.rsplit("/runs/", 1)[1] for p in s3_files(study, "runs")}
     assert {p.rsplit("/curves/", 1)[1] for p in s3_files(study, "curves")} == runs_names  # no orphan
     assert ResultsStore(results_dir, "s").completed_run_ids() == cells
+
+
+def test_a_study_of_the_previous_layout_in_a_bucket_names_its_migration_whole(s3_endpoint, tmp_path):
+    """``inal-sweep`` into a study of the previous layout in the bucket: one line, exit 2, before
+    Ray, naming ``python -m sweeps.store migrate <URI>`` with the URI whole (quoted for a shell);
+    that command, run as the line says, migrates the study on that endpoint."""
+    from sweeps.store import ResultsStore
+
+    from test_store import _DUMMY, _old_store_module
+
+    from datetime import datetime, timezone
+
+    import pyarrow as pa
+
+    old = _old_store_module(tmp_path)
+    local = old.ResultsStore(str(tmp_path / "local"), "s")
+    for i in range(3):
+        row = {f.name: datetime(2026, 1, 1, tzinfo=timezone.utc) if pa.types.is_timestamp(f.type) else _DUMMY[f.type]
+               for f in old.RUNS_SCHEMA}
+        row.update(study="s", run_id=f"r{i}", status="ok", corr=0.5, T=7)
+        local.write_run("parity", row, {"study": ["s"] * 2, "run_id": [f"r{i}"] * 2, "step": [0, 7],
+                                        "corr": [0.0, 0.5], "corr_se": [0.1] * 2, "acc": [0.5] * 2,
+                                        "loss": [1.0] * 2, "param_norm": [1.0] * 2})
+    results_dir = f"s3://bkt/legacy?endpoint_override={s3_endpoint}&scheme=http"
+    study = f"s3://bkt/legacy/s?endpoint_override={s3_endpoint}&scheme=http"
+    s3 = ResultsStore(results_dir, "s")
+    pafs.copy_files(str(tmp_path / "local" / "s"), "bkt/legacy/s", source_filesystem=pafs.LocalFileSystem(),
+                    destination_filesystem=s3.fs)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run([str(BIN / "inal-sweep"), "-m", "n=4", "T=1", "width=4", "inal.n_inits=2", "study=s",
+                           f"results_dir='{results_dir}'", "hydra.launcher.report=false",
+                           "hydra.launcher.progress=false"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env=env)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr and "Started a local Ray" not in proc.stderr + proc.stdout
+    command = shell_words(lines[0].split("migrate the study once with: ", 1)[1])
+    assert command == ["python", "-m", "sweeps.store", "migrate", study]
+    migrated = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, timeout=120)
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    assert ResultsStore(results_dir, "s").completed_run_ids() == {"r0", "r1", "r2"}
+    runs = read_dataset(study, "runs")
+    assert sorted(runs.run_id) == ["r0", "r1", "r2"] and "correlation" in runs and "corr" not in runs
+
+
+@pytest.fixture
+def closed_endpoint():
+    """``127.0.0.1:<port>`` where nothing listens (connections are refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("tool", ["inal-sweep", "inal-report", "compact"])
+def test_an_endpoint_that_cannot_be_reached_is_one_line_exit_1(closed_endpoint, tmp_path, tool):
+    """A results location on an endpoint nobody answers (a wrong ``endpoint_override``, the
+    network down): each tool says so in one line naming the URI whole, exit 1 (the location, not a
+    setting: the same command works once the endpoint answers), no traceback, Ray not started."""
+    results_dir = f"s3://bkt/studies?endpoint_override={closed_endpoint}&scheme=http"
+    study = f"s3://bkt/studies/default?endpoint_override={closed_endpoint}&scheme=http"
+    command = {"inal-sweep": [str(BIN / "inal-sweep"), "-m", "n=4", "T=1", "width=4", "inal.n_inits=2",
+                              f"results_dir='{results_dir}'", "hydra.launcher.report=false",
+                              "hydra.launcher.progress=false"],
+               "inal-report": [sys.executable, "-m", "analysis.report", study],
+               "compact": [sys.executable, "-m", "sweeps.store", "compact", study]}[tool]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
+    assert "Started a local Ray" not in proc.stderr + proc.stdout
+    assert closed_endpoint in lines[0] and not list(tmp_path.iterdir())
