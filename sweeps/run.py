@@ -91,6 +91,24 @@ def _hydra_error_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
+def _bad_override(parser: Any, overrides: list[str]) -> tuple[str, str]:
+    """``(" '<the first override Hydra cannot parse>'", hint)``: for a URI the hint is the form
+    that parses (its query's ``=`` and ``&`` need Hydra's quotes too); ``("", "")`` when none
+    fails alone."""
+    from hydra.errors import OverrideParseException
+
+    for text in overrides:
+        try:
+            parser.parse_overrides([text])
+        except OverrideParseException:
+            key, _, value = text.partition("=")
+            hint = ""
+            if "://" in value and value[:1] not in "'\"":
+                hint = f"; a URI is written {key}='{value}' (in a shell: \"{key}='{value}'\")"
+            return f" {text!r}", hint
+    return "", ""
+
+
 def precheck_overrides(args: list[str]) -> None:
     """Refuse a command line Hydra cannot parse or compose before Hydra does, with one line and
     exit status 2 (a bad setting, nothing run). Hydra itself would print a multi-line error and
@@ -106,11 +124,13 @@ def precheck_overrides(args: list[str]) -> None:
     from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
+    parser = OverridesParser.create()
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        parsed = parser.parse_overrides(overrides)
     except OverrideParseException as err:
-        print(f"inal-sweep: invalid override: {_hydra_error_line(err)} (Hydra's override grammar: "
-              "https://hydra.cc/docs/advanced/override_grammar/basic; quote values with other characters)",
+        bad, hint = _bad_override(parser, overrides)
+        print(f"inal-sweep: invalid override{bad}: {_hydra_error_line(err)} (Hydra's override grammar: "
+              f"https://hydra.cc/docs/advanced/override_grammar/basic; quote values with other characters){hint}",
               file=sys.stderr)
         sys.exit(2)
     if not flags:
