@@ -435,3 +435,53 @@ def test_an_endpoint_that_cannot_be_reached_is_one_line_exit_1(closed_endpoint, 
     assert "Traceback" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
     assert "Started a local Ray" not in proc.stderr + proc.stdout
     assert closed_endpoint in lines[0] and not list(tmp_path.iterdir())
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # two subprocess drivers, one killed, and a rerun against the loopback S3 server
+def test_a_driver_killed_beside_another_on_s3_leaves_nothing_a_rerun_cannot_converge(s3_endpoint, ray_address,
+                                                                                     tmp_path):
+    """Driver A (seeds 4-11) holds a pack of a cell B's grid shares (seed 5) when B (seeds 0-7)
+    starts; once B holds a pack too, A is SIGKILLed and the study released. B finishes all of its
+    cells, the dead driver's claim holding nothing (its pid is gone); the same command as A's
+    then completes the study. Afterwards every cell once in the bucket's files (A's held task may
+    still have stored its pack after the kill: the end-of-study compaction merges it), no orphan,
+    nothing quarantined, no claim left: the dead driver's is removed."""
+    import task_gate
+
+    results_dir = f"s3://bkt/killed?endpoint_override={s3_endpoint}&scheme=http"
+    study = f"s3://bkt/killed/two?endpoint_override={s3_endpoint}&scheme=http"
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    env = task_gate.gate_env(gate, free=1)
+    a = two_driver("range(4,12)", results_dir, ray_address, tmp_path / "a", env)
+    procs = [a]
+    try:
+        task_gate.wait_for(lambda: s3_files(study, "runs") and task_gate.held(gate), "A's first cell stored", alive=a)
+        b = two_driver("range(0,8)", results_dir, ray_address, tmp_path / "b", env)
+        procs.append(b)
+        task_gate.wait_for(lambda: len({h["run_id"] for h in task_gate.held(gate)}) >= 2, "a pack of each held",
+                           alive=b)
+        os.killpg(a.pid, signal.SIGKILL)
+        a.wait(timeout=60)
+        task_gate.release(gate)
+        out_b, _ = b.communicate(timeout=400)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    assert b.returncode == 0, out_b[-3000:]
+    assert "8 distinct cells" in out_b and " 0 diverged, 0 failed" in out_b, out_b[-2000:]
+    rerun = two_driver("range(4,12)", results_dir, ray_address, tmp_path / "a2", dict(os.environ))
+    out_a2, _ = rerun.communicate(timeout=400)
+    assert rerun.returncode == 0, out_a2[-3000:]
+
+    runs, curves = read_dataset(study, "runs"), read_dataset(study, "curves")
+    assert len(runs) == TWO_CELLS and runs.run_id.is_unique and sorted(runs.seed) == list(range(TWO_CELLS))
+    assert len(curves) == TWO_CELLS * 2 and not curves.duplicated(["run_id", "step"]).any()
+    prefix = {kind: s3_files(study, kind) for kind in ("runs", "curves")}
+    names = {kind: {p.rsplit(f"/{kind}/", 1)[1] for p in paths} for kind, paths in prefix.items()}
+    assert names["curves"] == names["runs"]  # no orphan
+    assert not s3_files(study, "_quarantine") and not s3_files(study, "_lease")
+    assert not [p for p in s3_files(study, "_claims") if p.endswith(".claim")]  # the dead driver's included
