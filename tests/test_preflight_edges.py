@@ -142,3 +142,14 @@ def test_documented_object_store_forms_parse_as_one_value():
         (override,) = parser.parse_overrides([word])
         value = override.value()
         assert "://" in value and word.rstrip("'").endswith(value), (word, value)  # the query kept
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("train.seed=range(0,3,0)", "range() arg 3 must not be zero"),  # before: Python's traceback, exit 1
+    ("n=interval(4,8)", "interval() needs an optimizing sweeper"),  # before: Hydra's traceback, exit 1
+    ("n=range(8,4)", "it sweeps no value"),                          # before: a study of no cell, exit 0
+    ("n=glob(*)", "the grid has no cell"),                           # before: the same, exit 0
+])
+def test_sweeps_that_cannot_be_enumerated_or_yield_nothing_exit_2(tmp_path, override, needle):
+    _one_line(_sweep(["-m", *CELL[1:], override, f"results_dir={tmp_path}/r"], tmp_path), needle)
+    assert not (tmp_path / "r").exists()

@@ -119,6 +119,11 @@ class InalSweeper(BasicSweeper):
             # the axes of BasicSweeper.split_arguments, iterated lazily (never a list of every job)
             source = GridSource(grid_axes(overrides, composer.is_group_override))
             grid = _fast_path.prepare_grid(launcher, source)  # max_cells, validation: raises before any write
+            if not grid.counts.configs:  # a sweep of no value (glob() matching nothing): nothing to do is a bad setting
+                from sweeps.schema import ConfigError
+
+                raise ConfigError("sweep", " ".join(arguments), "overrides whose sweeps each yield at least one value",
+                                  "the grid has no cell")
         except Exception as exc:
             stop_on_config_error(exc)
             stop_on_storage_error(exc)
