@@ -97,8 +97,9 @@ _READ_ATTEMPTS = 3
 _RETRY_SLEEP_S = 0.2
 COMPACT_ROWS = 1 << 18  # rows of one compacted file at most
 COMPACT_MIN_FILES = 64  # small files of a partition that the end of a study compacts
-LEASE_S = 900.0  # a maintenance lease not released after this long was left by a dead process
+LEASE_S = 900.0  # a maintenance lease not rewritten for this long was left by a dead process (its holder rewrites it every LEASE_S / 3)
 _LEASE_POLL_S = 0.2
+_LEASE_RENEW_S = LEASE_S / 3  # a compaction rewrites its lease this often (between merges)
 
 
 try:  # Hydra's command line prints these as one line, without a traceback
@@ -147,6 +148,7 @@ class ResultsStore:
         #: curves, a partition of at least ``COMPACT_MIN_FILES`` small files), so that a rerun of a complete study
         #: finishes what a killed compaction left
         self.maintenance_due = False
+        self._lease: Optional[list] = None  # [path, when written (monotonic), renewals] while the lease is held
 
     # ------------------------------------------------------------------ paths
 
@@ -578,6 +580,7 @@ class ResultsStore:
                 if len(entries) < min_files:
                     continue
                 for chunk in _chunks(entries, COMPACT_ROWS):
+                    self._renew_lease()
                     table, ids = self._with_footer("inal", self._concat("inal", [e.path for e in chunk]), {})
                     self._put(table, self.file_path("inal", target, f"part-{_digest(ids)}"))
                     for e in chunk:
@@ -611,11 +614,34 @@ class ResultsStore:
             if token is not None or not wait:
                 break
             time.sleep(_LEASE_POLL_S * (0.5 + random.random()))  # contenders out of step
+        self._lease = [token, time.monotonic(), 0] if token is not None else None
         try:
             yield token is not None
         finally:
+            self._lease = None
             if token is not None:
                 self._delete(token)
+
+    def _renew_lease(self) -> None:
+        """Rewrite the held lease when ``_LEASE_RENEW_S`` (``LEASE_S / 3``) has passed since it was written (called
+        between the merges of a compaction): a compaction longer than ``LEASE_S`` keeps its lease
+        instead of another host's process taking it over as left by a dead one."""
+        lease = self._lease
+        if lease is None or time.monotonic() - lease[1] < _LEASE_RENEW_S:
+            return
+        lease[2] += 1
+        owner = f"{socket.gethostname()} pid {os.getpid()} at {time.time():.3f} renewal {lease[2]}".encode()
+        try:
+            if self.fs.type_name == "local":
+                with open(lease[0], "r+b") as held:  # the O_EXCL file stays: rewritten in place
+                    held.write(owner)
+                    held.truncate()
+            else:
+                with self.fs.open_output_stream(lease[0]) as out:  # a put: a fresh modification time
+                    out.write(owner)
+        except OSError:  # the next compaction finishes what this one leaves
+            pass
+        lease[1] = time.monotonic()
 
     def _take_lease(self, lease_dir: str) -> Optional[str]:
         """The lease's path when taken now, else None (see :meth:`maintenance_lease`)."""
@@ -681,6 +707,7 @@ class ResultsStore:
         each of their runs once: the row (and curves) of the first file holding it, files ordered
         compacted first, then by name, so that two processes merging the same files write the same
         file. When one file already holds every run of the chunk, the others are only deleted."""
+        self._renew_lease()
         chunk = sorted(chunk, key=lambda e: (not e.name.startswith("part-"), e.name))
         union = sorted({i for e in chunk for i in e.ids})
         whole = next((e for e in chunk if len(e.ids) == len(union)), None)

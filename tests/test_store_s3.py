@@ -16,6 +16,7 @@ environment of the process that starts Ray.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import shlex
 import signal
@@ -485,3 +486,33 @@ def test_a_driver_killed_beside_another_on_s3_leaves_nothing_a_rerun_cannot_conv
     assert names["curves"] == names["runs"]  # no orphan
     assert not s3_files(study, "_quarantine") and not s3_files(study, "_lease")
     assert not [p for p in s3_files(study, "_claims") if p.endswith(".claim")]  # the dead driver's included
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_long_compaction_keeps_its_lease_alive(s3_endpoint, tmp_path, monkeypatch, where):
+    """A compaction rewrites its lease every ``LEASE_S / 3`` between merges (here at every merge:
+    ``_LEASE_RENEW_S`` is 0), so that one longer than ``LEASE_S`` is not taken over by another
+    host's process as left by a dead one; the lease is released at the end."""
+    import sweeps.store as store_mod
+    from sweeps.store import ResultsStore
+
+    from test_store import _two_writers
+
+    results_dir = str(tmp_path / "res") if where == "local" else f"s3://bkt/renew?endpoint_override={s3_endpoint}&scheme=http"
+    store = ResultsStore(results_dir, "s")
+    _two_writers(store)  # two groups of runs files sharing cells: two merges
+    seen = []
+    real = ResultsStore._merge
+
+    def merge(self, *args, **kwargs):
+        result = real(self, *args, **kwargs)  # renews first, then merges
+        with self.fs.open_input_stream(self._lease[0]) as held:
+            seen.append(held.read().decode().split(" renewal ")[-1])
+        return result
+
+    monkeypatch.setattr(store_mod, "_LEASE_RENEW_S", 0.0)
+    monkeypatch.setattr(ResultsStore, "_merge", merge)
+    store.compact(min_files=2)  # the cells held twice, then the small files: two merges at least
+    assert len(seen) >= 2 and seen == [str(k) for k in range(1, len(seen) + 1)], seen
+    lease_dir = pafs.FileSelector(posixpath.join(store.root, "_lease"), allow_not_found=True)
+    assert not [i for i in store.fs.get_file_info(lease_dir) if i.type == pafs.FileType.File]
