@@ -604,8 +604,9 @@ class ResultsStore:
         "first in name order wins" rule let a contender whose clock was earlier but whose put
         landed after the other's second look hold the lease too). Two that see each other both
         step back and try again after a random part of ``_LEASE_POLL_S``.
-        A lease whose process is gone from this host, or older than ``LEASE_S`` (another host), was
-        left by a process that died and is taken over. With
+        A lease whose process is gone from this host, or not rewritten for ``LEASE_S`` (its holder
+        rewrites it between merges: :meth:`_renew_lease`), was left by a process that died and is
+        taken over. With
         ``wait`` a contender polls until the lease is free (or stale); without, it yields False.
         """
         lease_dir = posixpath.join(self.root, "_lease")
