@@ -137,7 +137,7 @@ from hydra import initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from sweeps.submit import _sweep_cells
 from sweeps.compose import GroupwiseComposer
-from sweeps.schema import validate_job
+from sweeps.validation import validate_job
 ov = ["n=6", "c=1", "width=range(1,11)", "train.seed=range(0,{n_sample // 10})", "T=50"]
 with initialize_config_module(config_module="sweeps.conf", version_base="1.3"):
     loader, master, cells = _sweep_cells(ov)

@@ -1,7 +1,7 @@
 """Job identity: what a job computes, its hashes, and its seeds.
 
 A job is one composed config (one cell of a Hydra grid), validated into a typed
-:class:`sweeps.spec.JobConfig` by ``sweeps.schema.validate_job``. Its **identity** (DESIGN.md) is
+:class:`sweeps.spec.JobConfig` by ``sweeps.validation.validate_job``. Its **identity** (DESIGN.md) is
 the BLAKE2b hash of the canonical JSON of its validated values (so ``target.subset_seed=0`` and
 ``=0.0`` are one cell) together with ``inal_core.ENGINE_VERSION``. Where results go (``study``,
 ``results_dir``) and where they are computed (``device``) are not part of it, and neither is
@@ -135,7 +135,7 @@ def seed_from_hash(hex_id: str) -> int:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One validated job (one cell of a grid). Build it with ``sweeps.schema.validate_job``.
+    """One validated job (one cell of a grid). Build it with ``sweeps.validation.validate_job``.
 
     ``config`` is the typed, nested description (:class:`sweeps.spec.JobConfig`). ``values`` is
     a read-only flat view of it with the names of ``sweeps.settings.SETTINGS`` (``n, c, N, N_spec,
@@ -201,11 +201,6 @@ class JobSpec:
         state.pop("_flat", None)
         return state
 
-    @property
-    def target_inputs(self) -> dict[str, Any]:
-        """The family's validated parameters (``make_target`` keyword arguments; None: derived from n)."""
-        return self.config.target.kwargs
-
     def make_target(self):
         """The ``inal_core`` target on ``n`` bits (parity: ``k = c``)."""
         return self.config.target.make(self.config.n)
@@ -261,7 +256,7 @@ def _run_hash(pack_key: str, text: str) -> str:
 
 
 def make_job(config: JobConfig) -> JobSpec:
-    """Hash a validated :class:`JobConfig` into a :class:`JobSpec` (``sweeps.schema.validate_job`` calls this).
+    """Hash a validated :class:`JobConfig` into a :class:`JobSpec` (``sweeps.validation.validate_job`` calls this).
 
     The hashed value sets are those of ``sweeps.settings.keys_of``; ``run_id`` hashes ``pack_key``
     (every run value but the vectorized ones) with the vectorized values (gamma, sigma, train.seed).

@@ -12,7 +12,7 @@ the overrides are parsed by Hydra's ``OverridesParser`` and split into axes exac
 the earlier one in its place), but the product is iterated lazily (``itertools.product``, same
 order as Hydra's list of jobs) instead of materialized.
 
-Validation is exact (``sweeps.schema.validate_job`` on Hydra's composition of the cell, through
+Validation is exact (``sweeps.validation.validate_job`` on Hydra's composition of the cell, through
 ``sweeps.compose.GroupwiseComposer``) for every distinct combination of the *structural* axes.
 Axes over the per-run scalars of a training stack (``gamma``, ``sigma``, ``train.seed``:
 ``sweeps.jobs.VECTORIZED_KEYS``) are factored out when they are separable: each of their values
@@ -41,14 +41,10 @@ from .settings import VECTORIZED_ATTRS as _TRAINING_FIELD  # flat name -> sweeps
 
 __all__ = [
     "Axis", "grid_axes", "CellSource", "GridSource", "ListSource", "CellFactory", "PlanCounts",
-    "count_plan", "iter_pending", "iter_packs", "pack_cost", "DEFAULT_MAX_CELLS", "check_max_cells",
+    "count_plan", "iter_pending", "iter_packs", "pack_cost", "check_max_cells",
     "id_bytes", "size_packs", "lpt_makespan", "CellLimits",
 ]
 
-#: Largest grid planned without ``hydra.launcher.max_cells`` raised: the driver keeps ~150 bytes a
-#: cell (dedupe set and status arrays), 0.3 GB at this size, well inside the 1.5 GB budget of a
-#: 10^6-cell dry run, and 2x the largest studies of the field (10^6 cells).
-DEFAULT_MAX_CELLS = 2_000_000
 #: Throughput assumed by the ETA of a plan (FLOP/s of one task slot) and the fixed cost of a task.
 CPU_FLOPS_PER_S = 2.0e9
 TASK_OVERHEAD_S = 0.05
@@ -102,7 +98,7 @@ def grid_axes(overrides: Sequence[Any], is_group: Optional[Callable[[Any], bool]
 
 def check_max_cells(n_cells: int, max_cells: int) -> None:
     """Refuse a grid over ``max_cells`` before any work (``ConfigError`` naming both and the fix)."""
-    from .schema import ConfigError
+    from .validation import ConfigError
 
     if n_cells > max_cells:
         raise ConfigError("hydra.launcher.max_cells", max_cells,
@@ -172,10 +168,6 @@ class ListSource(CellSource):
 # ------------------------------------------------------------------------------ cells -> jobs
 
 
-def _values_of(job: JobSpec) -> Dict[str, Any]:
-    return job.values
-
-
 class CellFactory:
     """Validated jobs of a cell source: exact per structural cell, factored over separable scalars.
 
@@ -184,7 +176,7 @@ class CellFactory:
     compose
         ``overrides -> task DictConfig`` (``GroupwiseComposer.compose_task``).
     validate
-        ``DictConfig -> JobSpec`` (``sweeps.schema.validate_job``); raises ``ConfigError``.
+        ``DictConfig -> JobSpec`` (``sweeps.validation.validate_job``); raises ``ConfigError``.
     localize
         ``JobSpec -> JobSpec`` applied to every validated job (e.g. an absolute results_dir).
     cache_size
@@ -217,7 +209,7 @@ class CellFactory:
 
     def exact(self, overrides: Sequence[str]) -> JobSpec:
         """``validate(compose(overrides))``, localized; ``ConfigError`` carries the cell's overrides."""
-        from .schema import ConfigError
+        from .validation import ConfigError
 
         self.full_validations += 1
         try:
@@ -447,7 +439,7 @@ class StoreView:
         key = (job.results_dir, job.study)
         entry = self._done.get(key)
         if entry is None:
-            from .schema import check_results_tree
+            from .validation import check_results_tree
 
             check_results_tree(*key)  # before the store makes or reads anything there
             store = self._open(*key)
@@ -583,7 +575,7 @@ class CellLimits:
     def check(self, job: JobSpec, inal_s: float, run_s: float) -> None:
         """Refuse a cell (``ConfigError``) whose INAL or training needs more memory than the worker
         has, or whose INAL task or single run is estimated above ``max_cell_hours``."""
-        from .schema import ConfigError
+        from .validation import ConfigError
 
         v = job.values
         what = f"n={v['n']} width={v['width']} depth={v['depth']}" + (f" T={v['T']}" if job.train else "")

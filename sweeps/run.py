@@ -23,7 +23,7 @@ import hydra
 from omegaconf import DictConfig
 
 from . import outcome
-from .schema import ConfigError, validate_job
+from .validation import ConfigError, validate_job
 from .store import ResultsStore
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ Each :class:`Setting` states its config path, where it lives in the typed job
 identities it enters, its stored column, its unit and meaning, and the engine keyword it feeds.
 Everything else is derived from :data:`SETTINGS`:
 
-- validation (``sweeps.schema.validate_job`` reads each key with the setting's :class:`Reader`;
+- validation (``sweeps.validation.validate_job`` reads each key with the setting's :class:`Reader`;
   a key with a default may be left out of a config);
 - the typed spec (``sweeps.spec.Network``, ``Training``, ... are built from the table's parts);
 - the identities (``sweeps.jobs``: which values each hash covers, and its memo key);
@@ -54,7 +54,7 @@ REQUIRED: Any = _Required()
 
 @dataclass(frozen=True)
 class Reader:
-    """How a config value is read (``sweeps.schema`` interprets it): ``kind`` is one of ``int``,
+    """How a config value is read (``sweeps.validation`` interprets it): ``kind`` is one of ``int``,
     ``float``, ``choice``, ``bool`` or the name of a dedicated reader (``extension``,
     ``checkpoints``, ``study``, ``results_dir``, ``device``); ``options`` are its keyword
     arguments (``minimum``, ``positive``, ``choices`` ...); ``null``: the value a YAML ``null``

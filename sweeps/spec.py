@@ -9,7 +9,7 @@ A job (one cell of a grid) is a :class:`JobConfig`::
               inal=InalEstimator(estimator, method, n_inits, n_inputs, memory_budget_gb),
               location=Location(study, results_dir, device))
 
-``sweeps.schema.validate_job`` builds it from a composed config (the only way to get one:
+``sweeps.validation.validate_job`` builds it from a composed config (the only way to get one:
 every value in it is validated and in its canonical type, ``subset_seed=0.0`` is ``0``);
 ``sweeps.jobs`` hashes it into identities; ``sweeps.columns`` turns it into Parquet rows.
 

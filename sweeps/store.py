@@ -997,7 +997,7 @@ def carry_identities(store: "ResultsStore") -> Dict[str, int]:
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from .schema import ConfigError, validate_job
+    from .validation import ConfigError, validate_job
 
     with initialize_config_module("sweeps.conf", version_base="1.3"):
         defaults = OmegaConf.to_container(compose("config"), resolve=True)

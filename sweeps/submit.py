@@ -4,7 +4,7 @@
     inal-submit --print-id -- +experiment=default results_dir=/shared/inal    # the id only
 
 The study is expanded here, before anything is sent: Hydra composes every cell of the grid and
-``sweeps.schema.validate_job`` checks it (a bad value fails on the laptop, naming the key). The
+``sweeps.validation.validate_job`` checks it (a bad value fails on the laptop, naming the key). The
 submission id is a function of the study alone,
 
     id = "inal-<study>-" + sha256(study, results_dir, sorted run ids, sorted INAL ids)[:12],
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .jobs import JobSpec
-from .schema import ConfigError, validate_job
+from .validation import ConfigError, validate_job
 
 __all__ = ["StudyPlan", "expand_study", "submission_id", "RayJobsApi", "ray_auth_token", "main"]
 
@@ -119,7 +119,7 @@ def expand_study(overrides: Sequence[str]) -> StudyPlan:
     from hydra.types import RunMode
 
     from .compose import GroupwiseComposer
-    from .plan import DEFAULT_MAX_CELLS, CellFactory, GridSource, check_max_cells, grid_axes
+    from .plan import CellFactory, GridSource, check_max_cells, grid_axes
 
     GlobalHydra.instance().clear()  # a CLI: no Hydra app of ours is running in this process
     try:
@@ -131,8 +131,9 @@ def expand_study(overrides: Sequence[str]) -> StudyPlan:
             parser = OverridesParser.create(config_loader=loader)
             source = GridSource(grid_axes(parser.parse_overrides(params + list(overrides)),
                                           composer.is_group_override))
-            max_cells = int(master.hydra.launcher.get("max_cells", DEFAULT_MAX_CELLS) or DEFAULT_MAX_CELLS)
-            check_max_cells(len(source), max_cells)
+            max_cells = master.hydra.launcher.get("max_cells")  # the inal_ray launcher's setting, default included
+            if max_cells is not None:  # another launcher: no such limit
+                check_max_cells(len(source), int(max_cells))
             composer.set_shared([a.lines[0] for a in source.axes if len(a.lines) == 1])
             # results_dir is a path on the cluster: its form and URI scheme are checked, not this machine's disk
             factory = CellFactory(source, composer.compose_task, lambda cfg: validate_job(cfg, local=False))

@@ -36,6 +36,22 @@ NUMBERS = ["correlation", "correlation_se", "acc", "final_loss", "param_norm"]
 
 
 @pytest.fixture(scope="session")
+def compose_config():
+    """The project's config composed as ``inal-sweep`` composes it: ``compose_config(overrides=(),
+    hydra=False)`` is Hydra's ``compose("config", overrides)`` over ``sweeps/conf`` (``hydra=True``:
+    with the ``hydra`` node). Each call composes in its own ``initialize_config_module`` context, so
+    no Hydra global state outlives it (tests that run ``inal-sweep`` in-process clear that state)
+    and module- or session-scoped fixtures can use it too."""
+    from hydra import compose, initialize_config_module
+
+    def compose_config(overrides=(), hydra: bool = False):
+        with initialize_config_module("sweeps.conf", version_base="1.3"):
+            return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+
+    return compose_config
+
+
+@pytest.fixture(scope="session")
 def ray_address():
     """A 2-CPU Ray on loopback shared by the session's Ray tests (one start-up, seconds here);
     always shut down. Yields the GCS address, which subprocess drivers join."""

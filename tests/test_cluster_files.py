@@ -441,7 +441,7 @@ def test_expand_study_matches_hydra_composing_every_cell():
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from sweeps.schema import validate_job
+    from sweeps.validation import validate_job
     from sweeps.submit import _sweep_cells, expand_study
 
     overrides = ["+experiment=default", "results_dir=/shared/inal", "n=6,8", "c=2",
@@ -470,6 +470,8 @@ def test_attempt_numbers():
     (["+experiment=default", "results_dir=/shared/inal", "n=0"], "n=0"),
     (["+experiment=default", "results_dir=relative/dir"], "results_dir='relative/dir'"),
     (["+experiment=default", "results_dir=/shared/inal", "widht=8"], "widht"),
+    # the launcher's max_cells holds for inal-submit too (6 cells over a limit of 5)
+    (["results_dir=/shared/inal", "n=4,5,6", "c=1,2", "hydra.launcher.max_cells=5"], "hydra.launcher.max_cells=5"),
 ])
 def test_inal_submit_refuses_bad_input_before_contacting_ray(overrides, named, capsys):
     from sweeps.submit import main

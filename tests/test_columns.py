@@ -10,12 +10,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hydra import compose, initialize_config_module
 
 import sweeps.store
 from sweeps.columns import SCHEMAS, TABLES, columns_of, readme_tables, render_table
 from sweeps.execute import _run_row, run_training_pack
-from sweeps.schema import validate_job
+from sweeps.validation import validate_job
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "sweeps" / "README.md"
@@ -64,10 +63,9 @@ def test_config_id_in_runs_and_inal():
 
 
 @pytest.fixture(scope="module")
-def job_and_files(tmp_path_factory):
+def job_and_files(tmp_path_factory, compose_config):
     root = tmp_path_factory.mktemp("cols")
-    with initialize_config_module("sweeps.conf", version_base="1.3"):
-        cfg = compose("config", overrides=[*TINY, f"results_dir={root}"])
+    cfg = compose_config([*TINY, f"results_dir={root}"])
     job = validate_job(cfg)
     (outcome,) = run_training_pack([job])
     assert outcome.status == "ok", outcome.error
@@ -111,13 +109,12 @@ def test_stored_job_columns_hold_the_config_values(job_and_files):
     assert [r["step"] for r in curves] == list(cfg.train.checkpoints)
 
 
-def test_config_columns_are_constant_within_a_config_id():
+def test_config_columns_are_constant_within_a_config_id(compose_config):
     """A grid over n, seed and staircase k: config_id splits k=3 from k=5 (both nominal c=1) and
     nothing else; the config columns are constant within a group, n and seed are not."""
     from sweeps.columns import config_columns, job_columns
 
-    with initialize_config_module("sweeps.conf", version_base="1.3"):
-        base = compose("config", overrides=["target=staircase", "+target.k=3", "train.N=2n", "T=10"])
+    base = compose_config(["target=staircase", "+target.k=3", "train.N=2n", "T=10"])
     from omegaconf import OmegaConf
 
     plain = OmegaConf.to_container(base, resolve=True)

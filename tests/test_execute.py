@@ -11,7 +11,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 
 from inal_core.inal import estimate_inal
 from inal_core.inal_summary import bootstrap_t_interval, selection_free_max
@@ -20,7 +19,7 @@ from inal_core.ngd import NGDConfig, train_noisy_gd
 from inal_core.rng import derive_seed
 from inal_core.targets import extend
 from sweeps.execute import plan_packs, run_inal_job, run_training_pack, write_failed
-from sweeps.schema import validate_job
+from sweeps.validation import validate_job
 from sweeps.store import ResultsStore
 
 TINY = ["n=4", "width=8", "depth=1", "T=3", "train.N=8", "train.checkpoints=2", "train.n_eval=256",
@@ -29,11 +28,10 @@ MEASURED = ["correlation", "correlation_se", "acc", "final_loss", "param_norm"]
 
 
 @pytest.fixture(scope="module")
-def make_job():
-    with initialize_config_module("sweeps.conf", version_base="1.3"):
-        def make(results_dir, *overrides):
-            return validate_job(compose("config", overrides=[*TINY, f"results_dir={results_dir}", *overrides]))
-        yield make
+def make_job(compose_config):
+    def make(results_dir, *overrides):
+        return validate_job(compose_config([*TINY, f"results_dir={results_dir}", *overrides]))
+    return make
 
 
 def rows(results_dir, kind="runs"):

@@ -57,7 +57,7 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize("overrides, message", BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
 def test_bad_input_fails_before_anything_runs(overrides, message, tmp_path: Path, hydra_restore_singletons) -> None:
-    from sweeps.schema import ConfigError
+    from sweeps.validation import ConfigError
 
     ray_was_up = ray.is_initialized()
     with pytest.raises(ConfigError) as info:

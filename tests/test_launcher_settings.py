@@ -15,7 +15,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from hydra_plugins.inal_ray_launcher._core import resolve_address  # noqa: E402
+from hydra_plugins.inal_ray_launcher._ray import resolve_address  # noqa: E402
 
 
 @pytest.mark.parametrize("address, env, expected", [

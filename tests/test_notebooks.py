@@ -1,7 +1,7 @@
 """Execute every notebook in analysis/notebooks/ with nbclient against a small study made here.
 
 The study is a tiny real one: jobs composed from the project's Hydra config, validated by
-``sweeps.schema.validate_job`` and computed by ``sweeps.execute.run_training_pack`` (INAL and noisy
+``sweeps.validation.validate_job`` and computed by ``sweeps.execute.run_training_pack`` (INAL and noisy
 GD, written by the real store), in-process without Ray: 3 n x 2 c x 3 seeds, width 8, T = 10
 (about 10 s on an idle 2-core machine). The report tests use synthetic studies with known answers.
 """
@@ -19,19 +19,17 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "analysis" / "notebook
 
 
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
+def study_dir(tmp_path_factory, compose_config):
     pytest.importorskip("sweeps.execute")
-    from hydra import compose, initialize_config_module
     from omegaconf import open_dict
 
     from sweeps.execute import plan_packs, run_training_pack
-    from sweeps.schema import validate_job
+    from sweeps.validation import validate_job
 
     results = tmp_path_factory.mktemp("nb")
-    with initialize_config_module("sweeps.conf", version_base="1.3"):
-        base = compose("config", overrides=[
-            "width=8", "depth=1", "T=10", "gamma=0.05", "sigma=1e-3", "study=nbstudy", f"results_dir={results}",
-            "inal.n_inits=64", "train.checkpoints=3", "train.n_eval=1024", "device=cpu"])
+    base = compose_config([
+        "width=8", "depth=1", "T=10", "gamma=0.05", "sigma=1e-3", "study=nbstudy", f"results_dir={results}",
+        "inal.n_inits=64", "train.checkpoints=3", "train.n_eval=1024", "device=cpu"])
     jobs = []
     for n in (4, 6, 8):
         for c in (1, 2):

@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from sweeps.compose import GroupwiseComposer
 from sweeps.execute import plan_packs
 from sweeps.plan import CellFactory, GridSource, check_max_cells, grid_axes, iter_packs
-from sweeps.schema import ConfigError, validate_job
+from sweeps.validation import ConfigError, validate_job
 
 REPO = Path(__file__).resolve().parent.parent
 

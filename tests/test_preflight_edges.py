@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.schema import ConfigError, check_results_dir, check_results_tree, read_study
+from sweeps.validation import ConfigError, check_results_dir, check_results_tree, read_study
 
 BIN = Path(sys.executable).parent
 INAL_SWEEP = str(BIN / "inal-sweep")

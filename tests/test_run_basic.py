@@ -10,7 +10,6 @@ import sys
 
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
 
@@ -71,10 +70,9 @@ def test_grid_rerun_and_repair_with_the_basic_launcher(tmp_path, monkeypatch, ca
     assert (before == after).all()
 
 
-def test_task_in_process(tmp_path, caplog):
-    with initialize_config_module("sweeps.conf", version_base="1.3"):
-        cfg = compose("config", overrides=["n=4", "width=8", "T=0", "inal.n_inits=8", "device=cpu", "study=one",
-                                           f"results_dir={tmp_path.as_uri()}"])
+def test_task_in_process(tmp_path, caplog, compose_config):
+    cfg = compose_config(["n=4", "width=8", "T=0", "inal.n_inits=8", "device=cpu", "study=one",
+                          f"results_dir={tmp_path.as_uri()}"])
     result = task(cfg)
     assert result["status"] == "ok" and result["results"] == (tmp_path / "one").as_uri()  # the location as given
     assert "[inal-sweep] ok" in caplog.text  # through logging (Hydra's job log, run.log)

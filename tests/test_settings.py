@@ -9,11 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from sweeps import settings as S
-from sweeps.schema import ConfigError, validate_job
+from sweeps.validation import ConfigError, validate_job
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -21,15 +20,9 @@ IDS = ("run_id", "inal_id", "pack_key", "config_id", "inal_config_id")
 
 
 @pytest.fixture(scope="module")
-def composer():
-    with initialize_config_module("sweeps.conf", version_base="1.3"):
-        yield lambda overrides=(): compose("config", overrides=list(overrides))
-
-
-@pytest.fixture(scope="module")
-def base(composer, tmp_path_factory):
+def base(compose_config, tmp_path_factory):
     """The default config as plain Python (results_dir a fresh directory)."""
-    cfg = OmegaConf.to_container(composer(), resolve=True)
+    cfg = OmegaConf.to_container(compose_config(), resolve=True)
     cfg["results_dir"] = str(tmp_path_factory.mktemp("results"))
     return cfg
 
@@ -109,18 +102,18 @@ def test_two_settings_that_differ_never_share_an_identity(base, tmp_path):
     assert len(checked) >= 25 and "train.gamma_schedule" in checked
 
 
-def test_identities_of_cells_written_before_the_table_are_unchanged(composer):
+def test_identities_of_cells_written_before_the_table_are_unchanged(compose_config):
     """The identities today's code gives the configs of ``record.py`` are those commit 7e41b71
     (before the table of settings, and before any setting added since) computed and stored."""
     recorded = json.loads((FIXTURES / "identities_7e41b71" / "identities.json").read_text())
     assert len(recorded) >= 9
     for case in recorded:
-        job = validate_job(composer(case["overrides"] + ["results_dir=/tmp"]))
+        job = validate_job(compose_config(case["overrides"] + ["results_dir=/tmp"]))
         assert _ids(job) == {k: case[k] for k in IDS}, case["overrides"]
 
 
-def test_a_setting_left_out_takes_its_default_and_the_yaml_agrees(base, composer):
-    cfg = OmegaConf.to_container(composer(), resolve=True)
+def test_a_setting_left_out_takes_its_default_and_the_yaml_agrees(base, compose_config):
+    cfg = OmegaConf.to_container(compose_config(), resolve=True)
     for path, default in S.DEFAULTS.items():
         assert _get(cfg, path) == default and type(_get(cfg, path)) is type(default), path
         group, _, key = path.rpartition(".")

@@ -11,9 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hydra import compose, initialize_config_module
 
-from sweeps.schema import validate_job
+from sweeps.validation import validate_job
 from sweeps.store import ResultsStore
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -28,18 +27,16 @@ def _copy(tmp_path: Path, name: str) -> tuple[Path, str]:
     return tmp_path, f"s{study}"
 
 
-def _jobs(results_dir: Path, study: str):
-    with initialize_config_module("sweeps.conf", version_base="1.3"):
-        return [validate_job(compose("config", overrides=cell + [f"results_dir={results_dir}", f"study={study}"]))
-                for cell in GRID]
+def _jobs(compose_config, results_dir: Path, study: str):
+    return [validate_job(compose_config(cell + [f"results_dir={results_dir}", f"study={study}"])) for cell in GRID]
 
 
-def test_a_study_written_before_the_boot_columns_is_complete_and_read_with_nulls(tmp_path, caplog):
+def test_a_study_written_before_the_boot_columns_is_complete_and_read_with_nulls(tmp_path, caplog, compose_config):
     from analysis.load import load_study
 
     results, study = _copy(tmp_path, "store_28046c5")
     store = ResultsStore(str(results), study)
-    jobs = _jobs(results, study)
+    jobs = _jobs(compose_config, results, study)
     with caplog.at_level(logging.INFO):
         assert store.pending(jobs) == []  # every cell complete: nothing recomputed
     assert not (results / study / "_quarantine").exists()
@@ -96,7 +93,7 @@ def _migrate(study_dir: Path) -> str:
     return out.stdout
 
 
-def test_migrate_carries_the_identities_of_a_study_written_before_the_typed_spec(tmp_path):
+def test_migrate_carries_the_identities_of_a_study_written_before_the_typed_spec(tmp_path, compose_config):
     """0767b9c hashed another payload: after migrate the same command finds every cell complete
     (the dry run of the real launcher says so), and the study holds each cell once."""
     import subprocess
@@ -105,7 +102,7 @@ def test_migrate_carries_the_identities_of_a_study_written_before_the_typed_spec
     from analysis.load import load_study
 
     results, study = _copy(tmp_path, "store_0767b9c")
-    jobs = _jobs(results, study)
+    jobs = _jobs(compose_config, results, study)
     old_ids = {p.stem for p in (results / study / "runs").rglob("*.parquet")}
     assert old_ids and not old_ids & {j.run_id for j in jobs}  # the old hashes differ from today's
     print(_migrate(results / study))
@@ -126,7 +123,7 @@ def test_migrate_carries_the_identities_of_a_study_written_before_the_typed_spec
     assert "4 already complete, 0 to run" in out.stdout + out.stderr, out.stdout + out.stderr
 
 
-def test_migrate_supersedes_rows_whose_identity_truly_changed(tmp_path):
+def test_migrate_supersedes_rows_whose_identity_truly_changed(tmp_path, compose_config):
     """A row of another engine version is moved aside (kept under _superseded/, never counted):
     its cell is pending again; the other cells keep theirs."""
     from analysis.load import load_study
@@ -138,7 +135,7 @@ def test_migrate_supersedes_rows_whose_identity_truly_changed(tmp_path):
     pq.write_table(table.set_column(col, "engine_version", pa.array([-1] * table.num_rows, pa.int64()))
                    .replace_schema_metadata(table.schema.metadata), victim)
     _migrate(results / study)
-    jobs = _jobs(results, study)
+    jobs = _jobs(compose_config, results, study)
     pending = ResultsStore(str(results), study).pending(jobs)
     assert len(pending) == 1 and pending[0].train
     loaded = load_study(str(results / study))
@@ -148,9 +145,9 @@ def test_migrate_supersedes_rows_whose_identity_truly_changed(tmp_path):
     assert kept and sum(pq.read_metadata(p).num_rows for p in kept) >= 1
 
 
-def test_migrate_leaves_a_study_of_today_s_hashes_untouched(tmp_path):
+def test_migrate_leaves_a_study_of_today_s_hashes_untouched(tmp_path, compose_config):
     results, study = _copy(tmp_path, "store_28046c5")
     before = {p: p.read_bytes() for p in (results / study).rglob("*.parquet")}
     assert "'rows_reidentified': 0" in _migrate(results / study)
     assert {p: p.read_bytes() for p in (results / study).rglob("*.parquet")} == before
-    assert ResultsStore(str(results), study).pending(_jobs(results, study)) == []
+    assert ResultsStore(str(results), study).pending(_jobs(compose_config, results, study)) == []

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.schema import validate_job
+from sweeps.validation import validate_job
 
 pytest.importorskip("torch")  # the study below trains cells (in Ray's workers)
 pd = pytest.importorskip("pandas")
@@ -57,24 +57,17 @@ def run_without_torch(code: str, *args: str, cwd: Path) -> subprocess.CompletedP
                           capture_output=True, text=True, timeout=300, env=env)
 
 
-def _compose(overrides: list[str]):
-    from hydra import compose, initialize_config_module
-
-    with initialize_config_module("sweeps.conf", version_base="1.3"):
-        return compose("config", overrides=overrides)
-
-
 def test_the_blocker_blocks(tmp_path: Path) -> None:
     proc = run_without_torch("import inal_core; inal_core.estimate_inal", cwd=tmp_path)
     assert proc.returncode != 0 and "torch was imported on the planning path" in proc.stderr
 
 
-def test_validation_and_identity_of_every_family_without_torch(tmp_path: Path) -> None:
+def test_validation_and_identity_of_every_family_without_torch(tmp_path: Path, compose_config) -> None:
     code = '''
         import json, sys
         from hydra import compose, initialize_config_module
         from sweeps.plan import inal_cost, pack_cost
-        from sweeps.schema import ConfigError, validate_job
+        from sweeps.validation import ConfigError, validate_job
 
         out = []
         with initialize_config_module("sweeps.conf", version_base="1.3"):
@@ -104,7 +97,7 @@ def test_validation_and_identity_of_every_family_without_torch(tmp_path: Path) -
     try:
         want = []
         for overrides in GRIDS:
-            job = validate_job(_compose(overrides + ["results_dir=res"]))
+            job = validate_job(compose_config(overrides + ["results_dir=res"]))
             want.append([job.run_id, job.inal_id, job.values["inal_method"], pack_cost(job), inal_cost(job)])
     finally:
         os.chdir(cwd)

@@ -82,13 +82,10 @@ def test_import_path_family_in_every_estimator(user_dir):
     ("user_threshold:NOT_A_FAMILY",
      "'NOT_A_FAMILY' in module 'user_threshold' is int, not an inal_core.targets.Family"),
 ])
-def test_a_bad_import_path_is_one_clear_line(user_dir, name, why):
-    from hydra import compose, initialize_config_module
+def test_a_bad_import_path_is_one_clear_line(user_dir, name, why, compose_config):
+    from sweeps.validation import ConfigError, validate_job
 
-    from sweeps.schema import ConfigError, validate_job
-
-    with initialize_config_module("sweeps.conf", version_base="1.3"):
-        cfg = compose("config", overrides=[f"target.name={name}", f"results_dir={user_dir / 'res'}"])
+    cfg = compose_config([f"target.name={name}", f"results_dir={user_dir / 'res'}"])
     with pytest.raises(ConfigError) as info:
         validate_job(cfg)
     message = str(info.value)
@@ -129,7 +126,7 @@ def test_user_family_runs_on_ray_from_its_own_directory(ray_address, user_dir):
 
 
 def test_runtime_env_ships_a_module_that_is_not_installed(user_dir):
-    from hydra_plugins.inal_ray_launcher._core import _with_user_code, user_code_runtime_env
+    from hydra_plugins.inal_ray_launcher._ray import _with_user_code, user_code_runtime_env
     from inal_core.targets import make_target
 
     assert user_code_runtime_env() == {}

@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
 from omegaconf import OmegaConf
 
 from sweeps.run import main
-from sweeps.schema import ConfigError, validate_job
+from sweeps.validation import ConfigError, validate_job
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -110,12 +109,6 @@ DICT_CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def composer():
-    with initialize_config_module("sweeps.conf", version_base="1.3"):
-        yield lambda overrides: compose("config", overrides=overrides)
-
-
 def test_there_are_at_least_fifty_kinds():
     assert len({key for _, key, _, _ in BAD_INPUTS}) >= 35
     kinds = {(key, allowed) for _, key, _, allowed in BAD_INPUTS} | {(key, allowed) for *_, key, _, allowed in DICT_CASES}
@@ -123,8 +116,8 @@ def test_there_are_at_least_fifty_kinds():
 
 
 @pytest.mark.parametrize("overrides,key,value,allowed", BAD_INPUTS, ids=[" ".join(o) for o, *_ in BAD_INPUTS])
-def test_bad_input_names_key_value_and_allowed(composer, overrides, key, value, allowed):
-    cfg = composer(overrides)
+def test_bad_input_names_key_value_and_allowed(compose_config, overrides, key, value, allowed):
+    cfg = compose_config(overrides)
     with pytest.raises(ConfigError) as info:
         validate_job(cfg)
     message = str(info.value)
@@ -133,30 +126,30 @@ def test_bad_input_names_key_value_and_allowed(composer, overrides, key, value, 
     assert "allowed:" in message and allowed in message
 
 
-def test_exact_enumeration_beyond_what_fits(composer):
+def test_exact_enumeration_beyond_what_fits(compose_config):
     with pytest.raises(ConfigError) as info:
-        validate_job(composer(["inal=exact", "n=40"]))
+        validate_job(compose_config(["inal=exact", "n=40"]))
     assert str(info.value).startswith("invalid inal.estimator='exact' (allowed: one of auto, exact, mc, junta that "
                                       "can serve n=40 (exact enumeration only while it fits inal.memory_budget_gb=2)")
     with pytest.raises(ConfigError) as info:
-        validate_job(composer(["inal=exact", "n=20", "width=4096", "inal.memory_budget_gb=1e-4"]))
+        validate_job(compose_config(["inal=exact", "n=20", "width=4096", "inal.memory_budget_gb=1e-4"]))
     assert str(info.value).startswith("invalid inal.memory_budget_gb=0.0001 (allowed: a budget the smallest INAL "
                                       "chunk fits in, or another inal.estimator)")
-    validate_job(composer(["inal=exact", "n=6"]))  # small n fits
+    validate_job(compose_config(["inal=exact", "n=6"]))  # small n fits
 
 
-def test_good_configs_pass(composer):
+def test_good_configs_pass(compose_config):
     for overrides in ([], ["target=majority", "c=3"], ["target=full_parity"], ["target=planted", "n=12", "c=1.5"],
                       ["target=staircase"], ["init=rademacher", "network=no_bias"], ["T=0"], ["train.N=2n"], ["train.N=n2"], ["train.N='n^2'"],
                       ["train.N=100"], ["train.checkpoints=[0,100,200]"], ["device=cuda:1"], ["n=8.0"]):
-        validate_job(composer(overrides))
+        validate_job(compose_config(overrides))
 
 
 def _cli(args, cwd, monkeypatch, capsys):
     """``inal-sweep <args>`` in this process: (exit code, stdout + stderr)."""
     monkeypatch.chdir(cwd)
     monkeypatch.setattr(sys, "argv", ["inal-sweep", *args])
-    backup = get_gh_backup()  # a compose fixture may hold Hydra's global state
+    backup = get_gh_backup()  # keep whatever Hydra global state the caller holds
     GlobalHydra.instance().clear()
     code = 0
     try:
@@ -186,8 +179,8 @@ def test_cli_basic_multirun_refuses_before_any_result(tmp_path, monkeypatch, cap
 
 
 @pytest.mark.parametrize("path,bad,key,value,allowed", DICT_CASES, ids=[c[0] + "=" + repr(c[1]) for c in DICT_CASES])
-def test_bad_values_set_on_the_composed_config(composer, path, bad, key, value, allowed):
-    cfg = OmegaConf.to_container(composer([]), resolve=True)
+def test_bad_values_set_on_the_composed_config(compose_config, path, bad, key, value, allowed):
+    cfg = OmegaConf.to_container(compose_config([]), resolve=True)
     cfg[path] = bad
     with pytest.raises(ConfigError) as info:
         validate_job(cfg)
@@ -199,79 +192,79 @@ def test_bad_values_set_on_the_composed_config(composer, path, bad, key, value, 
 # ----------------------------------------------------------------------------- results_dir
 
 
-def _refused_results_dir(composer, results_dir):
+def _refused_results_dir(compose_config, results_dir):
     with pytest.raises(ConfigError) as info:
-        validate_job(composer([f"results_dir={results_dir}"]))
+        validate_job(compose_config([f"results_dir={results_dir}"]))
     assert info.value.key == "results_dir" and f"invalid results_dir={str(results_dir)!r}" in str(info.value)
     return str(info.value)
 
 
-def test_results_dir_that_is_a_file_or_under_one(composer, tmp_path):
+def test_results_dir_that_is_a_file_or_under_one(compose_config, tmp_path):
     afile = tmp_path / "a_file"
     afile.write_text("x")
-    assert "it is an existing file" in _refused_results_dir(composer, afile)
-    assert "a file" in _refused_results_dir(composer, afile / "sub" / "dir")
-    assert "it is an existing file" in _refused_results_dir(composer, f"file://{afile}")
+    assert "it is an existing file" in _refused_results_dir(compose_config, afile)
+    assert "a file" in _refused_results_dir(compose_config, afile / "sub" / "dir")
+    assert "it is an existing file" in _refused_results_dir(compose_config, f"file://{afile}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing made
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only directory (run as a user to see it)")
-def test_results_dir_not_writable(composer, tmp_path):
+def test_results_dir_not_writable(compose_config, tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        assert "its nearest existing parent" in _refused_results_dir(composer, ro / "results" / "x")
-        assert "it is not writable" in _refused_results_dir(composer, ro)
+        assert "its nearest existing parent" in _refused_results_dir(compose_config, ro / "results" / "x")
+        assert "it is not writable" in _refused_results_dir(compose_config, ro)
     finally:
         ro.chmod(0o755)
     assert list(ro.iterdir()) == []
 
 
-def test_results_dir_scheme_pyarrow_does_not_know(composer):
-    assert "a scheme among file" in _refused_results_dir(composer, "s4://bucket/prefix")
-    validate_job(composer(["results_dir=s3://bucket/prefix"]))  # known scheme: no network call at validation
+def test_results_dir_scheme_pyarrow_does_not_know(compose_config):
+    assert "a scheme among file" in _refused_results_dir(compose_config, "s4://bucket/prefix")
+    validate_job(compose_config(["results_dir=s3://bucket/prefix"]))  # known scheme: no network call at validation
 
 
-def test_results_dir_checked_once_per_distinct_value(composer, tmp_path, monkeypatch):
+def test_results_dir_checked_once_per_distinct_value(compose_config, tmp_path, monkeypatch):
     calls = []
     real = os.access
     monkeypatch.setattr(os, "access", lambda *a, **k: calls.append(a) or real(*a, **k))
-    cfg = OmegaConf.to_container(composer([f"results_dir={tmp_path / 'r'}"]), resolve=True)
+    cfg = OmegaConf.to_container(compose_config([f"results_dir={tmp_path / 'r'}"]), resolve=True)
     for seed in range(50):
         cfg["train"]["seed"] = seed
         validate_job(cfg)
     assert len(calls) == 1
 
 
-def test_remote_results_dir_skips_the_local_filesystem(composer, tmp_path):
+def test_remote_results_dir_skips_the_local_filesystem(compose_config, tmp_path):
     afile = tmp_path / "f"
     afile.write_text("x")
-    validate_job(composer([f"results_dir={afile}"]), local=False)  # a path on the cluster, not here
+    validate_job(compose_config([f"results_dir={afile}"]), local=False)  # a path on the cluster, not here
     with pytest.raises(ConfigError):
-        validate_job(composer(["results_dir=s4://x"]), local=False)
+        validate_job(compose_config(["results_dir=s4://x"]), local=False)
 
 
 # ----------------------------------------------------------------------------- unknown keys
 
 
-def test_unknown_key_names_a_close_match(composer):
+def test_unknown_key_names_a_close_match(compose_config):
     with pytest.raises(ConfigError) as info:
-        validate_job(composer(["+widht=8"]))
+        validate_job(compose_config(["+widht=8"]))
     assert "did you mean width?" in str(info.value)
     with pytest.raises(ConfigError) as info:
-        validate_job(composer(["+train.sedd=3"]))
+        validate_job(compose_config(["+train.sedd=3"]))
     assert "did you mean train.seed?" in str(info.value)
 
 
-def test_hydra_node_is_not_a_task_key(composer):
-    validate_job(compose("config", overrides=[], return_hydra_config=True))
+def test_hydra_node_is_not_a_task_key(compose_config):
+    validate_job(compose_config([], hydra=True))
 
 
-def test_every_family_parameter_in_the_target_group_is_accepted(composer):
-    validate_job(composer(["c=2", "+target.k=2"]))
-    validate_job(composer(["target=staircase", "+target.k=3"]))
-    validate_job(composer(["target=planted", "n=12", "c=1.5", "+target.parity_degree=4", "+target.resolution_bits=3"]))
+def test_every_family_parameter_in_the_target_group_is_accepted(compose_config):
+    validate_job(compose_config(["c=2", "+target.k=2"]))
+    validate_job(compose_config(["target=staircase", "+target.k=3"]))
+    validate_job(compose_config(["target=planted", "n=12", "c=1.5", "+target.parity_degree=4", "+target.resolution_bits=3"]))
 
 
 # ----------------------------------------------------------------------------- the real command line
@@ -310,12 +303,12 @@ def test_cli_refuses_with_one_line_exit_2_nothing_written_no_ray(tmp_path, monke
 # ----------------------------------------------------------------------------- throughput (printed, not asserted)
 
 
-def test_validation_throughput_is_printed(composer, tmp_path, capsys):
+def test_validation_throughput_is_printed(compose_config, tmp_path, capsys):
     """How long validating 10^5 composed cells takes (a grid over width, gamma and seed, as plain
     dicts: what a streaming planner hands over), and a few thousand DictConfigs. Printed only."""
     import time
 
-    base = OmegaConf.to_container(composer(["n=6", "T=50", f"results_dir={tmp_path}"]), resolve=True)
+    base = OmegaConf.to_container(compose_config(["n=6", "T=50", f"results_dir={tmp_path}"]), resolve=True)
     cells = 100_000
     t0 = time.perf_counter()
     for i in range(cells):
@@ -324,7 +317,7 @@ def test_validation_throughput_is_printed(composer, tmp_path, capsys):
         cfg["train"] = {**base["train"], "seed": i // 1000}
         validate_job(cfg)
     plain_us = (time.perf_counter() - t0) / cells * 1e6
-    dict_configs = [composer([f"width={w}", f"results_dir={tmp_path}"]) for w in range(1, 6)]
+    dict_configs = [compose_config([f"width={w}", f"results_dir={tmp_path}"]) for w in range(1, 6)]
     t0 = time.perf_counter()
     for i in range(2000):
         validate_job(dict_configs[i % 5])
@@ -338,9 +331,9 @@ def test_validation_throughput_is_printed(composer, tmp_path, capsys):
               f"DictConfig: {omega_us:.0f} us/cell; machine calibration sum(range(100)): {calibration_us:.2f} us")
 
 
-def test_cached_checks_tell_true_from_one(composer):
+def test_cached_checks_tell_true_from_one(compose_config):
     """Validation results are cached per distinct value; ``True == 1`` in Python, not here."""
-    validate_job(composer(["target.subset_seed=1"]))
+    validate_job(compose_config(["target.subset_seed=1"]))
     with pytest.raises(ConfigError) as info:
-        validate_job(composer(["target.subset_seed=true"]))
+        validate_job(compose_config(["target.subset_seed=true"]))
     assert info.value.key == "target.subset_seed"

@@ -6,13 +6,12 @@ import copy
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from inal_core.networks import NetworkSpec, init_relu_stack
 from inal_core.ngd import NGDConfig, train_noisy_gd
 from inal_core.targets import make_target
-from sweeps.schema import ConfigError, validate_job
+from sweeps.validation import ConfigError, validate_job
 
 
 def _reference(spec, seeds, target, cfg: NGDConfig):
@@ -70,9 +69,8 @@ def test_weight_decay_zero_is_bit_identical_to_the_update_without_it():
         assert (without.curves[key] == zero.curves[key]).all()
 
 
-def test_weight_decay_is_validated_hashed_and_omitted_at_its_default(tmp_path):
-    with initialize_config_module("sweeps.conf", version_base="1.3"):
-        cfg = OmegaConf.to_container(compose("config", overrides=[f"results_dir={tmp_path}"]), resolve=True)
+def test_weight_decay_is_validated_hashed_and_omitted_at_its_default(tmp_path, compose_config):
+    cfg = OmegaConf.to_container(compose_config([f"results_dir={tmp_path}"]), resolve=True)
     assert cfg["train"]["weight_decay"] == 0.0
     with pytest.raises(ConfigError, match=r"invalid train.weight_decay=-0.1 \(allowed: a finite number >= 0\)"):
         validate_job({**cfg, "train": {**cfg["train"], "weight_decay": -0.1}})

@@ -4,7 +4,7 @@ Planning is ``sweeps.plan`` (shared with ``inal-submit``); this module submits a
 
 1. :func:`prepare_grid` — one streaming pass over the grid: every cell composed (Hydra's full
    composition once per distinct set of group choices, ``sweeps.compose.GroupwiseComposer``)
-   and validated (``sweeps.schema.validate_job``; per-run scalars factored, see ``sweeps.plan``),
+   and validated (``sweeps.validation.validate_job``; per-run scalars factored, see ``sweeps.plan``),
    deduplicated by ``run_id`` and checked against the store (footers only). A bad value stops
    the program with a ``ConfigError`` before Ray starts and before anything is written; a grid
    over ``hydra.launcher.max_cells`` is refused before the pass.
@@ -12,7 +12,13 @@ Planning is ``sweeps.plan`` (shared with ``inal-submit``); this module submits a
    done, to run, packs, ETA) and returns; otherwise a second streaming pass submits one Ray task
    per missing INAL setting and one per training pack as the packs fill, keeping at most
    ``max_in_flight`` tasks in flight, records a pack whose task Ray gave up on as ``failed``
-   rows, compacts the study's files, prints the summary and optionally runs the report.
+   rows, compacts the study's files, prints the summary and optionally runs the report. Results
+   are collected by ``._ray.drain`` (the launcher's one ``ray.wait`` loop), this driver's claims
+   renewed while it waits.
+3. :func:`launch_grid_with_callbacks` — :func:`launch_grid` with what Hydra gives each job around
+   it (``hydra.callbacks``, the sweep directory's ``.hydra/``, ``results.yaml`` and log); used by
+   ``hydra/sweeper=inal`` (``sweeper.py``) and, for explicit lists of overrides, by :func:`launch`
+   (what ``InalRayLauncher.launch`` calls for the project's task function).
 
 Driver memory grows with the packs in flight, not with the composed cells: a pass keeps the
 16-byte run ids it has seen (to deduplicate) and the ids of the cells that run; the ``JobReturn``
@@ -28,20 +34,22 @@ import os
 import time
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus
+from omegaconf import DictConfig, OmegaConf
 
 from sweeps import outcome
 from sweeps.compose import GroupwiseComposer
 from sweeps.jobs import JobSpec
 from sweeps import throughput as cost_model
-from sweeps.plan import (CellFactory, CellLimits, CellSource, PlanCounts, StoreView, check_max_cells,
+from sweeps.plan import (CellFactory, CellLimits, CellSource, ListSource, PlanCounts, StoreView, check_max_cells,
                          count_plan, gpu_pack_size_of, id_bytes, inal_cost, iter_packs, iter_pending)
-from sweeps.schema import validate_job
+from sweeps.validation import validate_job
 from sweeps.store import ResultsStore
 
-from hydra_plugins.inal_ray_launcher._core import ensure_ray, task_options
+from hydra_plugins.inal_ray_launcher._ray import drain, ensure_ray, task_options
 from hydra_plugins.inal_ray_launcher._summary import StudySummary, run_report, show_summary
 from hydra_plugins.inal_ray_launcher.progress import ProgressBar
 
@@ -178,8 +186,6 @@ class Outcomes:
 
 def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]]:
     """The second streaming pass: submit INAL tasks and packs as they fill, collect results."""
-    import ray
-
     from sweeps.claims import CLAIM_S, StudyClaims
 
     inal_remote, pack_remote = _remotes()
@@ -213,8 +219,7 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
             out.pending[rid] = (iid, need_run)
             if need_inal:
                 submit_inal(job)
-                while len(in_flight) >= max_in_flight:
-                    collect()
+                make_room()
             if not job.train:
                 inal_only_waiters[iid] = inal_only_waiters.get(iid, 0) + 1
             if need_run:
@@ -254,31 +259,26 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
         estimated[id(pack)] = _pack_s(pack, grid.counts)
         counts["packs"] += 1
         counts["runs"] += len(pack)
-        while len(in_flight) >= max_in_flight:
-            collect()
+        make_room()
 
-    def collect() -> None:
-        refs = list(in_flight)
-        ready, rest = ray.wait(refs, num_returns=1, timeout=CLAIM_S / 3)
-        if not ready:  # a long pack: keep this driver's claims live for the others
-            for c in claims.values():
-                c.renew()
-            return
-        if rest:  # take everything else that is ready too, without waiting
-            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
-            ready = list(ready) + list(more)
-        for ref in ready:
-            kind, what = in_flight.pop(ref)
-            try:
-                value, error = ray.get(ref), None
-            except Exception as exc:  # RayTaskError, WorkerCrashedError, NodeDiedError, ...
-                value, error = None, exc
-            done, failed = on_result(kind, what, value, error)
-            outcome.TALLY.add_finished(done, failed)  # for inal-sweep's exit status (sweeps.outcome)
-            if done or failed:
-                progress.update(done, failed=failed)
+    def renew_claims() -> None:  # a long pack: keep this driver's claims live for the others
+        for c in claims.values():
+            c.renew()
 
-    def on_result(kind: str, what: Any, value: Any, error: Optional[BaseException]) -> Tuple[int, int]:
+    def collect(until: Optional[Callable[[], bool]] = None, rounds: Optional[int] = None) -> None:
+        drain(in_flight, on_result, until=until, timeout=CLAIM_S / 3, on_idle=renew_claims, rounds=rounds)
+
+    def make_room() -> None:
+        collect(until=lambda: len(in_flight) < max_in_flight)
+
+    def on_result(key: Tuple[str, Any], value: Any, error: Optional[BaseException]) -> None:
+        done, failed = count_result(*key, value, error)
+        outcome.TALLY.add_finished(done, failed)  # for inal-sweep's exit status (sweeps.outcome)
+        if done or failed:
+            progress.update(done, failed=failed)
+
+    def count_result(kind: str, what: Any, value: Any, error: Optional[BaseException]) -> Tuple[int, int]:
+        """Record one task's result; return (cells completed, of which failed)."""
         if kind == "inal":
             job: JobSpec = what
             if plan.throughput is not None:
@@ -326,11 +326,10 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
                     submit_pack(pack)
                 if deferred:  # still claimed by a live driver: wait for ours, or for theirs
                     if in_flight:
-                        collect()
+                        collect(rounds=1)
                     else:
                         time.sleep(0.5)
-            while in_flight:
-                collect()
+            collect()
             if credited:  # trust, then verify: each cell credited to another driver is in the store
                 complete = {key: c_store.completed_run_ids() for key, c_store in
                             {(j.results_dir, j.study): grid.view.get(j)[2] for j in credited}.items()}
@@ -339,8 +338,7 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
                 outcome.TALLY.add_finished(-len(missing), 0)  # counted again when computed here
                 for pack in iter_packs(missing, pack_size_rule(launcher)):
                     submit_pack(pack, check_claims=False)
-                while in_flight:
-                    collect()
+                collect()
     finally:
         for c in claims.values():
             c.release()
@@ -475,3 +473,72 @@ def launch_grid(launcher: Any, grid: PreparedGrid) -> Sequence[JobReturn]:
             run_report(root)
     return GridReturns(grid, outcomes)
 
+
+def write_sweep_dir(config: DictConfig) -> Path:
+    """The multirun's ``.hydra/`` in the sweep directory, as Hydra writes it for a job:
+    ``config.yaml`` (the study's composed config, without ``hydra``), ``hydra.yaml`` and
+    ``overrides.yaml`` (the command line's overrides)."""
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    hydra_dir = sweep_dir / str(config.hydra.output_subdir or ".hydra")
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    task_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
+    OmegaConf.save(task_cfg, hydra_dir / "config.yaml", resolve=False)
+    OmegaConf.save(OmegaConf.create({"hydra": config.hydra}), hydra_dir / "hydra.yaml", resolve=False)
+    OmegaConf.save(OmegaConf.create(list(config.hydra.overrides.task)), hydra_dir / "overrides.yaml")
+    return sweep_dir
+
+
+def attach_log_file(config: DictConfig, sweep_dir: Path) -> logging.Handler:
+    """Log to ``<sweep dir>/<job name>.log`` (``run.log`` for ``inal-sweep``), as Hydra's job
+    logging does for a job; what reaches the terminal is unchanged."""
+    handler = logging.FileHandler(sweep_dir / f"{config.hydra.job.name}.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    return handler
+
+
+def launch_grid_with_callbacks(launcher: Any, grid: Any) -> Sequence[JobReturn]:
+    """Run a prepared grid (:func:`prepare_grid`) with what Hydra gives each job around it.
+
+    Hydra's ``run_job`` calls ``on_job_start``/``on_job_end`` of the ``hydra.callbacks`` around
+    each job; the fast path runs a grid as packs, not job by job, so every job's
+    ``on_job_start`` comes before any task starts and its ``on_job_end`` after the grid, with the
+    job's composed task config (no ``hydra`` node: ``HydraConfig.get()`` is the multirun's;
+    composed again here, one at a time, and only when callbacks are configured) and a
+    ``JobReturn`` whose ``return_value`` is ``{"run_id", "inal_id", "status", "error", "results"}``
+    (``status``: ``ok``/``diverged``/``failed``/``skipped``). The sweep directory gets the
+    multirun's ``.hydra/``, a ``results.yaml`` naming where the results are, and the log.
+    """
+    config = launcher.config
+    sweep_dir = write_sweep_dir(config)
+    handler = attach_log_file(config, sweep_dir)
+    try:
+        callbacks = launcher.hydra_context.callbacks
+        per_job = bool(getattr(callbacks, "callbacks", None))
+        composer = _composer(launcher)
+        if per_job:
+            for overrides in grid.source:
+                callbacks.on_job_start(config=composer.compose_task(tuple(overrides)),
+                                       task_function=launcher.task_function)
+        returns = launch_grid(launcher, grid)
+        roots = [str(r) for r in getattr(returns, "roots", [])]
+        OmegaConf.save(OmegaConf.create({"results": roots, "analyse": [f"inal-report {r}" for r in roots]}),
+                       sweep_dir / "results.yaml")
+        if per_job:
+            for overrides, ret in zip(grid.source, returns):
+                callbacks.on_job_end(config=composer.compose_task(tuple(overrides)), job_return=ret)
+        return returns
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    """Hydra's ``Launcher.launch`` for the project's jobs (explicit override lists, e.g. Hydra's
+    basic sweeper or its launcher test suites): plan them, then :func:`launch_grid_with_callbacks`."""
+    grid = prepare_grid(launcher, ListSource(job_overrides))
+    return launch_grid_with_callbacks(launcher, grid)

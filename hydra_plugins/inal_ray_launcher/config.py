@@ -56,7 +56,9 @@ class InalRayLauncherConf:
         cost model, then stop (no Ray, nothing written). ``inal-sweep -m ... hydra.launcher.dry_run=true``.
     max_cells
         Largest grid accepted (cells before deduplication); a larger one is refused before any
-        work, naming its size. The driver keeps about 150 bytes a cell.
+        work, naming its size. The driver keeps about 150 bytes a cell (dedupe set and status
+        arrays): 0.3 GB at the default, well inside the 1.5 GB budget of a 10^6-cell dry run, and
+        twice the largest studies of the field (10^6 cells). ``inal-submit`` applies the same limit.
     max_in_flight
         Most Ray tasks submitted and not yet collected at once (the driver's memory follows it).
     max_pack_gpu, gpu_memory_gb, gpu_tflops

@@ -1,7 +1,7 @@
 """The thin launcher class Hydra instantiates from :class:`~.config.InalRayLauncherConf`.
 
-Ray and the project's sweep machinery are imported only when a sweep is launched (``_core``),
-so Hydra's plugin discovery stays fast.
+Ray and the project's sweep machinery are imported only when a sweep is launched (``_generic`` or
+``_fast_path``, both on ``_ray``), so Hydra's plugin discovery stays fast.
 """
 
 from __future__ import annotations
@@ -166,7 +166,15 @@ class InalRayLauncher(Launcher):
         return bool(getattr(self.task_function, "__inal_sweep__", False))
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        """Run the jobs; return one ``JobReturn`` per entry of ``job_overrides``, in order."""
-        from hydra_plugins.inal_ray_launcher import _core
+        """Run the jobs; return one ``JobReturn`` per entry of ``job_overrides``, in order: the fast
+        path for the project's task function, else the generic path (one Ray task per job)."""
+        from hydra.core.utils import configure_log, setup_globals
 
-        return _core.launch(self, job_overrides, initial_job_idx)
+        setup_globals()
+        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        if self.uses_fast_path():
+            from hydra_plugins.inal_ray_launcher import _fast_path as path
+        else:
+            from hydra_plugins.inal_ray_launcher import _generic as path  # type: ignore[no-redef]
+        return path.launch(self, job_overrides, initial_job_idx)

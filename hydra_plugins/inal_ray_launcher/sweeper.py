@@ -41,10 +41,10 @@ ConfigStore.instance().store(group="hydra/sweeper", name="inal", node=InalSweepe
 def config_error_of(exc: BaseException) -> Optional[BaseException]:
     """The configuration error behind ``exc`` (itself, or the cause of Hydra's wrapping when the
     launcher's settings were refused while Hydra instantiated it), else ``None``."""
-    from sweeps.schema import ConfigError
+    from sweeps.validation import ConfigError
     from sweeps.store import LegacyLayoutError
 
-    from hydra_plugins.inal_ray_launcher.ray_launcher import LauncherConfigError
+    from hydra_plugins.inal_ray_launcher._errors import LauncherConfigError
 
     seen = 0
     while exc is not None and seen < 5:
@@ -109,7 +109,7 @@ class InalSweeper(BasicSweeper):
                 stop_on_storage_error(exc)
                 raise
         assert self.hydra_context is not None and self.config is not None
-        from hydra_plugins.inal_ray_launcher import _core, _fast_path
+        from hydra_plugins.inal_ray_launcher import _fast_path
         from sweeps.plan import GridSource, grid_axes
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -134,7 +134,7 @@ class InalSweeper(BasicSweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         try:
-            return [_core.launch_grid_with_callbacks(launcher, grid)]
+            return [_fast_path.launch_grid_with_callbacks(launcher, grid)]
         except Exception as exc:
             stop_on_storage_error(exc)
             raise
