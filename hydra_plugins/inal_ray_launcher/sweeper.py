@@ -120,7 +120,7 @@ class InalSweeper(BasicSweeper):
             source = GridSource(grid_axes(overrides, composer.is_group_override))
             grid = _fast_path.prepare_grid(launcher, source)  # max_cells, validation: raises before any write
             if not grid.counts.configs:  # a sweep of no value (glob() matching nothing): nothing to do is a bad setting
-                from sweeps.schema import ConfigError
+                from sweeps.validation import ConfigError
 
                 raise ConfigError("sweep", " ".join(arguments), "overrides whose sweeps each yield at least one value",
                                   "the grid has no cell")
