@@ -19,6 +19,7 @@ import datetime as _dt
 import json
 import math
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 
@@ -633,7 +634,8 @@ def _write_report_to(a: Analysis, out: str, **kwargs) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the exit status (2 on bad input, nothing written)."""
+    """Console entry point; returns the exit status (2 on bad input, nothing written; 1 when a
+    location cannot be read or the report cannot be written: one line each)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -654,8 +656,18 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"inal-report: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a location that cannot be read (an endpoint unreachable, access refused)
+        print(f"inal-report: cannot read {' '.join(shlex.quote(str(r)) for r in args.results_dir)}: "
+              f"{' '.join(str(err).split())}",
+              file=sys.stderr)
+        return 1
     out = args.out or _default_out(str(args.results_dir[0]))
-    paths = _write_report_to(a, out, dpi=args.dpi, formats=formats)
+    try:
+        paths = _write_report_to(a, out, dpi=args.dpi, formats=formats)
+    except OSError as err:
+        print(f"inal-report: cannot write the report to {shlex.quote(str(out))}: {' '.join(str(err).split())}",
+              file=sys.stderr)
+        return 1
     print(summary_table(a))
     print(f"report: {paths['report.md']}")
     return 0

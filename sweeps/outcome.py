@@ -5,7 +5,8 @@ know the outcome record it here and :func:`sweeps.run.main` turns it into the ex
 
 ====  ==========================================================================================
 0     every cell ok or diverged (or already complete)
-1     at least one cell failed (its ``failed`` row holds the error; a rerun retries it)
+1     at least one cell failed (its ``failed`` row holds the error; a rerun retries it), or the
+      results location is full or cannot be read (one line; the same command resumes)
 2     a configuration error, before any work: one line naming the key, the value, what is allowed
 130   interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: one line ``k of N cells stored; run the same
       command to resume``, no traceback

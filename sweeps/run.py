@@ -91,6 +91,29 @@ def _hydra_error_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
+def _bad_override(parser: Any, overrides: list[str]) -> tuple[str, str]:
+    """``(" '<the first override Hydra cannot parse>'", hint)``: for a URI the hint is the form
+    that parses (its query's ``=`` and ``&`` need Hydra's quotes too); ``("", "")`` when none
+    fails alone."""
+    from hydra.errors import OverrideParseException
+
+    for text in overrides:
+        try:
+            parser.parse_overrides([text])
+        except OverrideParseException:
+            key, _, value = text.partition("=")
+            hint = ""
+            if "://" in value and value[:1] not in "'\"":
+                hint = f"; a URI is written {key}='{value}' (in a shell: \"{key}='{value}'\")"
+            return f" {text!r}", hint
+    return "", ""
+
+
+def _refuse_override(text: str, why: str) -> None:
+    print(f"inal-sweep: invalid override {text!r}: {why}", file=sys.stderr)
+    sys.exit(2)
+
+
 def precheck_overrides(args: list[str]) -> None:
     """Refuse a command line Hydra cannot parse or compose before Hydra does, with one line and
     exit status 2 (a bad setting, nothing run). Hydra itself would print a multi-line error and
@@ -106,11 +129,13 @@ def precheck_overrides(args: list[str]) -> None:
     from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
+    parser = OverridesParser.create()
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        parsed = parser.parse_overrides(overrides)
     except OverrideParseException as err:
-        print(f"inal-sweep: invalid override: {_hydra_error_line(err)} (Hydra's override grammar: "
-              "https://hydra.cc/docs/advanced/override_grammar/basic; quote values with other characters)",
+        bad, hint = _bad_override(parser, overrides)
+        print(f"inal-sweep: invalid override{bad}: {_hydra_error_line(err)} (Hydra's override grammar: "
+              f"https://hydra.cc/docs/advanced/override_grammar/basic; quote values with other characters){hint}",
               file=sys.stderr)
         sys.exit(2)
     if not flags:
@@ -118,12 +143,17 @@ def precheck_overrides(args: list[str]) -> None:
     first = []
     for o in parsed:
         if o.is_sweep_override():
+            if not o.is_discrete_sweep():  # interval(): Hydra's basic sweeper raises with a traceback
+                _refuse_override(o.input_line, "interval() needs an optimizing sweeper; this sweeper takes a list "
+                                               "(a,b,c), range() or choice()")
             try:
-                value = next(iter(o.sweep_string_iterator())) if o.is_discrete_sweep() else None
+                value = next(iter(o.sweep_string_iterator()), None)
+            except ValueError as err:  # range(0,3,0): Python's range() refuses it, with a traceback
+                _refuse_override(o.input_line, str(err))
             except Exception:  # noqa: BLE001 - glob() needs the group's options: the sweeper's business
-                value = None
-            if value is None:
-                return  # intervals and globs: checked by the sweeper
+                return
+            if value is None:  # range(4,8,-1): a study of no cell, which exits 0 having done nothing
+                _refuse_override(o.input_line, "it sweeps no value")
             first.append(f"{o.input_line.split('=', 1)[0]}={value}")
         else:
             first.append(o.input_line)

@@ -66,6 +66,7 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import random
 import shlex
 import socket
 import sys
@@ -96,8 +97,9 @@ _READ_ATTEMPTS = 3
 _RETRY_SLEEP_S = 0.2
 COMPACT_ROWS = 1 << 18  # rows of one compacted file at most
 COMPACT_MIN_FILES = 64  # small files of a partition that the end of a study compacts
-LEASE_S = 900.0  # a maintenance lease not released after this long was left by a dead process
+LEASE_S = 900.0  # a maintenance lease not rewritten for this long was left by a dead process (its holder rewrites it every LEASE_S / 3)
 _LEASE_POLL_S = 0.2
+_LEASE_RENEW_S = LEASE_S / 3  # a compaction rewrites its lease this often (between merges)
 
 
 try:  # Hydra's command line prints these as one line, without a traceback
@@ -146,6 +148,7 @@ class ResultsStore:
         #: curves, a partition of at least ``COMPACT_MIN_FILES`` small files), so that a rerun of a complete study
         #: finishes what a killed compaction left
         self.maintenance_due = False
+        self._lease: Optional[list] = None  # [path, when written (monotonic), renewals] while the lease is held
 
     # ------------------------------------------------------------------ paths
 
@@ -154,6 +157,16 @@ class ResultsStore:
         if kind not in DATASETS:
             raise ValueError(f"dataset kind must be one of {tuple(DATASETS)}, got {kind!r}")
         return posixpath.join(self.root, kind)
+
+    def shown(self, path: str) -> str:
+        """``path`` (inside ``self.fs``) as messages print it: itself on a local filesystem, else the
+        study's URI with ``path``'s part below the study inserted before the query (quoted for a
+        shell), so that the message names the endpoint that was asked."""
+        if self.location.is_local:
+            return path
+        if path == self.root or path.startswith(self.root + "/"):
+            return shlex.quote(str(self.location.child(path[len(self.root):])))
+        return path
 
     def dataset_uri(self, kind: str) -> str:
         """The dataset directory as a string readers accept (a local path, or a URI for other filesystems)."""
@@ -297,7 +310,7 @@ class ResultsStore:
             except OSError as err:
                 if attempt + 1 == _READ_ATTEMPTS:
                     raise StoreReadError(
-                        f"cannot read {path} ({type(err).__name__}: {err}) after {_READ_ATTEMPTS} attempts; "
+                        f"cannot read {self.shown(path)} ({type(err).__name__}: {err}) after {_READ_ATTEMPTS} attempts; "
                         "nothing was changed: check the file system and run the same command again") from err
                 time.sleep(_RETRY_SLEEP_S * (attempt + 1))
 
@@ -567,6 +580,7 @@ class ResultsStore:
                 if len(entries) < min_files:
                     continue
                 for chunk in _chunks(entries, COMPACT_ROWS):
+                    self._renew_lease()
                     table, ids = self._with_footer("inal", self._concat("inal", [e.path for e in chunk]), {})
                     self._put(table, self.file_path("inal", target, f"part-{_digest(ids)}"))
                     for e in chunk:
@@ -583,11 +597,16 @@ class ResultsStore:
         POSIX filesystem the lease is ``<study>/_lease/maintenance``, created with ``O_EXCL``
         (atomic: exactly one creator wins), holding its owner (host, pid) and removed on exit. An
         object store has no exclusive create through pyarrow, so there each contender lists the
-        claims, puts its own ``<study>/_lease/<ns>-<uuid>`` when it saw none, and lists again: the
-        first claim in name order holds the lease, the others remove theirs (contenders that both
-        put before either lists again agree; S3 and GCS make every put visible to a later list).
-        A lease whose process is gone from this host, or older than ``LEASE_S`` (another host), was
-        left by a process that died and is taken over. With
+        claims, puts its own ``<study>/_lease/<ns>-<uuid>`` when it saw none, and lists again: it
+        holds the lease only when its claim is the only live one, else it removes its claim. S3
+        and GCS make every put visible to a later list, so of two contenders the one that put
+        second sees the other's claim: at most one holds, whatever their names or clocks (a
+        "first in name order wins" rule let a contender whose clock was earlier but whose put
+        landed after the other's second look hold the lease too). Two that see each other both
+        step back and try again after a random part of ``_LEASE_POLL_S``.
+        A lease whose process is gone from this host, or not rewritten for ``LEASE_S`` (its holder
+        rewrites it between merges: :meth:`_renew_lease`), was left by a process that died and is
+        taken over. With
         ``wait`` a contender polls until the lease is free (or stale); without, it yields False.
         """
         lease_dir = posixpath.join(self.root, "_lease")
@@ -595,12 +614,35 @@ class ResultsStore:
             token = self._take_lease(lease_dir)
             if token is not None or not wait:
                 break
-            time.sleep(_LEASE_POLL_S)
+            time.sleep(_LEASE_POLL_S * (0.5 + random.random()))  # contenders out of step
+        self._lease = [token, time.monotonic(), 0] if token is not None else None
         try:
             yield token is not None
         finally:
+            self._lease = None
             if token is not None:
                 self._delete(token)
+
+    def _renew_lease(self) -> None:
+        """Rewrite the held lease when ``_LEASE_RENEW_S`` (``LEASE_S / 3``) has passed since it was written (called
+        between the merges of a compaction): a compaction longer than ``LEASE_S`` keeps its lease
+        instead of another host's process taking it over as left by a dead one."""
+        lease = self._lease
+        if lease is None or time.monotonic() - lease[1] < _LEASE_RENEW_S:
+            return
+        lease[2] += 1
+        owner = f"{socket.gethostname()} pid {os.getpid()} at {time.time():.3f} renewal {lease[2]}".encode()
+        try:
+            if self.fs.type_name == "local":
+                with open(lease[0], "r+b") as held:  # the O_EXCL file stays: rewritten in place
+                    held.write(owner)
+                    held.truncate()
+            else:
+                with self.fs.open_output_stream(lease[0]) as out:  # a put: a fresh modification time
+                    out.write(owner)
+        except OSError:  # the next compaction finishes what this one leaves
+            pass
+        lease[1] = time.monotonic()
 
     def _take_lease(self, lease_dir: str) -> Optional[str]:
         """The lease's path when taken now, else None (see :meth:`maintenance_lease`)."""
@@ -629,8 +671,7 @@ class ResultsStore:
         mine = posixpath.join(lease_dir, f"{time.time_ns():020d}-{uuid.uuid4().hex}")
         with self.fs.open_output_stream(mine) as out:
             out.write(owner)
-        claims = self._live_claims(lease_dir)
-        if claims and claims[0] != mine:
+        if self._live_claims(lease_dir) != [mine]:  # another contender's claim: never two holders
             self._delete(mine)
             return None
         return mine
@@ -667,6 +708,7 @@ class ResultsStore:
         each of their runs once: the row (and curves) of the first file holding it, files ordered
         compacted first, then by name, so that two processes merging the same files write the same
         file. When one file already holds every run of the chunk, the others are only deleted."""
+        self._renew_lease()
         chunk = sorted(chunk, key=lambda e: (not e.name.startswith("part-"), e.name))
         union = sorted({i for e in chunk for i in e.ids})
         whole = next((e for e in chunk if len(e.ids) == len(union)), None)

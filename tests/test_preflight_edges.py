@@ -111,3 +111,45 @@ def test_study_name_rule_says_ascii():
     with pytest.raises(ConfigError, match="ASCII letters"):
         read_study("study", "é")
     assert read_study("study", "a.b=c-d_1") == "a.b=c-d_1"
+
+
+def test_a_uri_hydra_cannot_parse_is_named_with_the_form_that_parses(tmp_path):
+    """``results_dir=s3://b/p?region=x`` unquoted: Hydra's grammar refuses the query's ``=``; the
+    one line names the override and the doubly quoted form, which parses."""
+    line = _one_line(_sweep(["-m", *CELL, "results_dir=s3://b/p?region=eu-west-1"], tmp_path),
+                     "invalid override 'results_dir=s3://b/p?region=eu-west-1'")
+    assert "\"results_dir='s3://b/p?region=eu-west-1'\"" in line
+
+
+def test_documented_object_store_forms_parse_as_one_value():
+    """Every ``results_dir=`` form the READMEs show, split as a shell splits it, is one override
+    whose value is the whole URI (query included) for Hydra's parser."""
+    import re
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    root = Path(__file__).resolve().parent.parent
+    forms = []
+    for doc in (root / "README.md", root / "cluster" / "README.md"):
+        for text in doc.read_text().splitlines():
+            if text.strip().startswith(("results_dir=", "\"results_dir=", "'results_dir=")):
+                first = re.match(r"\"[^\"]*\"|'[^']*'|\S+", text.strip()).group(0)  # the first shell word
+                forms.append(shlex.split(first)[0])
+    assert len(forms) >= 8 and any("&" in f for f in forms)
+    parser = OverridesParser.create()
+    for word in forms:
+        (override,) = parser.parse_overrides([word])
+        value = override.value()
+        assert "://" in value and word.rstrip("'").endswith(value), (word, value)  # the query kept
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("train.seed=range(0,3,0)", "range() arg 3 must not be zero"),  # before: Python's traceback, exit 1
+    ("n=interval(4,8)", "interval() needs an optimizing sweeper"),  # before: Hydra's traceback, exit 1
+    ("n=range(8,4)", "it sweeps no value"),                          # before: a study of no cell, exit 0
+    ("n=glob(*)", "the grid has no cell"),                           # before: the same, exit 0
+])
+def test_sweeps_that_cannot_be_enumerated_or_yield_nothing_exit_2(tmp_path, override, needle):
+    _one_line(_sweep(["-m", *CELL[1:], override, f"results_dir={tmp_path}/r"], tmp_path), needle)
+    assert not (tmp_path / "r").exists()

@@ -69,11 +69,16 @@ def stop_on_config_error(exc: BaseException) -> None:
 
 
 def stop_on_storage_error(exc: BaseException) -> None:
-    """A full disk, a quota or a read-only results location: under ``inal-sweep`` one line (what
-    is stored, how to resume) and exit 1 instead of a traceback."""
+    """A full disk, a quota or a read-only results location, or a results location that cannot be
+    read after retries (``StoreReadError``: an object store's endpoint unreachable, credentials
+    refused): under ``inal-sweep`` one line (what is stored, how to resume) and exit 1 instead of
+    a traceback or Hydra's hint."""
     from sweeps.outcome import EXIT_FAILED, TALLY, storage_error_line
+    from sweeps.store import StoreReadError
 
     line = storage_error_line(exc)
+    if line is None and isinstance(exc, StoreReadError):
+        line = str(exc)
     if line is not None and TALLY.cli:
         print(f"inal-sweep: {line}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_FAILED) from None
@@ -114,8 +119,14 @@ class InalSweeper(BasicSweeper):
             # the axes of BasicSweeper.split_arguments, iterated lazily (never a list of every job)
             source = GridSource(grid_axes(overrides, composer.is_group_override))
             grid = _fast_path.prepare_grid(launcher, source)  # max_cells, validation: raises before any write
+            if not grid.counts.configs:  # a sweep of no value (glob() matching nothing): nothing to do is a bad setting
+                from sweeps.validation import ConfigError
+
+                raise ConfigError("sweep", " ".join(arguments), "overrides whose sweeps each yield at least one value",
+                                  "the grid has no cell")
         except Exception as exc:
             stop_on_config_error(exc)
+            stop_on_storage_error(exc)
             raise
         if launcher.dry_run:
             return [_fast_path.launch_grid(launcher, grid)]
