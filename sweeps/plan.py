@@ -318,6 +318,13 @@ def inal_cost(job: JobSpec) -> float:
     return float(v["n_inits"]) * spec.flops_forward(inputs)
 
 
+def inal_table_n(job: JobSpec) -> Optional[int]:
+    """``n`` where the cost model's per-``n`` INAL rate applies (the exact engine on a depth-1
+    network, as calibrated), else None (its single rate)."""
+    v = job.values
+    return int(v["n"]) if v["inal_method"] == "exact" and v["depth"] == 1 else None
+
+
 @dataclass
 class PlanCounts:
     """What a plan amounts to (the dry run prints it, the launcher's summary reuses it)."""
@@ -353,6 +360,15 @@ class PlanCounts:
         work = (self.train_flops + self.inal_flops) / flops_per_s
         overhead = (self.packs + self.inal_to_compute) * TASK_OVERHEAD_S + self.runs_to_train * RUN_OVERHEAD_S
         return (work + overhead) / max(slots, 1e-9)
+
+    def set_throughput(self, throughput: Any) -> None:
+        """Take ``throughput``'s CPU share (``sweeps.throughput.slot_share``) instead of the one the
+        tasks were estimated with: every task's seconds scale by the ratio of the shares (pack
+        sizes do not change: every term of a task's cost scales alike)."""
+        if self.throughput is not None and throughput is not None:
+            scale = self.throughput.share / throughput.share
+            self.task_s = [t * scale for t in self.task_s]
+        self.throughput = throughput
 
     @property
     def task_seconds(self) -> float:
@@ -535,7 +551,7 @@ def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[
             flops = inal_cost(job)
             counts.inal_flops += flops
             if throughput is not None:
-                inal_s = tp_model.inal_seconds(flops, throughput)
+                inal_s = tp_model.inal_seconds(flops, throughput, inal_table_n(job))
                 counts.task_s.append(inal_s)
                 if check_cell is not None:
                     check_cell(job, inal_s, tp_model.pack_seconds(job, 1, throughput) if job.train else 0.0)

@@ -34,12 +34,17 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Dict, Optional, Tuple
 
 from inal_core.specs import NetworkSpec, ngd_batch, ngd_flops_per_step
 
-__all__ = ["Throughput", "DEFAULT", "cache_path", "load", "measure", "pack_seconds", "inal_seconds"]
+__all__ = ["Throughput", "DEFAULT", "cache_path", "load", "measure", "pack_seconds", "inal_seconds", "slot_share", "for_slots"]
+
+
+#: The calibration counts CPU seconds (``time.process_time``); caches written by earlier versions
+#: (wall seconds, which move with the machine's load) are measured again.
+CLOCK = "cpu"
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,25 @@ class Throughput:
     pack_s: float
     inal_s: float
     source: str = "default"
+    #: what the figures above count: ``"cpu"`` (CPU seconds of one thread, whatever the load)
+    clock: str = CLOCK
+    #: the share of a CPU each task slot gets now (:func:`slot_share`; 1 on a cluster's workers):
+    #: a task's wall seconds are its CPU seconds / share
+    share: float = 1.0
+    share_note: str = "not measured: a whole CPU per slot"
+    #: CPU seconds of one drawn input element (:func:`drawn`)
+    draw_s: float = 2e-9
+    #: measured / modelled cost of an evaluation (the correlation, accuracy and loss on ``n_eval``
+    #: fresh inputs at every checkpoint)
+    eval_scale: float = 1.0
+    #: the exact INAL engine's FLOP rate at a few ``n`` (depth 1; interpolated in log between them)
+    inal_rate_by_n: Optional[Dict[int, float]] = None
 
     def describe(self) -> str:
         return (f"{self.ngd_flops_per_s / 1e9:.2g} GFLOP/s training, {self.step_s * 1e3:.2g} ms a step, "
-                f"{self.elem_s * 1e9:.2g} ns an element, "
-                f"{self.inal_flops_per_s / 1e9:.2g} GFLOP/s INAL, {self.pack_s:.2g} s a task ({self.source})")
+                f"{self.elem_s * 1e9:.2g} ns an element, {self.draw_s * 1e9:.2g} ns a drawn input bit, "
+                f"{self.inal_flops_per_s / 1e9:.2g} GFLOP/s INAL, {self.pack_s:.2g} s a task in CPU time "
+                f"({self.source}); {self.share:.2g} of a CPU per slot ({self.share_note})")
 
 
 #: Used only when the calibration cannot run (no torch on the planning machine, or it failed).
@@ -78,27 +97,61 @@ def pack_seconds(job: Any, runs: int, tp: Throughput) -> float:
     if not v["T"]:
         return 0.0
     spec = NetworkSpec(v["N"], v["width"], v["depth"], bias=v["bias"], init=v["init"])
-    batch, _ = ngd_batch(v["N"], v["batch"])
     checkpoints = v["checkpoints"]
     n_ckpt = len(checkpoints) if isinstance(checkpoints, (list, tuple)) else int(checkpoints)
     n_eval = min(v["n_eval"], 2 ** min(v["N"], 62))
-    per_step = float(ngd_flops_per_step(spec, batch)) / tp.ngd_flops_per_s + elements(spec, batch) * tp.elem_s
-    per_eval = float(spec.flops_forward(n_eval)) / tp.ngd_flops_per_s + elements(spec, n_eval) * tp.elem_s / 3
+    batch, exact = ngd_batch(v["N"], v["batch"])
+    per_step = (float(ngd_flops_per_step(spec, batch)) / tp.ngd_flops_per_s + elements(spec, batch) * tp.elem_s
+                + (0.0 if exact else drawn(spec, batch) * tp.draw_s))
+    per_eval = tp.eval_scale * _eval_model(spec, n_eval, tp)
     T = float(v["T"])
-    return tp.pack_s + T * (tp.step_s + runs * per_step) + (n_ckpt + 1) * (tp.step_s + runs * per_eval)
+    cpu = tp.pack_s + T * (tp.step_s + runs * per_step) + (n_ckpt + 1) * (tp.step_s + runs * per_eval)
+    return cpu / tp.share
+
+
+def _eval_model(spec: NetworkSpec, n_eval: int, tp: Throughput) -> float:
+    """CPU seconds of one evaluation of one run on ``n_eval`` fresh inputs before ``eval_scale``:
+    its forward FLOPs, a third of a training step's elementwise work, the drawn inputs."""
+    return (float(spec.flops_forward(n_eval)) / tp.ngd_flops_per_s + elements(spec, n_eval) * tp.elem_s / 3
+            + drawn(spec, n_eval) * tp.draw_s)
 
 
 def elements(spec: NetworkSpec, batch: int) -> float:
-    """Elementwise work of one step of one run on ``batch`` inputs, in elements: the inputs (drawn
-    or gathered, ``N`` each) and, per hidden neuron, the activations forward and backward (about
-    four passes: pre-activation, ReLU, its mask, the gradient); what matmul FLOPs do not count
-    and what dominates small networks on large exact batches (``N`` = 16, batch 2^16)."""
-    return float(batch) * (spec.input_dim + 4 * spec.width * spec.depth + 4)
+    """Elementwise work of one step of one run on ``batch`` inputs, in elements: per hidden neuron,
+    the activations forward and backward (about four passes: pre-activation, ReLU, its mask, the
+    gradient), and the output's; what matmul FLOPs do not count and what dominates small networks
+    on large exact batches (``N`` = 16, batch 2^16)."""
+    return float(batch) * (4 * spec.width * spec.depth + 4)
 
 
-def inal_seconds(inal_flops: float, tp: Throughput) -> float:
-    """Estimated seconds of one INAL task of ``inal_flops`` (``sweeps.plan.inal_cost``)."""
-    return tp.inal_s + inal_flops / tp.inal_flops_per_s
+def drawn(spec: NetworkSpec, batch: int) -> float:
+    """Input elements drawn for ``batch`` fresh inputs (counter-based random bits, ``N`` each, and
+    the target evaluated on them): each step of a sampled batch and every evaluation pays them;
+    an exact batch enumerates its inputs once (``N`` = 576 at batch 512: most of a step)."""
+    return float(batch) * spec.input_dim
+
+
+def inal_seconds(inal_flops: float, tp: Throughput, n: Optional[int] = None) -> float:
+    """Estimated seconds of one INAL task of ``inal_flops`` (``sweeps.plan.inal_cost``); with ``n``
+    (an exact INAL of depth 1), at the engine's rate for that ``n`` (:func:`inal_rate`)."""
+    return (tp.inal_s + inal_flops / inal_rate(tp, n)) / tp.share
+
+
+def inal_rate(tp: Throughput, n: Optional[int] = None) -> float:
+    """FLOP/s of the INAL engine: at ``n``, interpolated in log between the measured ``n`` (and
+    extended up to 4 beyond the largest with the slope of the last two); else ``inal_flops_per_s``."""
+    table = tp.inal_rate_by_n
+    if n is None or not table or len(table) < 2:
+        return tp.inal_flops_per_s
+    import math
+
+    ns = sorted(table)
+    n = min(max(n, ns[0]), ns[-1] + 4)  # not extended far: beyond, the rate of n = max + 4
+    lo = max([m for m in ns if m <= n], default=ns[0])
+    i = min(max(ns.index(lo), 0), len(ns) - 2)
+    a, b = ns[i], ns[i + 1]
+    la, lb = math.log(table[a]), math.log(table[b])
+    return math.exp(la + (lb - la) * (n - a) / (b - a))
 
 
 def cache_path() -> str:
@@ -118,7 +171,12 @@ def load(calibrate: bool = True, path: Optional[str] = None) -> Throughput:
         try:
             with open(path) as fh:
                 data = json.load(fh)
-            return Throughput(**{k: data[k] for k in Throughput.__dataclass_fields__})
+            if data.get("clock") != CLOCK:
+                raise ValueError("a calibration of an earlier version (wall seconds): measured again")
+            values = {k: data[k] for k in _MEASURED}
+            if values["inal_rate_by_n"] is not None:
+                values["inal_rate_by_n"] = {int(n): float(r) for n, r in values["inal_rate_by_n"].items()}
+            return Throughput(**values, clock=CLOCK)
         except (OSError, ValueError, KeyError, TypeError):
             if attempt or not calibrate:
                 break
@@ -130,19 +188,38 @@ def load(calibrate: bool = True, path: Optional[str] = None) -> Throughput:
     return DEFAULT
 
 
+_MEASURED = ("ngd_flops_per_s", "step_s", "elem_s", "inal_flops_per_s", "pack_s", "inal_s", "source", "inal_rate_by_n", "draw_s", "eval_scale")
+
+
 def _best(fn, repeats: int = 3) -> float:
-    """The median of ``repeats`` timings after a warm-up: on a machine shared with other work the
-    median is what a task typically gets (with the best of three, the dry run's estimates came out
-    1.5-2x low under a load average of 20+ on the 2-core development machine)."""
+    """The median of ``repeats`` timings in CPU seconds (``time.process_time``; torch runs one
+    thread here) after a warm-up. CPU time does not count the time other processes hold the CPU:
+    wall-clock timings taken on the 2-core development machine under load moved 2-10x with it
+    (and a 2 x 2 solve on them gave 200 GFLOP/s for one thread), which :func:`slot_share` now
+    measures apart, when a plan is made."""
     import statistics
 
     fn()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return statistics.median(times)
+
+
+def _fit_terms(rows, times) -> Tuple[float, ...]:
+    """Non-negative coefficients minimizing the relative errors of ``sum_j c_j row_j`` against
+    ``times`` (one row a measurement); a coefficient the data puts at 0 gets a negligible value."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    A = np.array([[x / t for x in row] for row, t in zip(rows, times)])
+    scale = A.max(0)
+    scale[scale == 0] = 1.0
+    sol, _ = nnls(A / scale, np.ones(len(times)))
+    coef = sol / scale
+    return tuple(float(c) if c > 0 else 1e-15 for c in coef)
 
 
 def measure() -> Throughput:
@@ -168,38 +245,55 @@ def measure() -> Throughput:
 
     torch.set_num_threads(1)
 
-    def ngd(N: int, width: int, R: int, T: int, checkpoints: int = 1, n_eval: int = 64) -> float:
+    def ngd(N: int, width: int, R: int, T: int, checkpoints: int = 1, n_eval: int = 64, batch: int = 0) -> float:
         spec = NetworkSpec(N, width, 1)
         target = make_target("parity", N, c=1)
-        cfg = NGDConfig(T=T, gamma=0.05, sigma=1e-4, checkpoints=checkpoints, n_eval=n_eval)
+        cfg = NGDConfig(T=T, gamma=0.05, sigma=1e-4, checkpoints=checkpoints, n_eval=n_eval, batch=batch or None)
         return _best(lambda: train_noisy_gd(target, spec, cfg, list(range(R))))
 
     long_, short = ngd(6, 4, 1, 200), ngd(6, 4, 1, 20)
     step_s = max((long_ - short) / 180, 1e-6)
-    # two shapes, 2 runs x 4 steps each: elementwise-heavy (N = 16, exact batch 2^16, width 32) and
-    # matmul-heavy (N = 256, width 256, batch 4096); their per-run-step times give the FLOP rate and
-    # the cost of an element (a 2 x 2 linear system)
-    shapes = [(NetworkSpec(16, 32, 1), 2**16, 16, 32), (NetworkSpec(256, 256, 1), 4096, 256, 256)]
+    # four shapes, 2 runs each, timed at two lengths so that the set-up (the exact population
+    # enumerated, the target, the evaluations) cancels: elementwise-heavy (N = 16, exact batch 2^16,
+    # width 32), inputs drawn each step (N = 144, width 32, batch 4096; N = 576, batch 512) and
+    # matmul-heavy (N = 256, width 256, batch 4096); their per-run-step CPU seconds against (FLOPs,
+    # elements, drawn input bits) give the three rates (non-negative least squares, relative error)
+    shapes = [(NetworkSpec(16, 32, 1), 0, (2, 6)), (NetworkSpec(144, 32, 1), 4096, (4, 16)),
+              (NetworkSpec(576, 32, 1), 512, (10, 40)), (NetworkSpec(256, 256, 1), 4096, (2, 6))]
     rows, times = [], []
-    for spec, batch, N, width in shapes:
-        t = ngd(N, width, 2, 4) - short - 4 * step_s
-        rows.append((float(ngd_flops_per_step(spec, batch)), elements(spec, batch)))
-        times.append(max(t, 1e-6) / 8)  # per run-step
-    (a, b), (c, d) = rows
-    det = a * d - b * c
-    inv_rate = (times[0] * d - b * times[1]) / det
-    elem_s = (a * times[1] - c * times[0]) / det
-    if inv_rate <= 0 or elem_s <= 0:  # noise: fall back to one term each, from the shape it dominates
-        inv_rate, elem_s = times[1] / c, times[0] / b / 2
+    for spec, batch_setting, (t1, t2) in shapes:
+        N, width = spec.input_dim, spec.width
+        per = (ngd(N, width, 2, t2, batch=batch_setting) - ngd(N, width, 2, t1, batch=batch_setting)) / (t2 - t1)
+        batch, exact = ngd_batch(N, batch_setting)
+        rows.append((float(ngd_flops_per_step(spec, batch)), elements(spec, batch),
+                     0.0 if exact else drawn(spec, batch)))
+        times.append(max(per - step_s, 1e-7) / 2)  # per run-step
+    inv_rate, elem_s, draw_s = _fit_terms(rows, times)
     ngd_rate = 1.0 / inv_rate
+    # evaluations: 2 runs of N = 36, width 32, batch 512, 20 steps with 1 and with 20 checkpoints on
+    # 8,192 inputs; the 19 extra evaluations against the model's figure for them
+    few = _best(lambda: train_noisy_gd(make_target("parity", 36, c=1), NetworkSpec(36, 32, 1),
+                                       NGDConfig(T=20, gamma=0.05, sigma=1e-4, batch=512, checkpoints=[20],
+                                                 n_eval=8192), [0, 1]))
+    many = _best(lambda: train_noisy_gd(make_target("parity", 36, c=1), NetworkSpec(36, 32, 1),
+                                        NGDConfig(T=20, gamma=0.05, sigma=1e-4, batch=512,
+                                                  checkpoints=list(range(1, 21)), n_eval=8192), [0, 1]))
+    partial = Throughput(ngd_flops_per_s=ngd_rate, step_s=step_s, elem_s=elem_s, inal_flops_per_s=1.0, pack_s=0.0,
+                         inal_s=0.0, draw_s=draw_s)
+    eval_scale = max((many - few) / 19 / 2, 1e-7) / _eval_model(NetworkSpec(36, 32, 1), 8192, partial)
 
+    # INAL: the exact engine's CPU seconds per init at n = 10, 14, 18 (width 32, depth 1); its
+    # FLOP rate grows with n (the split engine does less than 2^n forward passes), so the rate of
+    # each n is kept and interpolated (:func:`inal_seconds`)
     def inal(n: int) -> float:
         target, spec = make_target("parity", n, c=1), NetworkSpec(n, 32, 1)
         return _best(lambda: estimate_inal(target, spec, n_inits=16, method="exact"))
 
-    t_small, t_big = inal(6), inal(14)
-    inal_flops = 16 * NetworkSpec(14, 32, 1).flops_forward(2**14)
-    inal_rate = inal_flops / max(t_big - t_small, 1e-6)
+    t_small = inal(6)
+    inal_rates = {}
+    for n in (10, 14, 18):
+        inal_rates[n] = 16 * NetworkSpec(n, 32, 1).flops_forward(2**n) / max(inal(n) - t_small, 1e-6)
+    inal_rate = inal_rates[14]
 
     # fixed cost of a pack beyond its steps: the engine's set-up (the short run minus its steps) and
     # writing a pack's two Parquet files (a runs table of 30 columns, a curves table)
@@ -215,10 +309,61 @@ def measure() -> Throughput:
 
         write_s = _best(write)
     pack_s = max(short - 20 * step_s, 0.0) + write_s + _RAY_TASK_S
-    return Throughput(ngd_flops_per_s=ngd_rate, step_s=step_s, elem_s=elem_s, inal_flops_per_s=inal_rate,
-                      pack_s=pack_s, inal_s=t_small + _RAY_TASK_S,
+    return Throughput(ngd_flops_per_s=ngd_rate, step_s=step_s, elem_s=elem_s, draw_s=draw_s, eval_scale=eval_scale,
+                      inal_flops_per_s=inal_rate,
+                      pack_s=pack_s, inal_s=t_small + _RAY_TASK_S, inal_rate_by_n=inal_rates,
                       source=f"measured on {socket.gethostname()} at {time.strftime('%Y-%m-%d %H:%M')}, "
                              f"load {os.getloadavg()[0]:.1f}")
+
+
+#: A probe of :func:`slot_share`: waits for a common start, takes the workers' niceness, spins for
+#: a window and prints the CPU seconds it got per wall second.
+_PROBE = ("import os, sys, time\n"
+          "start, window, nice = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])\n"
+          "time.sleep(max(0.0, start - time.time()))\n"
+          "try:\n    os.nice(max(0, nice - os.nice(0)))\nexcept OSError:\n    pass\n"
+          "t0, c0 = time.perf_counter(), time.process_time()\n"
+          "while time.perf_counter() - t0 < window:\n    pass\n"
+          "print((time.process_time() - c0) / (time.perf_counter() - t0))\n")
+
+
+def slot_share(slots: float, window: float = 1.0) -> Tuple[float, str]:
+    """``(share, note)``: the share of a CPU each of ``slots`` task slots gets on this machine now.
+
+    ``min(slots, CPUs)`` probe processes spin at once for ``window`` seconds at the niceness Ray
+    gives its workers (in this process's session, as a local Ray's workers are, so they compete
+    with the same processes); the share is their mean CPU seconds per wall second, times
+    ``CPUs / slots`` when there are more slots than CPUs. 1 on an idle machine; 0.5 for each of
+    two slots when another session keeps both cores busy (Linux shares the CPUs between sessions
+    first). ``(1, reason)`` when it cannot be measured."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    k = max(1, min(int(slots), cpus))
+    start = time.time() + 0.2  # past every probe's start-up
+    try:
+        procs = [subprocess.Popen([sys.executable, "-S", "-c", _PROBE, repr(start), repr(window),
+                                   str(WORKER_NICENESS)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                 for _ in range(k)]
+        shares = [float(p.communicate(timeout=30 + window)[0]) for p in procs]
+    except (OSError, ValueError, subprocess.SubprocessError) as err:
+        return 1.0, f"not measured ({type(err).__name__}): a whole CPU per slot"
+    share = min(1.0, max(1e-3, sum(shares) / len(shares))) * min(1.0, cpus / max(float(slots), 1.0))
+    return share, (f"measured now: {k} probe(s) at niceness {WORKER_NICENESS} for {window:g} s, "
+                   f"load {os.getloadavg()[0]:.1f}")
+
+
+def for_slots(tp: Throughput, slots: float, local: bool = True) -> Throughput:
+    """``tp`` with the share of a CPU each slot gets now (:func:`slot_share`) when the study runs
+    on this machine (``local``) and ``tp`` was measured here; unchanged otherwise (a cluster's
+    workers: a whole CPU per slot, which their load may not give)."""
+    if not local or tp.source == DEFAULT.source or not tp.source.startswith("measured"):
+        return tp
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("inf")
+    if load + min(slots, cpus) <= 0.5 * cpus:  # a quiet machine: a whole CPU per slot, no probe
+        return replace(tp, share=min(1.0, cpus / max(float(slots), 1.0)),
+                       share_note=f"not measured: load {load:.1f} on {cpus} CPUs")
+    share, note = slot_share(slots)
+    return replace(tp, share=share, share_note=note)
 
 
 #: Ray runs its workers at this niceness (``RAY_worker_niceness``'s default): the calibration runs at

@@ -69,10 +69,48 @@ def test_pack_seconds_is_affine_in_runs_and_steps():
     from inal_core.specs import NetworkSpec, ngd_flops_per_step
 
     spec = NetworkSpec(16, 32, 1)
-    per_step = ngd_flops_per_step(spec, 2**16) / TP.ngd_flops_per_s + 2**16 * (16 + 4 * 32 + 4) * TP.elem_s
-    per_eval = spec.flops_forward(8192) / TP.ngd_flops_per_s + 8192 * (16 + 4 * 32 + 4) * TP.elem_s / 3
+    # an exact batch enumerates its inputs once: no drawn inputs per step; an evaluation draws its 8192
+    per_step = ngd_flops_per_step(spec, 2**16) / TP.ngd_flops_per_s + 2**16 * (4 * 32 + 4) * TP.elem_s
+    per_eval = (spec.flops_forward(8192) / TP.ngd_flops_per_s + 8192 * (4 * 32 + 4) * TP.elem_s / 3
+                + 8192 * 16 * TP.draw_s) * TP.eval_scale
     assert t2 - t1 == pytest.approx(300 * per_step + 6 * per_eval, rel=1e-9)
     assert tp_model.pack_seconds(_shape(4, T=0), 3, TP) == 0.0
+    # a sampled batch (batch 512 on N = 16 bits) draws 512 x 16 input bits a step and run
+    sampled = dict(v, batch=512)
+    s1, s2 = (tp_model.pack_seconds(sampled, r, TP) for r in (1, 2))
+    per_step = ngd_flops_per_step(spec, 512) / TP.ngd_flops_per_s + 512 * (4 * 32 + 4) * TP.elem_s + 512 * 16 * TP.draw_s
+    assert s2 - s1 == pytest.approx(300 * per_step + 6 * per_eval, rel=1e-9)
+
+
+def test_a_tasks_seconds_are_its_cpu_seconds_over_the_slots_share():
+    """Rates are CPU seconds; a slot that gets a quarter of a CPU takes four times as long, and a
+    plan's tasks rescale by the ratio of the shares (pack sizes unchanged)."""
+    from dataclasses import replace
+
+    quarter = replace(TP, share=0.25)
+    v = _shape(8)
+    assert tp_model.pack_seconds(v, 3, quarter) == pytest.approx(4 * tp_model.pack_seconds(v, 3, TP), rel=1e-12)
+    assert tp_model.inal_seconds(1e9, quarter) == pytest.approx(4 * tp_model.inal_seconds(1e9, TP), rel=1e-12)
+    counts = PlanCounts(task_s=[1.0, 3.0], slots=2, throughput=TP)
+    counts.set_throughput(quarter)
+    assert counts.task_s == [4.0, 12.0] and counts.throughput is quarter
+    # a cluster's workers (not local) and figures not measured here keep a whole CPU per slot
+    measured = replace(TP, source="measured on test")
+    assert tp_model.for_slots(measured, 2, local=False) is measured
+    assert tp_model.for_slots(tp_model.DEFAULT, 2) is tp_model.DEFAULT
+    share, note = tp_model.slot_share(2, window=0.05)
+    assert 0 < share <= 1 and note
+
+
+def test_inal_rate_is_interpolated_in_n():
+    """The exact engine's rate per n (calibrated at a few n): log-linear between them, held beyond 4 past the last."""
+    from dataclasses import replace
+
+    tp = replace(TP, inal_rate_by_n={10: 1e9, 14: 1.6e10})
+    assert tp_model.inal_rate(tp, 12) == pytest.approx(4e9)
+    assert tp_model.inal_rate(tp, 10) == pytest.approx(1e9) and tp_model.inal_rate(tp, 6) == pytest.approx(1e9)
+    assert tp_model.inal_rate(tp, 18) == pytest.approx(2.56e11) == pytest.approx(tp_model.inal_rate(tp, 30))
+    assert tp_model.inal_rate(tp) == TP.inal_flops_per_s
 
 
 def test_heterogeneous_grid_packs_stay_under_the_fair_share():
@@ -123,7 +161,8 @@ def test_calibration_measures_and_is_cached(tmp_path):
     assert tp.source.startswith("measured on")
     for value in (tp.ngd_flops_per_s, tp.inal_flops_per_s):
         assert 1e7 < value < 1e14  # FLOP/s of one CPU thread, whatever the load
-    assert 0 < tp.step_s < 1 and 0 < tp.pack_s < 30 and 0 < tp.elem_s < 1e-6
+    assert 0 < tp.step_s < 1 and 0 < tp.pack_s < 30 and 0 < tp.elem_s < 1e-6 and 0 < tp.draw_s < 1e-6
+    assert tp.clock == "cpu" and 0 < tp.eval_scale < 100 and sorted(tp.inal_rate_by_n) == [10, 14, 18]
     data = json.loads(path.read_text())
     data["source"] = "edited"
     path.write_text(json.dumps(data))

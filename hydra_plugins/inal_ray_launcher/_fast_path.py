@@ -41,7 +41,7 @@ from sweeps.plan import (CellFactory, CellLimits, CellSource, PlanCounts, StoreV
 from sweeps.schema import validate_job
 from sweeps.store import ResultsStore
 
-from hydra_plugins.inal_ray_launcher._core import ensure_ray, task_options
+from hydra_plugins.inal_ray_launcher._core import ensure_ray, resolve_address, task_options
 from hydra_plugins.inal_ray_launcher._summary import StudySummary, run_report, show_summary
 from hydra_plugins.inal_ray_launcher.progress import ProgressBar
 
@@ -93,6 +93,8 @@ def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
     view = StoreView(ResultsStore)
     counts = count_plan(factory, view, pack_size_rule(launcher), throughput=throughput, slots=plan_slots(launcher),
                         check_cell=cell_limits(launcher).check)
+    if counts.to_run:  # a local Ray's slots get the CPU share this machine gives them now
+        counts.set_throughput(cost_model.for_slots(throughput, counts.slots, local=resolve_address(launcher.address) is None))
     return PreparedGrid(source, factory, view, counts, time.perf_counter() - t0)
 
 
