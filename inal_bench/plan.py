@@ -41,6 +41,7 @@ from .common import Measurement
 PRESET_GRIDS: Dict[str, List[str]] = {
     "default": ["target=parity,majority", "c=1", "n=6,8", "train.seed=0,1"],
     "bound_check": ["c=1,2", "n=4,6", "train.seed=0,1"],
+    "bound_check_power": ["target=planted,majority", "c=2", "n=8,10", "train.seed=0,1"],
     "inal_scaling": ["target=parity,majority", "c=1", "n=6,8,10"],
     "learnability": ["target=parity,majority", "c=1", "n=6,8", "train.seed=0,1"],
     "time_to_learn": ["c=1", "n=4,6", "train.seed=0,1"],

@@ -631,6 +631,40 @@ class CellLimits:
 _GIB = float(1 << 30)
 
 
+def physical_memory_bytes() -> float:
+    """This machine's physical memory (inf where it cannot be read)."""
+    import os
+
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return float("inf")
+
+
+def check_single_cell(job: JobSpec, launcher: Any, throughput: Any = None) -> None:
+    """Refuse a single run (``inal-sweep`` without ``-m``: Hydra's run mode, in this process)
+    as a multirun refuses its cells (:class:`CellLimits`): memory against ``worker_memory_gb`` or
+    this machine's, the GPU's share when ``num_gpus > 0`` and ``gpu_memory_gb`` are set, time
+    against ``max_cell_hours``; ``launcher`` is the composed ``hydra.launcher`` node (or any object
+    with those attributes). Raises ``ConfigError`` with the estimate."""
+    from . import throughput as tp_model
+
+    worker = getattr(launcher, "worker_memory_gb", None)
+    if worker is not None:
+        memory, what = float(worker) * _GIB, "a worker (hydra.launcher.worker_memory_gb)"
+    else:
+        memory, what = physical_memory_bytes(), "this machine"
+    gpu = None
+    num_gpus, gpu_gb = float(getattr(launcher, "num_gpus", 0) or 0), getattr(launcher, "gpu_memory_gb", None)
+    if num_gpus > 0 and gpu_gb is not None:
+        gpu = float(gpu_gb) * _GIB * min(1.0, num_gpus)
+    limits = CellLimits(float(getattr(launcher, "max_cell_hours", 24.0)), memory, what, gpu)
+    tp = throughput if throughput is not None else tp_model.load()
+    inal_s = tp_model.inal_seconds(inal_cost(job), tp, inal_table_n(job))
+    run_s = tp_model.pack_seconds(job, 1, tp) if job.train else 0.0
+    limits.check(job, inal_s, run_s)
+
+
 def cell_memory_bytes(job: JobSpec) -> Tuple[float, float, float]:
     """``(INAL bytes, training bytes, INAL's smallest chunk)`` a cell holds at once, from the
     engines' memory models:

@@ -327,7 +327,7 @@ _PROBE = ("import os, sys, time\n"
           "print((time.process_time() - c0) / (time.perf_counter() - t0))\n")
 
 
-def slot_share(slots: float, window: float = 1.0) -> Tuple[float, str]:
+def slot_share(slots: float, window: float = 2.0) -> Tuple[float, str]:
     """``(share, note)``: the share of a CPU each of ``slots`` task slots gets on this machine now.
 
     ``min(slots, CPUs)`` probe processes spin at once for ``window`` seconds at the niceness Ray

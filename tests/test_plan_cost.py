@@ -219,3 +219,23 @@ def test_cells_beyond_the_machine_are_refused_before_any_work(tmp_path, args, se
     assert setting in lines[0] and re.search(estimate, lines[0]), lines[0]
     assert not (tmp_path / "r").exists()  # nothing written, Ray never started
     assert "Started a local Ray" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, setting, estimate", [
+    (["T=1e10", "n=8"], "hydra.launcher.max_cell_hours=24.0", r"estimated at [0-9.]+ h"),
+    (["T=0", "width=16384", "depth=6", "n=32", "inal=exact", "inal.memory_budget_gb=1000"],
+     "inal.memory_budget_gb=1000.0", r"would hold about [0-9.]+ GiB"),
+    (["n=12", "T=1", "hydra.launcher.worker_memory_gb=0.001"], "inal.memory_budget_gb=", r"has 0.001 GiB"),
+])
+def test_a_single_run_is_refused_like_a_cell(tmp_path, args, setting, estimate):
+    """Without -m (Hydra's run mode, the task in this process, no launcher) the same limits apply:
+    exit 2, one line naming the setting and the estimate, nothing written (not even Hydra's run dir)."""
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run([INAL_SWEEP, *args, f"results_dir={tmp_path}/r", f"hydra.run.dir={tmp_path}/out"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert setting in lines[0] and re.search(estimate, lines[0]), lines[0]
+    assert not (tmp_path / "r").exists() and not (tmp_path / "out").exists()

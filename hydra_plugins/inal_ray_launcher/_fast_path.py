@@ -37,7 +37,7 @@ from sweeps.compose import GroupwiseComposer
 from sweeps.jobs import JobSpec
 from sweeps import throughput as cost_model
 from sweeps.plan import (CellFactory, CellLimits, CellSource, PlanCounts, StoreView, check_max_cells,
-                         count_plan, gpu_pack_size_of, id_bytes, inal_cost, iter_packs, iter_pending)
+                         count_plan, gpu_pack_size_of, id_bytes, inal_cost, inal_table_n, iter_packs, iter_pending)
 from sweeps.schema import validate_job
 from sweeps.store import ResultsStore
 
@@ -284,7 +284,7 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
         if kind == "inal":
             job: JobSpec = what
             if plan.throughput is not None:
-                est["done"] += cost_model.inal_seconds(inal_cost(job), plan.throughput)
+                est["done"] += cost_model.inal_seconds(inal_cost(job), plan.throughput, inal_table_n(job))
             iid = id_bytes(job.inal_id)
             failed = error is not None or value["status"] == "failed"
             text = str(error) if error is not None else value.get("error", "")
