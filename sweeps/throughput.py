@@ -1,29 +1,44 @@
 """The measured cost model of a plan: seconds of a training pack and of an INAL task on this host.
 
 A plan's estimate is only as good as the rate it divides by. A fixed FLOP/s is off by 5-10x either
-way: tiny networks are bound by the per-step cost of the engine's ~70 tensor ops, large batches by
-memory traffic of the elementwise work, not by matmul FLOPs. So the model has two terms per step,
-both measured on the real engines (``inal_core.ngd.train_noisy_gd``, ``inal_core.inal.estimate_inal``)
-by a short calibration (2-15 s, depending on the load), cached per host:
+way: tiny networks are bound by the per-step cost of the engine's ~70 tensor ops, large exact
+batches by elementwise work, sampled batches by drawing their random inputs, not by matmul FLOPs.
+And on a shared machine the seconds a task takes move with the load, by 2-10x on the 2-core
+development machine. So the model is in two parts:
 
-    t(pack of R runs) = pack_s + T (step_s + R (f_step / ngd_flops_per_s + e_step elem_s))
-                        + K (step_s + R (f_eval / ngd_flops_per_s + e_eval elem_s / 3))
-    t(INAL task)      = inal_s + inal_flops / inal_flops_per_s
+1. **CPU seconds**, measured on the real engines (``inal_core.ngd.train_noisy_gd``,
+   ``inal_core.inal.estimate_inal``) by a short calibration (3-5 CPU seconds), cached per host.
+   CPU time does not count the time other processes hold the CPU, so it holds whatever the load
+   at the calibration::
 
-``f_step`` is ``inal_core.specs.ngd_flops_per_step`` at the engine's batch, ``e_step`` its
-elementwise work (:func:`elements`), ``f_eval``/``e_eval`` the same for one evaluation on ``n_eval``
-inputs (forward only), ``K`` the number of checkpoints, ``inal_flops`` is
-``sweeps.plan.inal_cost``. ``pack_s`` and ``inal_s`` are the fixed costs of a task (Ray dispatch,
-target construction, the Parquet write), measured once on this machine and refined as a study
-runs: the progress line's ETA divides the estimated seconds still to run by the study's own rate
-(estimated seconds finished per wall second).
+       cpu(pack of R runs) = pack_s + T (step_s + R (f_step / ngd_flops_per_s + e_step elem_s + d_step draw_s))
+                             + (K + 1) (step_s + R eval_scale (f_eval / ngd_flops_per_s + e_eval elem_s / 3
+                                                              + d_eval draw_s))
+       cpu(INAL task)      = inal_s + inal_flops / inal_rate(n)
+
+   ``f`` are matmul FLOPs (``inal_core.specs.ngd_flops_per_step`` at the engine's batch; forward
+   only for an evaluation on ``n_eval`` inputs), ``e`` elementwise work (:func:`elements`), ``d``
+   input bits drawn (:func:`drawn`: none per step for an exact batch), ``K`` the checkpoints.
+   The three rates come from four shapes timed at two lengths each (their difference cancels the
+   set-up) by non-negative least squares; they are effective coefficients, not peak figures.
+   ``eval_scale`` is measured evaluations against the model's figure; ``inal_rate(n)`` the exact
+   engine's rate at n = 10, 14, 18, interpolated (the split engine does far less than ``2^n``
+   forward passes at large n); ``pack_s`` and ``inal_s`` the fixed costs of a task (the engine's
+   set-up, the Parquet write, and 0.1 s for Ray's dispatch).
+2. **The share of a CPU a task slot gets now** (:func:`slot_share`), measured when a plan with
+   work is made for a local Ray: ``min(slots, CPUs)`` processes at the workers' niceness spin for
+   2 s at once and report their CPU seconds per wall second (skipped on a quiet machine, where it
+   is 1, and for a cluster, whose workers this machine cannot see). A task's wall seconds are its
+   CPU seconds / share. Refusals (``hydra.launcher.max_cell_hours``) use the CPU seconds alone, so
+   a cell is not refused one minute and accepted the next.
+
+The plan is then refined as the study runs: the progress line's ETA divides the estimated seconds
+still to run by the study's own rate (estimated seconds finished per wall second).
 
 The calibration runs in a subprocess (``python -m sweeps.throughput``), so the planner itself stays
 free of torch, and is cached as JSON at ``$INAL_THROUGHPUT_CACHE`` or
-``~/.cache/inal-sweeps/throughput-<host>.json`` (delete the file to measure again). Timings are
-medians of three, taken at the niceness Ray gives its workers: on a shared machine they are what a
-task typically gets at the time of the calibration (delete the cache to measure again when the
-machine's load has changed for good).
+``~/.cache/inal-sweeps/throughput-<host>.json`` (delete the file to measure again; a cache of an
+earlier version, in wall seconds, is measured again). Timings are medians of three.
 """
 
 from __future__ import annotations
