@@ -19,7 +19,9 @@ a fresh results directory. Lines:
 
 ``--smoke`` (CI): every line, at sizes of a few seconds each (``T`` and seeds cut down); the ratios
 then mostly measure fixed costs. On a machine shared with other work the measured times are
-noisy: the 1-minute load average before and after each run is in ``extra``.
+noisy: the dry run divides the tasks' CPU seconds by the share of a CPU a slot gets at that moment
+(``sweeps.throughput.slot_share``, a 2 s probe), and the load can change before and during the run;
+the 1-minute load average before and after each run is in ``extra``.
 """
 
 from __future__ import annotations

@@ -239,3 +239,12 @@ def test_a_single_run_is_refused_like_a_cell(tmp_path, args, setting, estimate):
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert setting in lines[0] and re.search(estimate, lines[0]), lines[0]
     assert not (tmp_path / "r").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_calibration_in_wall_seconds_is_not_used(tmp_path):
+    """A cache written before the model counted CPU seconds (no ``clock``) is not read as is: it
+    is measured again (here, with calibration off, the default figures say so)."""
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"ngd_flops_per_s": 2e11, "step_s": 2e-4, "elem_s": 6e-10, "inal_flops_per_s": 4e10,
+                                "pack_s": 0.1, "inal_s": 0.1, "source": "measured on vm (wall seconds)"}))
+    assert tp_model.load(calibrate=False, path=str(path)) is tp_model.DEFAULT
