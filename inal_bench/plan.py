@@ -113,11 +113,13 @@ def _one(name: str, overrides: List[str], work: Path) -> Dict[str, float]:
     dry_dir = work / f"{name}-dry"
     _, text = _multirun(overrides + ["hydra.launcher.dry_run=true"], dry_dir)
     estimated, plan_bound = _estimate(text)
+    share = re.search(r"; ([0-9.e+-]+) of a CPU per slot", text)
     load0 = os.getloadavg()[0]
     results = work / name
     measured, _ = _multirun(overrides, results)
     load1 = os.getloadavg()[0]
     return {"estimated_s": estimated, "measured_s": measured, "plan_bound_s": plan_bound,
+            "slot_share": float(share.group(1)) if share else None,
             "load_before": load0, "load_after": load1, "results": str(results)}
 
 
