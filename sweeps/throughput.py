@@ -238,17 +238,19 @@ def _fit_terms(rows, times) -> Tuple[float, ...]:
 
 
 def measure() -> Throughput:
-    """Time the engines on this host, one thread (as a Ray task with ``num_cpus=1`` gets):
+    """Time the engines on this host in CPU seconds, one thread (as a Ray task with ``num_cpus=1``):
 
     - step cost: ``train_noisy_gd`` of one tiny run (N = 6, width 4) for 200 and for 20 steps;
       the difference per step is ``step_s``;
-    - training: 2 runs x 4 steps of N = 16, width 32, exact batch 65,536 (elementwise-heavy, as
-      small studies are) and of N = 256, width 256, batch 4,096 (matmul-heavy), minus the step
-      cost; the FLOP rate and the seconds per element solve the two equations;
-    - INAL rate: exact INAL of parity on n = 14, width 32, 16 inits against ``inal_cost``'s FLOPs,
-      and its fixed cost from n = 6;
+    - training: 2 runs of four shapes (N = 16, width 32, exact batch 65,536; N = 144, width 32,
+      batch 4,096; N = 576, width 32, batch 512; N = 256, width 256, batch 4,096), each at two
+      lengths; the per-run-step difference against (FLOPs, elements, drawn input bits) gives the
+      FLOP rate, ``elem_s`` and ``draw_s`` (:func:`_fit_terms`);
+    - evaluations: 20 checkpoints against 1 on 8,192 inputs (N = 36) give ``eval_scale``;
+    - INAL: exact INAL of parity at n = 10, 14, 18 (width 32, 16 inits) against ``inal_cost``'s
+      FLOPs, less its fixed cost at n = 6 (``inal_s``, with a Ray task's dispatch, 0.1 s);
     - the task's fixed cost: building a target and writing a pack's Parquet files are inside
-      ``pack_s`` (a Ray task's dispatch adds about 0.1 s), measured with a 2-run pack of 1 step.
+      ``pack_s`` (a Ray task's dispatch adds 0.1 s).
     """
     import tempfile
 
@@ -368,21 +370,24 @@ def slot_share(slots: float, window: float = 2.0) -> Tuple[float, str]:
 
 def for_slots(tp: Throughput, slots: float, local: bool = True) -> Throughput:
     """``tp`` with the share of a CPU each slot gets now (:func:`slot_share`) when the study runs
-    on this machine (``local``) and ``tp`` was measured here; unchanged otherwise (a cluster's
-    workers: a whole CPU per slot, which their load may not give)."""
+    on this machine (``local``, at most one slot a CPU) and ``tp`` was measured here; unchanged
+    otherwise: a cluster's workers, or more slots than this machine has CPUs (``slots=64`` plans a
+    cluster from here), get a whole CPU per slot, which their own load may not give."""
     if not local or tp.source == DEFAULT.source or not tp.source.startswith("measured"):
         return tp
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if slots > cpus:
+        return replace(tp, share_note=f"not measured: {slots:g} slots plan more than this machine's {cpus} CPUs")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("inf")
-    if load + min(slots, cpus) <= 0.5 * cpus:  # a quiet machine: a whole CPU per slot, no probe
-        return replace(tp, share=min(1.0, cpus / max(float(slots), 1.0)),
-                       share_note=f"not measured: load {load:.1f} on {cpus} CPUs")
+    if load <= 0.25 * cpus:  # a quiet machine: a whole CPU per slot, no probe
+        return replace(tp, share_note=f"not measured: load {load:.1f} on {cpus} CPUs")
     share, note = slot_share(slots)
     return replace(tp, share=share, share_note=note)
 
 
-#: Ray runs its workers at this niceness (``RAY_worker_niceness``'s default): the calibration runs at
-#: it too, so that on a machine shared with other work it measures what a task gets, not more.
+#: Ray runs its workers at this niceness (``RAY_worker_niceness``'s default): :func:`slot_share`'s
+#: probes take it, so that on a machine shared with other work they get what a task gets (the
+#: calibration runs at it too; it counts CPU seconds, which the niceness does not change).
 WORKER_NICENESS = 15
 
 

@@ -98,6 +98,8 @@ def test_a_tasks_seconds_are_its_cpu_seconds_over_the_slots_share():
     measured = replace(TP, source="measured on test")
     assert tp_model.for_slots(measured, 2, local=False) is measured
     assert tp_model.for_slots(tp_model.DEFAULT, 2) is tp_model.DEFAULT
+    many = tp_model.for_slots(measured, 10**6)  # slots=64 on a laptop plans a cluster: a whole CPU per slot
+    assert many.share == 1.0 and "more than this machine" in many.share_note
     share, note = tp_model.slot_share(2, window=0.05)
     assert 0 < share <= 1 and note
 
