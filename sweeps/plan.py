@@ -53,10 +53,13 @@ DEFAULT_MAX_CELLS = 2_000_000
 CPU_FLOPS_PER_S = 2.0e9
 TASK_OVERHEAD_S = 0.05
 RUN_OVERHEAD_S = 0.002
-#: End-of-study compaction and summary (``ResultsStore.compact``): measured on the 2-core development
-#: machine, ~0.5 s for a small study plus ~20 ms per file compacted (one per pack or INAL task).
-COMPACT_S = 0.5
+#: End-of-study compaction and summary (``ResultsStore.compact``): its index of the study's files,
+#: 0.01 s for the small studies of ``inal-bench plan`` measured on the 2-core development machine under
+#: load (0.05 s allowed), and ~20 ms per file merged, which it does only in a partition holding at
+#: least ``sweeps.store.COMPACT_MIN_FILES`` (64) small files (one per pack or INAL task).
+COMPACT_S = 0.05
 COMPACT_S_PER_FILE = 0.02
+COMPACT_MIN_FILES = 64
 
 
 def id_bytes(hex_id: str) -> bytes:
@@ -386,10 +389,12 @@ class PlanCounts:
 
     def wall_s(self, plan_s: float = 0.0) -> float:
         """Estimated wall time of the study: planning (``plan_s``, as measured by the dry run), the
-        makespan, and the end-of-study compaction (a fixed part and a part per file written)."""
+        makespan, and the end-of-study compaction (a fixed part, and a part per file written when
+        there are enough small files for it to merge them)."""
         if not self.task_s:
             return plan_s
-        return plan_s + self.makespan() + COMPACT_S + COMPACT_S_PER_FILE * len(self.task_s)
+        files = len(self.task_s)
+        return plan_s + self.makespan() + COMPACT_S + (COMPACT_S_PER_FILE * files if files >= COMPACT_MIN_FILES else 0.0)
 
     def text(self, max_pack: int, slots: float = 1.0, prefix: str = "[inal-sweep]", plan_s: float = 0.0) -> str:
         if self.task_s or self.throughput is not None:

@@ -250,3 +250,16 @@ def test_a_calibration_in_wall_seconds_is_not_used(tmp_path):
     path.write_text(json.dumps({"ngd_flops_per_s": 2e11, "step_s": 2e-4, "elem_s": 6e-10, "inal_flops_per_s": 4e10,
                                 "pack_s": 0.1, "inal_s": 0.1, "source": "measured on vm (wall seconds)"}))
     assert tp_model.load(calibrate=False, path=str(path)) is tp_model.DEFAULT
+
+
+def test_wall_is_planning_makespan_and_compaction():
+    """The end-of-study compaction merges files only where a partition has COMPACT_MIN_FILES small
+    ones (sweeps.store): below that the estimate charges its index alone."""
+    from sweeps import plan as plan_mod
+    from sweeps.store import COMPACT_MIN_FILES
+
+    assert plan_mod.COMPACT_MIN_FILES == COMPACT_MIN_FILES
+    few = PlanCounts(task_s=[2.0, 1.0, 1.0], slots=2)
+    assert few.wall_s(plan_s=0.5) == pytest.approx(0.5 + 2.0 + plan_mod.COMPACT_S)
+    many = PlanCounts(task_s=[1.0] * 64, slots=2)
+    assert many.wall_s() == pytest.approx(32.0 + plan_mod.COMPACT_S + 64 * plan_mod.COMPACT_S_PER_FILE)
