@@ -23,8 +23,9 @@ development machine. So the model is in two parts:
    set-up) by non-negative least squares; they are effective coefficients, not peak figures.
    ``eval_scale`` is measured evaluations against the model's figure; ``inal_rate(n)`` the exact
    engine's rate at n = 10, 14, 18, interpolated (the split engine does far less than ``2^n``
-   forward passes at large n); ``pack_s`` and ``inal_s`` the fixed costs of a task (the engine's
-   set-up, the Parquet write, and 0.1 s for Ray's dispatch).
+   forward passes at large n); ``pack_s`` and ``inal_s`` the fixed costs of a task (the real task
+   functions of ``sweeps.execute`` timed on tiny jobs: the engine's set-up, the store and its
+   Parquet files; and 5 ms for Ray's dispatch).
 2. **The share of a CPU a task slot gets now** (:func:`slot_share`), measured when a plan with
    work is made for a local Ray: ``min(slots, CPUs)`` processes at the workers' niceness spin for
    2 s at once and report their CPU seconds per wall second (skipped on a quiet machine, where it
@@ -97,9 +98,11 @@ class Throughput:
 #: Used only when the calibration cannot run (no torch on the planning machine, or it failed).
 DEFAULT = Throughput(ngd_flops_per_s=5e9, step_s=4e-4, elem_s=1e-9, inal_flops_per_s=5e9, pack_s=0.3, inal_s=0.2,
                      source="default figures: calibration unavailable")
-#: Fixed cost of a Ray task beyond the engine (dispatch, argument transfer, result); measured on the
-#: project's 2-core CI machine with local Ray (pack of 1 tiny run: 0.15-0.3 s wall above the engine).
-_RAY_TASK_S = 0.1
+#: CPU cost of a Ray task beyond the engine (dispatch, argument transfer, result): measured with a
+#: warm local Ray of 2 CPUs on the 2-core development machine under load, 3 ms of wall a task at a
+#: slot share of 0.3, i.e. about 1 ms of CPU (5 ms allowed). It was 0.1 s, a wall-clock figure
+#: that, divided by the share, made a small study's tiny tasks cost 0.3-0.6 s each in the plan.
+_RAY_TASK_S = 0.005
 
 
 def _values(job: Any) -> dict:
@@ -237,6 +240,32 @@ def _fit_terms(rows, times) -> Tuple[float, ...]:
     return tuple(float(c) if c > 0 else 1e-15 for c in coef)
 
 
+def _task_cpu() -> Tuple[float, float]:
+    """CPU seconds of ``sweeps.execute.run_training_pack`` (2 runs, N = 12, width 4, 20 steps) and
+    of ``run_inal_job`` (n = 6, 16 inits), medians of three, each into a study of its own."""
+    import tempfile
+    from hydra import compose, initialize_config_module
+
+    from .execute import run_inal_job, run_training_pack
+    from .jobs import run_id_with, with_run_values
+    from .schema import validate_job
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with initialize_config_module("sweeps.conf", version_base="1.3"):
+            jobs = iter([validate_job(compose("config", overrides=[
+                "n=6", "width=4", "T=20", "train.N=2n", "train.n_eval=64", "train.checkpoints=1",
+                "inal.n_inits=16", f"results_dir={tmp}", f"study=calibration{i}"])) for i in range(8)])
+
+        def pack() -> None:
+            base = next(jobs)
+            run_training_pack([base, with_run_values(base, {"seed": 1}, run_id_with(base, {"seed": 1}))],
+                              with_inal=False)
+
+        pack_cpu = _best(pack)
+        inal_cpu = _best(lambda: run_inal_job(next(jobs)))
+    return pack_cpu, inal_cpu
+
+
 def measure() -> Throughput:
     """Time the engines on this host in CPU seconds, one thread (as a Ray task with ``num_cpus=1``):
 
@@ -248,12 +277,11 @@ def measure() -> Throughput:
       FLOP rate, ``elem_s`` and ``draw_s`` (:func:`_fit_terms`);
     - evaluations: 20 checkpoints against 1 on 8,192 inputs (N = 36) give ``eval_scale``;
     - INAL: exact INAL of parity at n = 10, 14, 18 (width 32, 16 inits) against ``inal_cost``'s
-      FLOPs, less its fixed cost at n = 6 (``inal_s``, with a Ray task's dispatch, 0.1 s);
-    - the task's fixed cost: building a target and writing a pack's Parquet files are inside
-      ``pack_s`` (a Ray task's dispatch adds 0.1 s).
+      FLOPs, less its cost at n = 6;
+    - the tasks' fixed costs: the real task functions on tiny jobs (:func:`_task_cpu`: the target,
+      the store, the rows and their Parquet files) give ``pack_s`` and ``inal_s`` (with a Ray
+      task's dispatch).
     """
-    import tempfile
-
     import torch
 
     from inal_core.inal import estimate_inal
@@ -275,8 +303,8 @@ def measure() -> Throughput:
     # width 32), inputs drawn each step (N = 144, width 32, batch 4096; N = 576, batch 512) and
     # matmul-heavy (N = 256, width 256, batch 4096); their per-run-step CPU seconds against (FLOPs,
     # elements, drawn input bits) give the three rates (non-negative least squares, relative error)
-    shapes = [(NetworkSpec(16, 32, 1), 0, (2, 6)), (NetworkSpec(144, 32, 1), 4096, (4, 16)),
-              (NetworkSpec(576, 32, 1), 512, (10, 40)), (NetworkSpec(256, 256, 1), 4096, (2, 6))]
+    shapes = [(NetworkSpec(16, 32, 1), 0, (2, 12)), (NetworkSpec(144, 32, 1), 4096, (4, 24)),
+              (NetworkSpec(576, 32, 1), 512, (10, 60)), (NetworkSpec(256, 256, 1), 4096, (2, 8))]
     rows, times = [], []
     for spec, batch_setting, (t1, t2) in shapes:
         N, width = spec.input_dim, spec.width
@@ -312,23 +340,14 @@ def measure() -> Throughput:
         inal_rates[n] = 16 * NetworkSpec(n, 32, 1).flops_forward(2**n) / max(inal(n) - t_small, 1e-6)
     inal_rate = inal_rates[14]
 
-    # fixed cost of a pack beyond its steps: the engine's set-up (the short run minus its steps) and
-    # writing a pack's two Parquet files (a runs table of 30 columns, a curves table)
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    with tempfile.TemporaryDirectory() as tmp:
-        table = pa.table({f"c{i}": list(range(64)) for i in range(30)})
-
-        def write() -> None:
-            for name in ("runs", "curves"):
-                pq.write_table(table, os.path.join(tmp, f"{name}.parquet"))
-
-        write_s = _best(write)
-    pack_s = max(short - 20 * step_s, 0.0) + write_s + _RAY_TASK_S
+    # fixed cost of a task beyond its engine: the real task functions (``sweeps.execute``) on tiny
+    # jobs into a fresh study each time: the target, the store, the rows and their Parquet files
+    pack_cpu, inal_cpu = _task_cpu()
+    pack_s = max(pack_cpu - 21 * step_s, 0.0) + _RAY_TASK_S
+    inal_task_s = max(inal_cpu, t_small) + _RAY_TASK_S
     return Throughput(ngd_flops_per_s=ngd_rate, step_s=step_s, elem_s=elem_s, draw_s=draw_s, eval_scale=eval_scale,
                       inal_flops_per_s=inal_rate,
-                      pack_s=pack_s, inal_s=t_small + _RAY_TASK_S, inal_rate_by_n=inal_rates,
+                      pack_s=pack_s, inal_s=inal_task_s, inal_rate_by_n=inal_rates,
                       source=f"measured on {socket.gethostname()} at {time.strftime('%Y-%m-%d %H:%M')}, "
                              f"load {os.getloadavg()[0]:.1f}")
 
