@@ -19,7 +19,9 @@ a fresh results directory. Lines:
 
 ``--smoke`` (CI): every line, at sizes of a few seconds each (``T`` and seeds cut down); the ratios
 then mostly measure fixed costs. On a machine shared with other work the measured times are
-noisy: the 1-minute load average before and after each run is in ``extra``.
+noisy: the dry run divides the tasks' CPU seconds by the share of a CPU a slot gets at that moment
+(``sweeps.throughput.slot_share``, a 2 s probe), and the load can change before and during the run;
+the 1-minute load average before and after each run is in ``extra``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .common import Measurement
 PRESET_GRIDS: Dict[str, List[str]] = {
     "default": ["target=parity,majority", "c=1", "n=6,8", "train.seed=0,1"],
     "bound_check": ["c=1,2", "n=4,6", "train.seed=0,1"],
+    "bound_check_power": ["target=planted,majority", "c=2", "n=8,10", "train.seed=0,1"],
     "inal_scaling": ["target=parity,majority", "c=1", "n=6,8,10"],
     "learnability": ["target=parity,majority", "c=1", "n=6,8", "train.seed=0,1"],
     "time_to_learn": ["c=1", "n=4,6", "train.seed=0,1"],
@@ -110,11 +113,13 @@ def _one(name: str, overrides: List[str], work: Path) -> Dict[str, float]:
     dry_dir = work / f"{name}-dry"
     _, text = _multirun(overrides + ["hydra.launcher.dry_run=true"], dry_dir)
     estimated, plan_bound = _estimate(text)
+    share = re.search(r"; ([0-9.e+-]+) of a CPU per slot", text)
     load0 = os.getloadavg()[0]
     results = work / name
     measured, _ = _multirun(overrides, results)
     load1 = os.getloadavg()[0]
     return {"estimated_s": estimated, "measured_s": measured, "plan_bound_s": plan_bound,
+            "slot_share": float(share.group(1)) if share else None,
             "load_before": load0, "load_after": load1, "results": str(results)}
 
 

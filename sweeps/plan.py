@@ -49,10 +49,13 @@ __all__ = [
 CPU_FLOPS_PER_S = 2.0e9
 TASK_OVERHEAD_S = 0.05
 RUN_OVERHEAD_S = 0.002
-#: End-of-study compaction and summary (``ResultsStore.compact``): measured on the 2-core development
-#: machine, ~0.5 s for a small study plus ~20 ms per file compacted (one per pack or INAL task).
-COMPACT_S = 0.5
+#: End-of-study compaction and summary (``ResultsStore.compact``): its index of the study's files,
+#: 0.01 s for the small studies of ``inal-bench plan`` measured on the 2-core development machine under
+#: load (0.05 s allowed), and ~20 ms per file merged, which it does only in a partition holding at
+#: least ``sweeps.store.COMPACT_MIN_FILES`` (64) small files (one per pack or INAL task).
+COMPACT_S = 0.05
 COMPACT_S_PER_FILE = 0.02
+COMPACT_MIN_FILES = 64
 
 
 def id_bytes(hex_id: str) -> bytes:
@@ -310,6 +313,13 @@ def inal_cost(job: JobSpec) -> float:
     return float(v["n_inits"]) * spec.flops_forward(inputs)
 
 
+def inal_table_n(job: JobSpec) -> Optional[int]:
+    """``n`` where the cost model's per-``n`` INAL rate applies (the exact engine on a depth-1
+    network, as calibrated), else None (its single rate)."""
+    v = job.values
+    return int(v["n"]) if v["inal_method"] == "exact" and v["depth"] == 1 else None
+
+
 @dataclass
 class PlanCounts:
     """What a plan amounts to (the dry run prints it, the launcher's summary reuses it)."""
@@ -346,6 +356,15 @@ class PlanCounts:
         overhead = (self.packs + self.inal_to_compute) * TASK_OVERHEAD_S + self.runs_to_train * RUN_OVERHEAD_S
         return (work + overhead) / max(slots, 1e-9)
 
+    def set_throughput(self, throughput: Any) -> None:
+        """Take ``throughput``'s CPU share (``sweeps.throughput.slot_share``) instead of the one the
+        tasks were estimated with: every task's seconds scale by the ratio of the shares (pack
+        sizes do not change: every term of a task's cost scales alike)."""
+        if self.throughput is not None and throughput is not None:
+            scale = self.throughput.share / throughput.share
+            self.task_s = [t * scale for t in self.task_s]
+        self.throughput = throughput
+
     @property
     def task_seconds(self) -> float:
         return float(sum(self.task_s))
@@ -362,10 +381,12 @@ class PlanCounts:
 
     def wall_s(self, plan_s: float = 0.0) -> float:
         """Estimated wall time of the study: planning (``plan_s``, as measured by the dry run), the
-        makespan, and the end-of-study compaction (a fixed part and a part per file written)."""
+        makespan, and the end-of-study compaction (a fixed part, and a part per file written when
+        there are enough small files for it to merge them)."""
         if not self.task_s:
             return plan_s
-        return plan_s + self.makespan() + COMPACT_S + COMPACT_S_PER_FILE * len(self.task_s)
+        files = len(self.task_s)
+        return plan_s + self.makespan() + COMPACT_S + (COMPACT_S_PER_FILE * files if files >= COMPACT_MIN_FILES else 0.0)
 
     def text(self, max_pack: int, slots: float = 1.0, prefix: str = "[inal-sweep]", plan_s: float = 0.0) -> str:
         if self.task_s or self.throughput is not None:
@@ -527,7 +548,7 @@ def count_plan(factory: CellFactory, view: StoreView, max_pack: "int | Callable[
             flops = inal_cost(job)
             counts.inal_flops += flops
             if throughput is not None:
-                inal_s = tp_model.inal_seconds(flops, throughput)
+                inal_s = tp_model.inal_seconds(flops, throughput, inal_table_n(job))
                 counts.task_s.append(inal_s)
                 if check_cell is not None:
                     check_cell(job, inal_s, tp_model.pack_seconds(job, 1, throughput) if job.train else 0.0)
@@ -605,6 +626,40 @@ class CellLimits:
 
 
 _GIB = float(1 << 30)
+
+
+def physical_memory_bytes() -> float:
+    """This machine's physical memory (inf where it cannot be read)."""
+    import os
+
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return float("inf")
+
+
+def check_single_cell(job: JobSpec, launcher: Any, throughput: Any = None) -> None:
+    """Refuse a single run (``inal-sweep`` without ``-m``: Hydra's run mode, in this process)
+    as a multirun refuses its cells (:class:`CellLimits`): memory against ``worker_memory_gb`` or
+    this machine's, the GPU's share when ``num_gpus > 0`` and ``gpu_memory_gb`` are set, time
+    against ``max_cell_hours``; ``launcher`` is the composed ``hydra.launcher`` node (or any object
+    with those attributes). Raises ``ConfigError`` with the estimate."""
+    from . import throughput as tp_model
+
+    worker = getattr(launcher, "worker_memory_gb", None)
+    if worker is not None:
+        memory, what = float(worker) * _GIB, "a worker (hydra.launcher.worker_memory_gb)"
+    else:
+        memory, what = physical_memory_bytes(), "this machine"
+    gpu = None
+    num_gpus, gpu_gb = float(getattr(launcher, "num_gpus", 0) or 0), getattr(launcher, "gpu_memory_gb", None)
+    if num_gpus > 0 and gpu_gb is not None:
+        gpu = float(gpu_gb) * _GIB * min(1.0, num_gpus)
+    limits = CellLimits(float(getattr(launcher, "max_cell_hours", 24.0)), memory, what, gpu)
+    tp = throughput if throughput is not None else tp_model.load()
+    inal_s = tp_model.inal_seconds(inal_cost(job), tp, inal_table_n(job))
+    run_s = tp_model.pack_seconds(job, 1, tp) if job.train else 0.0
+    limits.check(job, inal_s, run_s)
 
 
 def cell_memory_bytes(job: JobSpec) -> Tuple[float, float, float]:

@@ -63,7 +63,10 @@ def precheck_single_run(overrides: list[str]) -> None:
     """Validate a single run (no ``-m``) before Hydra creates its output directory; exit 2 on bad input.
 
     Hydra writes ``outputs/<date>/.hydra/`` before calling the task, and its callbacks cannot stop
-    a run, so the config is composed here first (about 50 ms). Multiruns are validated job by job
+    a run, so the config is composed here first (about 50 ms). The run is refused, as a multirun's
+    cell is, when its memory exceeds this machine's (or ``hydra.launcher.worker_memory_gb``) or its
+    estimated time ``hydra.launcher.max_cell_hours`` (``sweeps.plan.check_single_cell``; the cost
+    model's cached calibration, measured first on a new host). Multiruns are validated job by job
     by the ``inal_ray`` launcher before any task starts.
     """
     if any(a.startswith("-") for a in overrides):  # --multirun, --cfg, --help, ...: Hydra's business
@@ -73,12 +76,16 @@ def precheck_single_run(overrides: list[str]) -> None:
 
     try:
         with initialize_config_module("sweeps.conf", version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
     except HydraException as err:  # unknown key or group: a bad setting, one line
         print(f"inal-sweep: invalid setting: {_hydra_error_line(err)}", file=sys.stderr)
         sys.exit(2)
     try:
-        validate_job(cfg)
+        job = validate_job(cfg)
+        if "MULTIRUN" not in str(cfg.hydra.mode):  # a preset is a multirun: the launcher checks its cells
+            from .plan import check_single_cell  # memory and time, as a multirun's cells (CellLimits)
+
+            check_single_cell(job, cfg.hydra.launcher)
     except ConfigError as err:
         print(f"inal-sweep: {err}", file=sys.stderr)
         sys.exit(2)

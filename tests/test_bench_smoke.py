@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 EXPECTED = {
     "core": ["inal_exact_n20", "inal_exact_n20_parity2", "inal_junta_vs_mc_k3", "ngd_gflops_w256"],
     "sweep": ["sweep_pack_128", "sweep_pack_128_vs_unpacked"],
-    "plan": ["plan_eta_ratio_default", "plan_eta_ratio_bound_check", "plan_eta_ratio_inal_scaling",
+    "plan": ["plan_eta_ratio_default", "plan_eta_ratio_bound_check", "plan_eta_ratio_bound_check_power",
+             "plan_eta_ratio_inal_scaling",
              "plan_eta_ratio_learnability", "plan_eta_ratio_time_to_learn", "plan_eta_ratio_heterogeneous",
              "plan_makespan_ratio_heterogeneous"],
     "scale": ["scale_plan_1e6", "scale_plan_1e6_rss", "scale_run_1e5", "scale_run_1e5_rss", "scale_resume_1e5",

@@ -69,10 +69,50 @@ def test_pack_seconds_is_affine_in_runs_and_steps():
     from inal_core.specs import NetworkSpec, ngd_flops_per_step
 
     spec = NetworkSpec(16, 32, 1)
-    per_step = ngd_flops_per_step(spec, 2**16) / TP.ngd_flops_per_s + 2**16 * (16 + 4 * 32 + 4) * TP.elem_s
-    per_eval = spec.flops_forward(8192) / TP.ngd_flops_per_s + 8192 * (16 + 4 * 32 + 4) * TP.elem_s / 3
+    # an exact batch enumerates its inputs once: no drawn inputs per step; an evaluation draws its 8192
+    per_step = ngd_flops_per_step(spec, 2**16) / TP.ngd_flops_per_s + 2**16 * (4 * 32 + 4) * TP.elem_s
+    per_eval = (spec.flops_forward(8192) / TP.ngd_flops_per_s + 8192 * (4 * 32 + 4) * TP.elem_s / 3
+                + 8192 * 16 * TP.draw_s) * TP.eval_scale
     assert t2 - t1 == pytest.approx(300 * per_step + 6 * per_eval, rel=1e-9)
     assert tp_model.pack_seconds(_shape(4, T=0), 3, TP) == 0.0
+    # a sampled batch (batch 512 on N = 16 bits) draws 512 x 16 input bits a step and run
+    sampled = dict(v, batch=512)
+    s1, s2 = (tp_model.pack_seconds(sampled, r, TP) for r in (1, 2))
+    per_step = ngd_flops_per_step(spec, 512) / TP.ngd_flops_per_s + 512 * (4 * 32 + 4) * TP.elem_s + 512 * 16 * TP.draw_s
+    assert s2 - s1 == pytest.approx(300 * per_step + 6 * per_eval, rel=1e-9)
+
+
+def test_a_tasks_seconds_are_its_cpu_seconds_over_the_slots_share():
+    """Rates are CPU seconds; a slot that gets a quarter of a CPU takes four times as long, and a
+    plan's tasks rescale by the ratio of the shares (pack sizes unchanged)."""
+    from dataclasses import replace
+
+    quarter = replace(TP, share=0.25)
+    v = _shape(8)
+    assert tp_model.pack_seconds(v, 3, quarter) == pytest.approx(4 * tp_model.pack_seconds(v, 3, TP), rel=1e-12)
+    assert tp_model.inal_seconds(1e9, quarter) == pytest.approx(4 * tp_model.inal_seconds(1e9, TP), rel=1e-12)
+    counts = PlanCounts(task_s=[1.0, 3.0], slots=2, throughput=TP)
+    counts.set_throughput(quarter)
+    assert counts.task_s == [4.0, 12.0] and counts.throughput is quarter
+    # a cluster's workers (not local) and figures not measured here keep a whole CPU per slot
+    measured = replace(TP, source="measured on test")
+    assert tp_model.for_slots(measured, 2, local=False) is measured
+    assert tp_model.for_slots(tp_model.DEFAULT, 2) is tp_model.DEFAULT
+    many = tp_model.for_slots(measured, 10**6)  # slots=64 on a laptop plans a cluster: a whole CPU per slot
+    assert many.share == 1.0 and "more than this machine" in many.share_note
+    share, note = tp_model.slot_share(2, window=0.05)
+    assert 0 < share <= 1 and note
+
+
+def test_inal_rate_is_interpolated_in_n():
+    """The exact engine's rate per n (calibrated at a few n): log-linear between them, held beyond 4 past the last."""
+    from dataclasses import replace
+
+    tp = replace(TP, inal_rate_by_n={10: 1e9, 14: 1.6e10})
+    assert tp_model.inal_rate(tp, 12) == pytest.approx(4e9)
+    assert tp_model.inal_rate(tp, 10) == pytest.approx(1e9) and tp_model.inal_rate(tp, 6) == pytest.approx(1e9)
+    assert tp_model.inal_rate(tp, 18) == pytest.approx(2.56e11) == pytest.approx(tp_model.inal_rate(tp, 30))
+    assert tp_model.inal_rate(tp) == TP.inal_flops_per_s
 
 
 def test_heterogeneous_grid_packs_stay_under_the_fair_share():
@@ -123,7 +163,8 @@ def test_calibration_measures_and_is_cached(tmp_path):
     assert tp.source.startswith("measured on")
     for value in (tp.ngd_flops_per_s, tp.inal_flops_per_s):
         assert 1e7 < value < 1e14  # FLOP/s of one CPU thread, whatever the load
-    assert 0 < tp.step_s < 1 and 0 < tp.pack_s < 30 and 0 < tp.elem_s < 1e-6
+    assert 0 < tp.step_s < 1 and 0 < tp.pack_s < 30 and 0 < tp.elem_s < 1e-6 and 0 < tp.draw_s < 1e-6
+    assert tp.clock == "cpu" and 0 < tp.eval_scale < 100 and sorted(tp.inal_rate_by_n) == [10, 14, 18]
     data = json.loads(path.read_text())
     data["source"] = "edited"
     path.write_text(json.dumps(data))
@@ -180,3 +221,45 @@ def test_cells_beyond_the_machine_are_refused_before_any_work(tmp_path, args, se
     assert setting in lines[0] and re.search(estimate, lines[0]), lines[0]
     assert not (tmp_path / "r").exists()  # nothing written, Ray never started
     assert "Started a local Ray" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, setting, estimate", [
+    (["T=1e10", "n=8"], "hydra.launcher.max_cell_hours=24.0", r"estimated at [0-9.]+ h"),
+    (["T=0", "width=16384", "depth=6", "n=32", "inal=exact", "inal.memory_budget_gb=1000"],
+     "inal.memory_budget_gb=1000.0", r"would hold about [0-9.]+ GiB"),
+    (["n=12", "T=1", "hydra.launcher.worker_memory_gb=0.001"], "inal.memory_budget_gb=", r"has 0.001 GiB"),
+])
+def test_a_single_run_is_refused_like_a_cell(tmp_path, args, setting, estimate):
+    """Without -m (Hydra's run mode, the task in this process, no launcher) the same limits apply:
+    exit 2, one line naming the setting and the estimate, nothing written (not even Hydra's run dir)."""
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run([INAL_SWEEP, *args, f"results_dir={tmp_path}/r", f"hydra.run.dir={tmp_path}/out"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert setting in lines[0] and re.search(estimate, lines[0]), lines[0]
+    assert not (tmp_path / "r").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_calibration_in_wall_seconds_is_not_used(tmp_path):
+    """A cache written before the model counted CPU seconds (no ``clock``) is not read as is: it
+    is measured again (here, with calibration off, the default figures say so)."""
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"ngd_flops_per_s": 2e11, "step_s": 2e-4, "elem_s": 6e-10, "inal_flops_per_s": 4e10,
+                                "pack_s": 0.1, "inal_s": 0.1, "source": "measured on vm (wall seconds)"}))
+    assert tp_model.load(calibrate=False, path=str(path)) is tp_model.DEFAULT
+
+
+def test_wall_is_planning_makespan_and_compaction():
+    """The end-of-study compaction merges files only where a partition has COMPACT_MIN_FILES small
+    ones (sweeps.store): below that the estimate charges its index alone."""
+    from sweeps import plan as plan_mod
+    from sweeps.store import COMPACT_MIN_FILES
+
+    assert plan_mod.COMPACT_MIN_FILES == COMPACT_MIN_FILES
+    few = PlanCounts(task_s=[2.0, 1.0, 1.0], slots=2)
+    assert few.wall_s(plan_s=0.5) == pytest.approx(0.5 + 2.0 + plan_mod.COMPACT_S)
+    many = PlanCounts(task_s=[1.0] * 64, slots=2)
+    assert many.wall_s() == pytest.approx(32.0 + plan_mod.COMPACT_S + 64 * plan_mod.COMPACT_S_PER_FILE)

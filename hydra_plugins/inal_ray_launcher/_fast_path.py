@@ -45,11 +45,11 @@ from sweeps.compose import GroupwiseComposer
 from sweeps.jobs import JobSpec
 from sweeps import throughput as cost_model
 from sweeps.plan import (CellFactory, CellLimits, CellSource, ListSource, PlanCounts, StoreView, check_max_cells,
-                         count_plan, gpu_pack_size_of, id_bytes, inal_cost, iter_packs, iter_pending)
+                         count_plan, gpu_pack_size_of, id_bytes, inal_cost, inal_table_n, iter_packs, iter_pending)
 from sweeps.validation import validate_job
 from sweeps.store import ResultsStore
 
-from hydra_plugins.inal_ray_launcher._ray import drain, ensure_ray, task_options
+from hydra_plugins.inal_ray_launcher._ray import drain, ensure_ray, resolve_address, task_options
 from hydra_plugins.inal_ray_launcher._summary import StudySummary, run_report, show_summary
 from hydra_plugins.inal_ray_launcher.progress import ProgressBar
 
@@ -101,6 +101,8 @@ def prepare_grid(launcher: Any, source: CellSource) -> PreparedGrid:
     view = StoreView(ResultsStore)
     counts = count_plan(factory, view, pack_size_rule(launcher), throughput=throughput, slots=plan_slots(launcher),
                         check_cell=cell_limits(launcher).check)
+    if counts.to_run:  # a local Ray's slots get the CPU share this machine gives them now
+        counts.set_throughput(cost_model.for_slots(throughput, counts.slots, local=resolve_address(launcher.address) is None))
     return PreparedGrid(source, factory, view, counts, time.perf_counter() - t0)
 
 
@@ -282,7 +284,7 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
         if kind == "inal":
             job: JobSpec = what
             if plan.throughput is not None:
-                est["done"] += cost_model.inal_seconds(inal_cost(job), plan.throughput)
+                est["done"] += cost_model.inal_seconds(inal_cost(job), plan.throughput, inal_table_n(job))
             iid = id_bytes(job.inal_id)
             failed = error is not None or value["status"] == "failed"
             text = str(error) if error is not None else value.get("error", "")
