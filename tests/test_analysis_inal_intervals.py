@@ -191,7 +191,7 @@ def test_selection_free_max_removes_the_upward_bias():
 # ----------------------------------------------------------------------------- the hard cases
 # Parities of degree 3 and 4 at n = 8, width 32: per-init values with excess kurtosis 13-14 in the
 # hidden layers and 43-134 at the output neuron (measured over 200,000 inits). The whole table
-# (every cell, 1000 / 300 blocks) is `inal-bench` `interval_coverage_hard`
+# (every cell, 4,000 / 500 blocks) is `inal-bench` `interval_coverage_hard`
 # (inal_bench/stats_calibration.py); here a pooled version that fits the default run.
 
 HARD_N, HARD_WIDTH = 8, 32
