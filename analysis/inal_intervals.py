@@ -172,6 +172,9 @@ def conditioned_output_interval(prev_mean, prev_se, prev_boot_lo, prev_boot_hi, 
     return lo, hi
 
 
+_HULL = "hull of scaled chi-square and bootstrap-t (upper end at 1% where stored)"
+
+
 def selection_free_upper(sf_lo, layer_hi):
     """Interval of INAL = max over layers from the selection-free value's lower limit ``sf_lo`` and the
     layers' calibrated upper limits ``layer_hi`` (last axis: layers): ``[sf_lo, max_l layer_hi]``.
@@ -233,9 +236,9 @@ def calibrated_layer_intervals(inal, level: float = 0.95):
     lo = np.atleast_1d(np.asarray(lo, dtype=np.float64)).copy()
     hi = np.atleast_1d(np.asarray(hi, dtype=np.float64)).copy()
     if "depth" not in frame.columns or "layer" not in frame.columns:    # no layer structure: every row its own
-        return lo, hi, np.full(len(frame), "hull of scaled chi-square and bootstrap-t", dtype=object)
+        return lo, hi, np.full(len(frame), _HULL, dtype=object)
     method = np.where(frame["layer"].to_numpy() > frame["depth"].to_numpy(), "output neuron's own values (hull)",
-                      "hull of scaled chi-square and bootstrap-t")
+                      _HULL)
     if "output_offset" in frame.columns and len(frame):
         key = "inal_id" if "inal_id" in frame.columns else None
         layer, depth = frame["layer"].to_numpy(dtype=np.int64), frame["depth"].to_numpy(dtype=np.int64)
