@@ -13,9 +13,11 @@ values (squares of roughly Gaussian correlations), so each point is modelled as 
 ``g chi^2_nu / nu`` with ``nu = 2 INAL^2 / se^2`` (:mod:`analysis.inal_intervals`): its logarithm is
 bias-corrected by ``psi(nu/2) - log(nu/2)`` and weighted by ``1 / psi'(nu/2)``, which is the delta
 method's ``se / INAL`` for large ``nu`` and larger for small ``nu`` (few initializations, output
-neurons). The per-point interval shown and stored (``inal_lo``, ``inal_hi``) is the scaled
-chi-square interval; its coverage on the project's own estimators is measured in
-``tests/test_analysis_inal_intervals.py``.
+neurons). The per-point interval shown and stored (``inal_lo``, ``inal_hi``) is the calibrated one
+of :func:`analysis.inal_intervals.calibrated_layer_intervals` for a single estimate (scaled
+chi-square hull the stored bootstrap-t limits; the output neuron's from its last hidden layer) and
+the scaled chi-square interval for a combination of estimates; its coverage on the project's own
+estimators is measured in ``tests/test_analysis_inal_intervals.py``.
 
 What the standard errors do not cover is lack of fit: INAL is a power law only asymptotically, and
 a curved pre-asymptotic range makes the points scatter about the line by more than their errors.
@@ -38,7 +40,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .inal_intervals import log_inal, reported_interval
+from .inal_intervals import calibrated_layer_intervals, log_inal, reported_interval, selected_interval
 from .regression import fit_line, fit_line_checked, holm_adjust, normal_cdf, student_t_cdf
 
 __all__ = ["INAL_GROUP_KEYS", "LAYER_CHOICES", "inal_points", "fit_inal_exponents", "group_label", "group_columns",
@@ -113,7 +115,7 @@ def inal_rows(inal: pd.DataFrame, layer="selected") -> pd.DataFrame:
     elif layer == "selected":
         rows = inal[inal["is_max"].astype(bool)].copy()       # one row per setting, carrying the columns
         rows["inal"], rows["inal_se"] = rows["selected_inal"], rows["selected_inal_se"]
-        for end in ("lo", "hi"):  # the selection-free value's bootstrap-t interval, where stored
+        for end in ("lo", "hi", "hi99"):  # the selection-free value's bootstrap-t interval, where stored
             rows[f"inal_boot_{end}"] = rows.get(f"selected_inal_boot_{end}", np.nan)
     else:
         rows = inal[inal["layer"] == int(layer)]
@@ -143,9 +145,11 @@ def inal_points(inal: pd.DataFrame, *, layer="selected", group_keys=INAL_GROUP_K
     Returns
     -------
     DataFrame with the group keys and ``n, inal, inal_se, n_estimates, resolved, upper``
-    (``upper = inal + resolve_z * inal_se``), ``inal_lo, inal_hi`` (95 %: the hull of the scaled
-    chi-square interval and the stored bootstrap-t interval of a single estimate,
-    :func:`analysis.inal_intervals.reported_interval`), ``log_n, log_inal, log_se`` (bias-corrected
+    (``upper = inal + resolve_z * inal_se``), ``inal_lo, inal_hi`` (95 %: a single estimate's
+    calibrated interval, :func:`analysis.inal_intervals.calibrated_layer_intervals` — for the output
+    neuron the last hidden layer's shifted by ``output_offset`` — or, for ``"selected"``, the
+    selection-free value's :func:`analysis.inal_intervals.reported_interval`; a combination of
+    estimates: the scaled chi-square interval), ``log_n, log_inal, log_se`` (bias-corrected
     log INAL and its standard deviation under the same model, :func:`analysis.inal_intervals.log_inal`;
     NaN when unresolved).
     """
@@ -154,34 +158,40 @@ def inal_points(inal: pd.DataFrame, *, layer="selected", group_keys=INAL_GROUP_K
     if len(inal) == 0:
         return pd.DataFrame(columns=cols + ["n_estimates", "resolved", "upper", "inal_lo", "inal_hi", "log_n",
                                             "log_inal", "log_se"])
+    resolved_layer, _ = resolve_layer(inal, layer)
+    inal = inal.copy()   # each row's calibrated interval: its layer's, or the selection-free value's
+    if len(inal):
+        inal["_cal_lo"], inal["_cal_hi"] = (selected_interval(inal) if resolved_layer == "selected"
+                                            else calibrated_layer_intervals(inal)[:2])
+    else:
+        inal["_cal_lo"] = inal["_cal_hi"] = np.nan
     rows = inal_rows(inal, layer).copy()
     rows = rows[np.isfinite(rows["inal"]) & np.isfinite(rows["inal_se"])]
-    for end in ("lo", "hi"):  # studies written before the bootstrap-t columns: the chi-square interval alone
-        rows[f"inal_boot_{end}"] = rows.get(f"inal_boot_{end}", np.nan)
 
     def combine(g: pd.DataFrame) -> pd.Series:
         se = g["inal_se"].to_numpy(dtype=np.float64)
         val = g["inal"].to_numpy(dtype=np.float64)
-        boot = (np.nan, np.nan)
-        if len(g) == 1:  # a single estimate keeps its bootstrap-t interval; a combination has none
-            boot = (float(g["inal_boot_lo"].iloc[0]), float(g["inal_boot_hi"].iloc[0]))
+        cal = (np.nan, np.nan)
+        if len(g) == 1:  # a single estimate keeps its calibrated interval; a combination has the chi-square one
+            cal = (float(g["_cal_lo"].iloc[0]), float(g["_cal_hi"].iloc[0]))
         if np.all(se > 0):
             w = 1.0 / se**2
             est, est_se = float(np.sum(w * val) / np.sum(w)), float(1.0 / math.sqrt(np.sum(w)))
         else:  # an exact (zero-variance) estimate wins
             exact = val[se == 0]
             est, est_se = float(np.mean(exact)), 0.0
-        return pd.Series({"inal": est, "inal_se": est_se, "n_estimates": len(g), "boot_lo": boot[0],
-                          "boot_hi": boot[1]})
+        return pd.Series({"inal": est, "inal_se": est_se, "n_estimates": len(g), "cal_lo": cal[0],
+                          "cal_hi": cal[1]})
 
-    pts = (rows.groupby(keys + ["n"], dropna=False, sort=True)[["inal", "inal_se", "inal_boot_lo", "inal_boot_hi"]]
+    pts = (rows.groupby(keys + ["n"], dropna=False, sort=True)[["inal", "inal_se", "_cal_lo", "_cal_hi"]]
            .apply(combine).reset_index())
     pts["n_estimates"] = pts["n_estimates"].astype(np.int64)
     pts["resolved"] = pts["inal"] > resolve_z * pts["inal_se"]
     pts["upper"] = pts["inal"].clip(lower=0.0) + resolve_z * pts["inal_se"]
-    pts["inal_lo"], pts["inal_hi"] = reported_interval(
-        pts["inal"].to_numpy(np.float64), pts["inal_se"].to_numpy(np.float64), pts.pop("boot_lo").to_numpy(np.float64),
-        pts.pop("boot_hi").to_numpy(np.float64))
+    chi_lo, chi_hi = reported_interval(pts["inal"].to_numpy(np.float64), pts["inal_se"].to_numpy(np.float64))
+    cal_lo, cal_hi = pts.pop("cal_lo").to_numpy(np.float64), pts.pop("cal_hi").to_numpy(np.float64)
+    single = np.isfinite(cal_lo) & np.isfinite(cal_hi)
+    pts["inal_lo"], pts["inal_hi"] = np.where(single, cal_lo, chi_lo), np.where(single, cal_hi, chi_hi)
     pts["log_n"] = np.log(pts["n"].astype(np.float64))
     log_g, log_sd = log_inal(pts["inal"].to_numpy(np.float64), pts["inal_se"].to_numpy(np.float64))
     pts["log_inal"] = np.where(pts["resolved"], log_g, np.nan)

@@ -454,8 +454,9 @@ def _report_markdown(a: Analysis, ext: str = "png") -> str:
         md += [f"Fitted quantity: {a.layer_note} (`--layer {a.settings.get('layer', 'selected')}`). Each point is "
                "modelled as a scaled chi-square (INAL is a mean of squared correlations, right-skewed): the "
                "fit uses the bias-corrected log and its variance under that model. A point's 95% interval is the "
-               "hull of that model's interval and the bootstrap-t interval the job stored "
-               "(`analysis/inal_intervals.py`).", ""]
+               "hull of that model's interval and the bootstrap-t interval the job stored, its upper end at the "
+               "1% tail where stored (heavy-tailed targets); the output neuron's is its last hidden layer's "
+               "shifted by v_b E[f]^2 (`analysis/inal_intervals.py`).", ""]
         md += fig("inal_scaling", "INAL scaling")
         md += ["Solid: fitted power law with the measured exponent ĉ; dashed: the nominal slope −c.", "",
                _markdown_table(*_inal_rows(a)), ""]

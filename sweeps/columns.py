@@ -41,6 +41,7 @@ TYPES: dict[str, pa.DataType] = {
     "layer": _I, "inal": _F, "inal_se": _F, "is_max": _B, "step": _I,
     "selected_inal": _F, "selected_inal_se": _F, "selected_layer_a": _I, "selected_layer_b": _I,
     "inal_boot_lo": _F, "inal_boot_hi": _F, "selected_inal_boot_lo": _F, "selected_inal_boot_hi": _F,
+    "inal_boot_hi99": _F, "selected_inal_boot_hi99": _F,
     "output_offset": _F,
     "wall_s": _F, "git_commit": _S, "host": _S, "device": _S, "torch_version": _S,
     "engine_version": _I, "created_at": _TS,
@@ -156,6 +157,10 @@ TABLES: dict[str, tuple[Column, ...]] = {
                                                  "(`inal_core.inal_summary.bootstrap_t_interval`; NaN with fewer "
                                                  "than 2 inits; null in studies written before it existed)",
                "measured", added_later=True),
+        Column(("inal_boot_hi99",), "the bootstrap-t upper limit at the 1 % upper tail of t* (the same resamples): "
+                                    "the reported interval's upper end on heavy tails "
+                                    "(`analysis.inal_intervals.reported_interval`; null in studies written before "
+                                    "it existed)", "measured", added_later=True),
         Column(("is_max",), "the layer attaining INAL = max over layers", "measured"),
         Column(("n_inits", "n_inputs"), "initializations; inputs per init (2^n for exact)", "measured"),
         Column(("selected_inal", "selected_inal_se", "selected_layer_a", "selected_layer_b"),
@@ -164,6 +169,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
                "the other, the two averaged; its standard error (NaN / -1 with fewer than 4 inits)", "measured"),
         Column(("selected_inal_boot_lo", "selected_inal_boot_hi"),
                "95 % bootstrap-t interval of `selected_inal` (each half resampled, the layer choices held fixed)",
+               "measured", added_later=True),
+        Column(("selected_inal_boot_hi99",), "its upper limit at the 1 % upper tail of t*, as `inal_boot_hi99`",
                "measured", added_later=True),
         Column(("output_offset",), "the output neuron's INAL minus the last hidden layer's, v_b E_x[f]^2, exact "
                                    "(`inal_core.inal.output_offset`; NaN for n > 22; null in studies written "

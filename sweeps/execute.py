@@ -29,7 +29,7 @@ import torch
 
 import inal_core
 from inal_core.bound import bound_prefactor
-from inal_core.inal_summary import BOOTSTRAP_LEVEL, bootstrap_t_interval, selection_free_max
+from inal_core.inal_summary import BOOTSTRAP_LEVEL, UPPER_TAIL, bootstrap_t_interval, selection_free_max
 from inal_core.rng import derive_seed
 from inal_core.inal import estimate_inal, output_offset
 from inal_core.ngd import NGDConfig, train_noisy_gd
@@ -118,9 +118,10 @@ def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
     # INAL_out - INAL_{L-1} (inal_core.inal_summary's module docstring): the output neuron's interval
     offset = output_offset(job.make_target(), _network_spec(job, v["n"])) if L >= 2 else math.nan
     if result.n_inits >= 2:
-        boot_lo, boot_hi = bootstrap_t_interval(result.per_init, level=BOOTSTRAP_LEVEL, seed=boot_seed)
+        boot_lo, boot_hi, boot_hi99 = bootstrap_t_interval(result.per_init, level=BOOTSTRAP_LEVEL, seed=boot_seed,
+                                                           upper_tail=UPPER_TAIL)
     else:
-        boot_lo = boot_hi = np.full(L, math.nan)
+        boot_lo = boot_hi = boot_hi99 = np.full(L, math.nan)
     measured = {
         "method": [result.method] * L, "layer": layers.tolist(),
         "inal": np.asarray(result.per_layer, dtype=np.float64).tolist(),
@@ -131,8 +132,10 @@ def run_inal_job(job: JobSpec, device: str | None = None) -> dict[str, Any]:
         "selected_layer_a": [sf.layer_a if sf else -1] * L, "selected_layer_b": [sf.layer_b if sf else -1] * L,
         "inal_boot_lo": np.asarray(boot_lo, dtype=np.float64).tolist(),
         "inal_boot_hi": np.asarray(boot_hi, dtype=np.float64).tolist(),
+        "inal_boot_hi99": np.asarray(boot_hi99, dtype=np.float64).tolist(),
         "selected_inal_boot_lo": [sf.boot_lo if sf else math.nan] * L,
         "selected_inal_boot_hi": [sf.boot_hi if sf else math.nan] * L,
+        "selected_inal_boot_hi99": [sf.boot_hi99 if sf else math.nan] * L,
         "output_offset": [float(offset)] * L,
         "wall_s": [float(result.wall_s)] * L,
     }

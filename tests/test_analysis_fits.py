@@ -120,3 +120,29 @@ def test_selected_layer_falls_back_to_max_on_old_studies():
                        selected_layer_a=1, selected_layer_b=1)
     pts = inal_points(rows)
     assert np.allclose(pts.sort_values("n")["inal"], 2 * inal_points(rows, layer="max").sort_values("n")["inal"])
+
+
+def test_points_carry_the_calibrated_interval():
+    """A point of one estimate shows `calibrated_layer_intervals`' interval: the output neuron's is the
+    last hidden layer's shifted by `output_offset`, a hidden layer's uses the stored 1 % upper limit;
+    the selection-free point uses its own stored limits."""
+    from analysis.inal_intervals import calibrated_layer_intervals, reported_interval
+
+    frame = pd.DataFrame({"target": "parity", "c": 3.0, "n": 8, "width": 32, "depth": 1, "init": "normal", "bias": True,
+                          "inal_id": "a", "layer": [1, 2], "inal": [1.0, 1.3], "inal_se": [0.2, 0.9],
+                          "is_max": [False, True], "inal_boot_lo": [0.7, 0.2], "inal_boot_hi": [1.4, 4.0],
+                          "inal_boot_hi99": [1.7, 6.0], "output_offset": 0.1,
+                          "selected_inal": 1.1, "selected_inal_se": 0.25, "selected_layer_a": 1, "selected_layer_b": 1,
+                          "selected_inal_boot_lo": 0.7, "selected_inal_boot_hi": 1.6, "selected_inal_boot_hi99": 2.0})
+    lo, hi, _ = calibrated_layer_intervals(frame)
+    out = inal_points(frame, layer=2).iloc[0]
+    assert (out["inal_lo"], out["inal_hi"]) == pytest.approx((lo[1], hi[1]))
+    l1 = reported_interval(1.0, 0.2, 0.7, 1.4, boot_hi99=1.7)
+    assert (out["inal_lo"], out["inal_hi"]) == pytest.approx((l1[0] + 0.1, l1[1] + 0.1))
+    assert l1[1] == pytest.approx(1.7)
+    first = inal_points(frame, layer=1).iloc[0]
+    assert (first["inal_lo"], first["inal_hi"]) == pytest.approx(l1)
+    # the selection-free point: its own lower limit, the largest of the layers' calibrated upper limits
+    sel = inal_points(frame).iloc[0]
+    assert sel["inal_lo"] == pytest.approx(reported_interval(1.1, 0.25, 0.7, 1.6, boot_hi99=2.0)[0])
+    assert sel["inal_hi"] == pytest.approx(max(hi)) and max(hi) == pytest.approx(1.8)

@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.inal_intervals import (calibrated_layer_intervals, chi2_dof, inal_interval, log_inal,
-                                     reported_interval)
+from analysis.inal_intervals import (calibrated_layer_intervals, chi2_dof, conditioned_output_interval,
+                                     inal_interval, log_inal, reported_interval, selected_interval,
+                                     selection_free_upper)
 from inal_core.inal import estimate_inal, output_offset
-from inal_core.inal_summary import bootstrap_t_interval, selection_free_max
+from inal_core.inal_summary import UPPER_TAIL, bootstrap_t_interval, selection_free_max
 from inal_core.networks import NetworkSpec
 from inal_core.targets import Target, make_target
 
@@ -38,17 +39,21 @@ def _blocks(depth: int, method: str, R: int, blocks: int, k: int = 1) -> np.ndar
 
 
 def _coverage(Y: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Coverage of the reported interval (what a job stores and the report shows) per layer, and
-    of the selection-free value's interval against INAL (the max over layers of the truth), last."""
+    """Coverage of the reported interval (what a job stores and the report shows: the hidden layers'
+    with the 1 % bootstrap-t upper limit, the output neuron's from the last hidden layer, offset 0 for a
+    parity) per layer, and of the selection-free value's interval against INAL (the max over layers of
+    the truth), last."""
     R = Y.shape[1]
     hits = np.zeros(Y.shape[2] + 1)
     for b, y in enumerate(Y):
         mean, se = y.mean(0), y.std(0, ddof=1) / math.sqrt(R)
-        boot_lo, boot_hi = bootstrap_t_interval(y, seed=b)
-        lo, hi = reported_interval(mean, se, boot_lo, boot_hi)
+        boot_lo, boot_hi, boot_hi99 = bootstrap_t_interval(y, seed=b, upper_tail=UPPER_TAIL)
+        lo, hi = reported_interval(mean, se, boot_lo, boot_hi, boot_hi99=boot_hi99)
+        lo[-1], hi[-1] = conditioned_output_interval(mean[-2], se[-2], boot_lo[-2], boot_hi[-2], 0.0,
+                                                     prev_boot_hi99=boot_hi99[-2])
         hits[:-1] += (lo <= truth) & (truth <= hi)
         sf = selection_free_max(y, level=0.95, seed=b)
-        lo, hi = reported_interval(sf.value, sf.se, sf.boot_lo, sf.boot_hi)
+        lo, hi = selection_free_upper(reported_interval(sf.value, sf.se, sf.boot_lo, sf.boot_hi)[0], hi)
         hits[-1] += lo <= truth.max() <= hi
     return hits / len(Y)                                             # (depth+2,)
 
@@ -108,12 +113,13 @@ def test_selection_free_max_by_hand():
 def test_interval_coverage_fast():
     """Depth 1, exact and Monte Carlo, 32 and 256 inits, 4 x 150 blocks: coverage of the reported
     95 % interval pooled over the settings, per layer and for the selection-free value, in
-    [93 %, 97 %] (binomial sd 0.9 %). Every setting with more blocks: the slow test."""
+    [93 %, 98 %] (binomial sd 0.8 %; the interval's nominal coverage on these near-Gaussian values is
+    96.5 %: 2.5 % below, 1 % above, docs/analysis.md). Every setting with more blocks: the slow test."""
     torch.manual_seed(0)
     truth = _truth(1)
     cov = [_coverage(_blocks(1, method, R, 150), truth) for method in ("exact", "mc") for R in (32, 256)]
     pooled = np.mean(cov, axis=0)
-    assert np.all((0.93 <= pooled) & (pooled <= 0.97)), cov
+    assert np.all((0.93 <= pooled) & (pooled <= 0.98)), cov
 
 
 @pytest.mark.slow  # 8 settings x 600 blocks of INAL estimates, each against the mean of 100,000 inits
@@ -123,10 +129,11 @@ def test_interval_coverage_fast():
 def test_interval_coverage_every_layer(depth, method, R):
     """Every layer (the output neuron's values are heavy-tailed: excess kurtosis 20-60) and the
     selection-free value, 600 blocks against the exact mean over 100,000 other initializations:
-    coverage of the reported 95 % interval in [93 %, 97 %] (binomial sd 0.9 %)."""
+    coverage of the reported 95 % interval in [93 %, 98 %] (binomial sd 0.75 %; nominal 96.5 % on these
+    near-Gaussian values: 2.5 % below, 1 % above)."""
     truth = _truth(depth, n_inits=100_000)
     cov = _coverage(_blocks(depth, method, R, 600), truth)
-    assert np.all((0.93 <= cov) & (cov <= 0.97)), cov
+    assert np.all((0.93 <= cov) & (cov <= 0.98)), cov
 
 
 def test_bootstrap_t_by_hand():
@@ -140,11 +147,19 @@ def test_bootstrap_t_by_hand():
     for row in idx:
         s = y[row]
         t.append((s.mean(0) - y.mean(0)) / (s.std(0, ddof=1) / math.sqrt(R)))
-    q_hi, q_lo = np.quantile(np.array(t), [0.975, 0.025], axis=0)
+    q_hi, q_lo, q_99 = np.quantile(np.array(t), [0.975, 0.025, 0.01], axis=0)
     se = y.std(0, ddof=1) / math.sqrt(R)
     np.testing.assert_allclose(lo, y.mean(0) - q_hi * se, rtol=1e-12)
     np.testing.assert_allclose(hi, y.mean(0) - q_lo * se, rtol=1e-12)
     assert np.all(lo < y.mean(0)) and np.all(y.mean(0) < hi)
+    # the heavy-tail upper limit: the same resamples, the 1 % quantile of t*
+    lo2, hi2, hi99 = bootstrap_t_interval(y, seed=7, n_boot=999, upper_tail=UPPER_TAIL)
+    np.testing.assert_array_equal(lo2, lo)
+    np.testing.assert_array_equal(hi2, hi)
+    np.testing.assert_allclose(hi99, y.mean(0) - q_99 * se, rtol=1e-12)
+    assert np.all(hi99 > hi)
+    with pytest.raises(ValueError, match="upper_tail"):
+        bootstrap_t_interval(y, upper_tail=0.6)
 
 
 def test_reported_interval_is_the_hull():
@@ -153,6 +168,10 @@ def test_reported_interval_is_the_hull():
     assert reported_interval(1.0, 0.25, 0.5, 1.5) == (0.5, hi)           # the hull of the two
     assert reported_interval(1.0, 0.25, math.nan, math.nan) == (lo, hi)  # a NaN bootstrap is ignored
     assert reported_interval(1.0, 0.25, 0.5, 1.5, level=0.9) == inal_interval(1.0, 0.25, 0.9)
+    # the stored 1 % upper limit replaces the 2.5 % one; NaN (a study written before it) is ignored
+    assert reported_interval(1.0, 0.25, 0.5, 1.5, boot_hi99=2.5) == (0.5, 2.5)
+    assert reported_interval(1.0, 0.25, 0.5, 1.5, boot_hi99=math.nan) == (0.5, hi)
+    assert reported_interval(1.0, 0.25, 0.5, 1.5, level=0.9, boot_hi99=2.5) == inal_interval(1.0, 0.25, 0.9)
 
 
 def test_selection_free_max_removes_the_upward_bias():
@@ -172,7 +191,7 @@ def test_selection_free_max_removes_the_upward_bias():
 # ----------------------------------------------------------------------------- the hard cases
 # Parities of degree 3 and 4 at n = 8, width 32: per-init values with excess kurtosis 13-14 in the
 # hidden layers and 43-134 at the output neuron (measured over 200,000 inits). The whole table
-# (every cell, 1000 / 300 blocks) is `inal-bench` `interval_coverage_hard`
+# (every cell, 4,000 / 500 blocks) is `inal-bench` `interval_coverage_hard`
 # (inal_bench/stats_calibration.py); here a pooled version that fits the default run.
 
 HARD_N, HARD_WIDTH = 8, 32
@@ -212,6 +231,15 @@ def test_calibrated_intervals_use_the_last_hidden_layer_and_fall_back():
     l2 = reported_interval(2.0, 0.3, 1.5, 2.8)
     assert (lo[2], hi[2]) == pytest.approx((l2[0] + 0.25, l2[1] + 0.25))
     assert (lo[1], hi[1]) == pytest.approx(l2) and "last hidden layer" in how[2]
+    lo, hi, _ = calibrated_layer_intervals(frame.assign(inal_boot_hi99=[1.6, 3.3, 15.0]))   # the 1 % limit stored
+    assert hi[1] == pytest.approx(max(3.3, l2[1])) and hi[2] == pytest.approx(hi[1] + 0.25)
+    # the selection-free value: its own lower limit, the top of the layers' calibrated upper limits
+    sel = frame.assign(inal_boot_hi99=[1.6, 3.3, 15.0], selected_inal=1.9, selected_inal_se=0.3,
+                       selected_inal_boot_lo=1.4, selected_inal_boot_hi=2.9, selected_inal_boot_hi99=3.1)
+    s_lo, s_hi = selected_interval(sel)
+    assert np.allclose(s_lo, reported_interval(1.9, 0.3, 1.4, 2.9)[0]) and np.allclose(s_hi, hi[1] + 0.25)
+    s_lo, s_hi = selected_interval(sel.drop(columns="inal_id"))                # no setting key: its own interval
+    assert np.allclose(s_hi, reported_interval(1.9, 0.3, 1.4, 2.9, boot_hi99=3.1)[1])
     old = frame.drop(columns="output_offset")                             # a study written before
     lo, hi, how = calibrated_layer_intervals(old)
     assert (lo[2], hi[2]) == pytest.approx(reported_interval(5.0, 2.0, 2.0, 12.0)) and "own values" in how[2]
@@ -226,12 +254,13 @@ def _hard_truth(k: int) -> np.ndarray:
 def test_interval_coverage_hard_cases_pooled():
     """Degree 3 and 4, depth 2 (its layer 1 is a depth-1 network's hidden layer; a depth-1 output
     neuron's interval is that layer's), 32 inits x 200 blocks per degree against the mean over 20,000
-    other inits: coverage of the reported interval (hidden layers, the output neuron conditioned on
-    the hidden layers, the selection-free value on the conditioned values), pooled over the two
-    degrees (binomial sd 1.1 %). Measured over 1000 blocks per cell (docs/analysis.md): 92.8-97.0 %,
-    truth above the upper limit in 1.7-5.2 % (the hidden layers' interval is at the edge of the
-    [93 %, 97 %] target on these cases, and the upper misses exceed 4 % in several cells). Asserted here: [91 %, 97 %] and upper misses <= 6 %. The
-    256-init cells and the full table are `inal-bench` `interval_coverage_hard`."""
+    other inits: coverage of the reported interval (hidden layers and the selection-free value with the
+    1 % bootstrap-t upper limit, the output neuron from the last hidden layer), pooled over the two
+    degrees. Measured over 8,000 blocks per cell (docs/analysis.md): 94.3-96.8 %, truth above the upper
+    limit in 1.4-4.0 %; expected here about 95.5-96.2 % and 2.2-2.7 % above. With 400 blocks a coverage
+    has binomial sd 1.0 % and an upper-miss rate of 2.5 % sd 0.8 %: asserted [93 %, 97.5 %] and <= 4 %
+    above (about 2 sd from the expected values). The 256-init cells and the full table are
+    `inal-bench` `interval_coverage_hard`."""
     from inal_bench.stats_calibration import _block_coverage
 
     covs, ups = [], []
@@ -242,5 +271,5 @@ def test_interval_coverage_hard_cases_pooled():
         covs.append(c["coverage"])
         ups.append(c["upper_miss"])
     cov, up = np.mean(covs, axis=0), np.mean(ups, axis=0)
-    assert np.all((0.91 <= cov) & (cov <= 0.97)), cov
-    assert np.all(up <= 0.06), up
+    assert np.all((0.93 <= cov) & (cov <= 0.975)), cov
+    assert np.all(up <= 0.04), up

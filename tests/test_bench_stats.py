@@ -14,6 +14,9 @@ def test_stats_smoke_prints_a_measured_value_and_replicate_count_per_line():
     names = [m["name"] for m in lines]
     assert names == [name for name, _ in stats.registered()]
     assert {"bound_power_violation", "bound_size_equality", "slope_coverage_curved"} <= set(names)
+    hard = next(m for m in lines if m["name"] == "interval_coverage_hard")   # the hard INAL-interval table
+    assert 0.0 <= hard["extra"]["upper_miss"] <= 1.0 and hard["extra"]["worst_cell"]["coverage"] == hard["value"]
+    assert {c["cell"] for c in hard["extra"]["cells"]} == {"layer 1", "layer 2", "output", "selection-free"}
     for m in lines:
         assert 0.0 <= m["value"] <= 1.0 and m["unit"] and m["baseline"] > 0, m
         assert m["extra"]["replicates"] > 0 and m["ratio"] == m["ratio"], m   # a count, and no NaN ratio

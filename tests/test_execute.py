@@ -103,12 +103,14 @@ def test_inal_once_per_setting_one_row_per_layer(make_job, tmp_path):
     assert set(inal.method) == {"exact"} and set(inal.n_inputs) == {16}
     # the stored bootstrap-t intervals are those of the per-initialization values, with the job's seed
     boot_seed = derive_seed(first.inal_seed, "inal_bootstrap")
-    lo, hi = bootstrap_t_interval(direct.per_init, seed=boot_seed)
+    lo, hi, hi99 = bootstrap_t_interval(direct.per_init, seed=boot_seed, upper_tail=0.01)
     np.testing.assert_allclose(inal.inal_boot_lo.to_numpy(), lo, rtol=1e-9)
     np.testing.assert_allclose(inal.inal_boot_hi.to_numpy(), hi, rtol=1e-9)
+    np.testing.assert_allclose(inal.inal_boot_hi99.to_numpy(), hi99, rtol=1e-9)
     assert np.all(inal.inal_boot_lo < inal.inal) and np.all(inal.inal < inal.inal_boot_hi)
     sf = selection_free_max(direct.per_init, level=0.95, seed=boot_seed)
     assert set(inal.selected_inal_boot_lo) == {sf.boot_lo} and set(inal.selected_inal_boot_hi) == {sf.boot_hi}
+    assert set(inal.selected_inal_boot_hi99) == {sf.boot_hi99} and sf.boot_hi99 >= sf.boot_hi
     assert sf.boot_lo < sf.value < sf.boot_hi
     # the output neuron given the hidden layers: a parity has E_x f = 0, so no offset
     assert set(inal.output_offset) == {0.0}
