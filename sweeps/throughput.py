@@ -248,7 +248,7 @@ def _task_cpu() -> Tuple[float, float]:
 
     from .execute import run_inal_job, run_training_pack
     from .jobs import run_id_with, with_run_values
-    from .schema import validate_job
+    from .validation import validate_job
 
     with tempfile.TemporaryDirectory() as tmp:
         with initialize_config_module("sweeps.conf", version_base="1.3"):
