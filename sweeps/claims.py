@@ -5,7 +5,7 @@ the first still runs) puts, before it submits a training pack, a claim file
 
     <results_dir>/<study>/_claims/<host>~<pid>~<uuid>-<pack digest>.claim
 
-holding the pack's run ids; when the pack's results are stored it puts the same ids as
+holding the pack's run ids (an INAL task is claimed the same way, by its INAL id); when the pack's results are stored it puts the same ids as
 ``_claims/done/<same name>.done`` and deletes the ``.claim`` (every run ok or diverged), or only deletes it (a run failed: another
 driver may retry it). Before submitting a pack, a driver leaves out the cells of other drivers'
 live claims (it comes back to them at the end: done by then, or free again) and counts the cells
@@ -15,7 +15,10 @@ exists) or, from another host, while younger than ``CLAIM_S`` (its owner rewrite
 ``CLAIM_S / 3``). Owner and state are in the file name, so liveness and clean-up need a listing
 only; a claim's ids are read once per driver. A driver lists ``_claims/`` (the packs in flight)
 before each pack and ``_claims/done/`` (which grows with the study) when a claim it saw running
-has ended, else at most every ``DONE_LIST_S``.
+has ended, and otherwise whenever the time since its last listing is ``DONE_LIST_SHARE`` times what
+that listing took (the listing costs at most about 1/50 of the driver's time however large
+``done/`` grows), and at least every ``DONE_LIST_S``: a pack another driver claimed and stored
+between two of this driver's looks is still seen before this driver trains its cells again.
 
 This is first-writer-wins without a lock: a put is atomic on every filesystem, so a claim is seen
 whole or not at all, and two drivers that claim the same cells within the same moment (each
@@ -41,7 +44,8 @@ import pyarrow.fs as pafs
 __all__ = ["StudyClaims", "CLAIM_S"]
 
 CLAIM_S = 900.0  # a running claim from another host not rewritten for this long was left by a dead driver
-DONE_LIST_S = 5.0  # ``done/`` (one file per stored pack) is listed at most this often by one driver
+DONE_LIST_S = 5.0  # ``done/`` (one file per stored pack) is listed at least this often by one driver
+DONE_LIST_SHARE = 50.0  # ... and more often while a listing costs under 1/50 of the time between them
 
 
 def _alive_here(host: str, pid: str) -> "bool | None":
@@ -69,6 +73,7 @@ class StudyClaims:
         self._ids: Dict[str, List[str]] = {}  # other drivers' claim path -> its run ids
         self._done: Set[str] = set()  # cells other drivers stored, as of the last listing of done/
         self._done_listed = -DONE_LIST_S
+        self._done_list_s = 0.0  # what the last listing of done/ took
         self._busy_paths: Set[str] = set()  # other drivers' running claims at the last look
         self._made = False
 
@@ -153,7 +158,7 @@ class StudyClaims:
 
     def others(self) -> Tuple[Set[str], Set[str]]:
         """``(cells claimed by live other drivers, cells other drivers stored)``: a listing of the
-        running claims (and of ``done/`` every ``DONE_LIST_S``), one read of each file not seen before."""
+        running claims (and of ``done/``: see the module's doc), one read of each file not seen before."""
         busy: Set[str] = set()
         mine = self.token + "-"
         paths = set()
@@ -163,11 +168,14 @@ class StudyClaims:
                 paths.add(path)
         ended = bool(self._busy_paths - paths)  # a claim gone since the last look: its .done is new
         self._busy_paths = paths
-        if ended or time.monotonic() - self._done_listed >= DONE_LIST_S:
+        since = time.monotonic() - self._done_listed
+        if ended or since >= min(DONE_LIST_S, DONE_LIST_SHARE * self._done_list_s):
+            start = time.monotonic()
             for path, state, _, _, _ in self._listing("done"):
                 if state == "done" and not posixpath.basename(path).startswith(mine):
                     self._done.update(self._read(path))
             self._done_listed = time.monotonic()
+            self._done_list_s = self._done_listed - start
         return busy, self._done
 
     def remove_stale(self) -> int:

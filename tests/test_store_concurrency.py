@@ -22,6 +22,7 @@ import pytest
 
 pd = pytest.importorskip("pandas")
 
+import task_gate  # noqa: E402
 from conftest import multirun  # noqa: E402
 from test_store import _counts_by_every_reader, _two_writers  # noqa: E402
 
@@ -155,7 +156,7 @@ def test_claims_tell_other_drivers_what_is_running_stored_or_abandoned(tmp_path)
     store = ResultsStore(str(tmp_path / "res"), "s")
     a = StudyClaims(store)
 
-    def seen_by_another() -> tuple:  # a fresh view: done/ is listed at most every DONE_LIST_S by one view
+    def seen_by_another() -> tuple:  # a fresh view: sees every done/ file at once
         return StudyClaims(store).others()
 
     first = a.claim(["r1", "r2"])
@@ -177,3 +178,64 @@ def test_claims_tell_other_drivers_what_is_running_stored_or_abandoned(tmp_path)
     third = b.claim(["r5"])
     b.release()
     assert not Path(third).exists() and seen_by_another() == (set(), set())
+
+
+def inal_tasks(out: str) -> int:
+    """INAL settings a driver computed itself (its summary's ``tasks:`` line)."""
+    line = next(line for line in out.splitlines() if "] tasks:" in line)
+    return int(line.split("] tasks: ")[1].split(" ", 1)[0])
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # a reference study in process, then two subprocess drivers
+def test_an_inal_setting_another_driver_claimed_is_left_to_it_then_credited_or_computed(
+        ray_address, tmp_path, hydra_restore_singletons):
+    """INAL tasks are claimed like training packs (sweeps.claims): a driver that finds another live
+    driver's claim on its INAL setting trains its cells but leaves the setting alone, and at its end
+    (a) credits it when the other driver stored it, or (b) computes it when the claim ended without
+    a file. The other driver is played by this test (a claim file of this live process, released on
+    an event: every run of the study stored while the driver waits), so nothing depends on timing."""
+    import shutil
+    import socket
+
+    seeds = "range(0,4)"
+    ref = tmp_path / "ref"  # the setting's INAL file, computed once as the other driver would store it
+    multirun(TINY + [f"train.seed={seeds}"], ref)
+    (ref_inal,) = (ref / "both" / "inal").rglob("*.parquet")
+    inal_id = ref_inal.stem
+
+    def driver_waiting_on_a_claim(study: str, then: str) -> str:
+        res = tmp_path / then
+        claims = res / study / "_claims"
+        claims.mkdir(parents=True)
+        claim = claims / f"{socket.gethostname()}~{os.getpid()}~feedf00d-0.claim"  # live: this process
+        claim.write_text(inal_id + "\n")
+        cmd = [c.replace("study=both", f"study={study}") for c in sweep_cmd(seeds, res, ray_address, tmp_path / then)]
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            runs = res / study / "runs"
+            task_gate.wait_for(lambda: runs.exists() and len(pd.read_parquet(runs)) == 4,
+                               "every run stored", alive=proc)
+            assert proc.poll() is None  # the driver waits for the claimed setting ...
+            assert not (res / study / "inal").exists() or not list((res / study / "inal").rglob("*.parquet"))
+            if then == "stored":  # ... which the "other driver" stores (written aside, renamed), then releases
+                target = res / study / "inal" / ref_inal.parent.name / ref_inal.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ref_inal, target.with_suffix(".tmp"))
+                os.replace(target.with_suffix(".tmp"), target)
+            claim.unlink()
+            out, _ = proc.communicate(timeout=400)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, out[-3000:]
+        assert "4 configs -> 4 distinct cells; 0 already complete (skipped), 4 run: 4 ok" in out, out[-3000:]
+        assert list((res / study / "inal").rglob("*.parquet"))
+        return out
+
+    out = driver_waiting_on_a_claim("credited", "stored")
+    assert inal_tasks(out) == 0 and "1 INAL settings stored by another driver" in out, out[-3000:]
+    out = driver_waiting_on_a_claim("abandoned", "released")
+    assert inal_tasks(out) == 1 and "stored by another driver" not in out, out[-3000:]
