@@ -225,6 +225,12 @@ def trained(out: str) -> int:
     return int(line.split(" training runs in ")[0].rsplit(" ", 1)[1])
 
 
+def inal_computed(out: str) -> int:
+    """INAL settings a driver computed itself (its summary's ``tasks:`` line)."""
+    line = next(line for line in out.splitlines() if "] tasks:" in line)
+    return int(line.split("] tasks: ")[1].split(" ", 1)[0])
+
+
 @pytest.mark.ray
 @pytest.mark.slow  # two subprocess drivers at once against the loopback S3 server
 def test_two_drivers_on_one_study_on_s3_share_the_work_and_converge(s3_endpoint, ray_address, tmp_path):
@@ -236,7 +242,6 @@ def test_two_drivers_on_one_study_on_s3_share_the_work_and_converge(s3_endpoint,
     and polars read its files, every curves file beside its runs file, nothing quarantined, no
     claim left running."""
     import pandas as pd
-
 
     from sweeps.location import Location
 
@@ -275,6 +280,9 @@ def test_two_drivers_on_one_study_on_s3_share_the_work_and_converge(s3_endpoint,
     assert ran_a >= 1 and ran_b >= 1
     assert TWO_CELLS <= ran_a + ran_b < TWO_CELLS + TWO_SHARED, (ran_a, ran_b)
     assert "stored by another driver" in out_a + out_b, out_a[-1500:] + out_b[-1500:]
+    # the one INAL setting both grids share: claimed by A before its first pack, so B (started
+    # later) finds it claimed or stored and leaves it to A; computed once in all
+    assert (inal_computed(out_a), inal_computed(out_b)) == (1, 0), out_a[-1500:] + out_b[-1500:]
 
     # the files themselves: each cell once, read straight from the bucket (no dedupe by id)
     runs, curves = read_dataset(study, "runs"), read_dataset(study, "curves")
@@ -463,7 +471,6 @@ def test_a_driver_killed_beside_another_on_s3_leaves_nothing_a_rerun_cannot_conv
     then completes the study. Afterwards every cell once in the bucket's files (A's held task may
     still have stored its pack after the kill: the end-of-study compaction merges it), no orphan,
     nothing quarantined, no claim left: the dead driver's is removed."""
-
 
     results_dir = f"s3://bkt/killed?endpoint_override={s3_endpoint}&scheme=http"
     study = f"s3://bkt/killed/two?endpoint_override={s3_endpoint}&scheme=http"

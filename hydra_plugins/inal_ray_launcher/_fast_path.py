@@ -192,7 +192,8 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
 
     inal_remote, pack_remote = _remotes()
     out = Outcomes()
-    counts = {"inal_ok": 0, "inal_failed": 0, "packs": 0, "pack_tasks_lost": 0, "runs": 0, "runs_by_others": 0}
+    counts = {"inal_ok": 0, "inal_failed": 0, "packs": 0, "pack_tasks_lost": 0, "runs": 0, "runs_by_others": 0,
+              "inal_by_others": 0}
     in_flight: Dict[Any, Tuple[str, Any]] = {}
     inal_only_waiters: Dict[bytes, int] = {}
     plan = grid.counts
@@ -211,9 +212,18 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
     progress = ProgressBar(grid.counts.to_run, label="inal-sweep", unit="cells", enabled=launcher.progress,
                            eta_fn=eta if plan.task_s else None)
 
-    def submit_inal(job: JobSpec) -> None:
+    def submit_inal(job: JobSpec, check_claims: bool = True) -> None:
+        """Submit the INAL task of ``job`` under a claim, unless another driver claimed or stored
+        that setting (first writer wins: looked at again at the end, like a training cell)."""
+        c = claims_of(job)
+        if check_claims:
+            busy, done = c.others()
+            if job.inal_id in busy or job.inal_id in done:
+                inal_elsewhere.append(job)
+                return
+        claim = c.claim([job.inal_id])
         opts = task_options(launcher, f"INAL {job.target} n={job.values['n']} w={job.values['width']}")
-        in_flight[inal_remote.options(**opts).remote(job)] = ("inal", job)
+        in_flight[inal_remote.options(**opts).remote(job)] = ("inal", (job, claim))
 
     def training_jobs() -> Iterator[JobSpec]:
         for job, need_inal, need_run in iter_pending(grid.factory, grid.view):
@@ -229,6 +239,7 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
 
     claims: Dict[Tuple[str, str], StudyClaims] = {}  # per study: the cells other drivers compute
     deferred: List[JobSpec] = []  # cells another driver claimed: looked at again at the end
+    inal_elsewhere: List[JobSpec] = []  # INAL settings another driver claimed or stored: the same
     credited: List[JobSpec] = []  # cells another driver stored: checked in the store at the end
 
     def claims_of(job: JobSpec) -> StudyClaims:
@@ -244,6 +255,15 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
         counts["runs_by_others"] += len(jobs)
         outcome.TALLY.add_finished(len(jobs), 0)
         progress.update(len(jobs), failed=0)
+
+    def inal_stored_by_others(job: JobSpec) -> None:
+        iid = id_bytes(job.inal_id)
+        out.inal_status[iid] = 0
+        counts["inal_by_others"] += 1
+        waiting = inal_only_waiters.pop(iid, 0)  # cells of no training: complete now
+        if waiting:
+            outcome.TALLY.add_finished(waiting, 0)
+            progress.update(waiting, failed=0)
 
     def submit_pack(pack: List[JobSpec], check_claims: bool = True) -> None:
         """Submit ``pack`` less the cells other drivers claimed or stored (first writer wins), under a claim."""
@@ -282,7 +302,7 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
     def count_result(kind: str, what: Any, value: Any, error: Optional[BaseException]) -> Tuple[int, int]:
         """Record one task's result; return (cells completed, of which failed)."""
         if kind == "inal":
-            job: JobSpec = what
+            job, claim = what
             if plan.throughput is not None:
                 est["done"] += cost_model.inal_seconds(inal_cost(job), plan.throughput, inal_table_n(job))
             iid = id_bytes(job.inal_id)
@@ -293,6 +313,7 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
             if failed:
                 out.error[iid] = text
                 log.error("INAL %s (%s n=%s) failed: %s", job.inal_id[:12], job.target, job.values["n"], text.strip()[-500:])
+            claims_of(job).finish(claim, ok=not failed)
             waiting = inal_only_waiters.pop(iid, 0)
             return waiting, waiting if failed else 0
         pack, claim = what
@@ -327,6 +348,22 @@ def execute(launcher: Any, grid: PreparedGrid) -> Tuple[Outcomes, Dict[str, int]
                 for pack in iter_packs(waiting, pack_size_rule(launcher)):
                     submit_pack(pack)
                 if deferred:  # still claimed by a live driver: wait for ours, or for theirs
+                    if in_flight:
+                        collect(rounds=1)
+                    else:
+                        time.sleep(0.5)
+            while inal_elsewhere:  # INAL settings of other drivers: stored by them, or free again
+                waiting = inal_elsewhere[:]
+                inal_elsewhere.clear()
+                for job in waiting:
+                    busy, _ = claims_of(job).others()
+                    if job.inal_id in busy:
+                        inal_elsewhere.append(job)
+                    elif grid.view.get(job)[2].has_inal(job.inal_id, job.target):
+                        inal_stored_by_others(job)
+                    else:
+                        submit_inal(job, check_claims=False)
+                if inal_elsewhere:
                     if in_flight:
                         collect(rounds=1)
                     else:
@@ -465,6 +502,7 @@ def launch_grid(launcher: Any, grid: PreparedGrid) -> Sequence[JobReturn]:
         inal_computed=exec_counts.get("inal_ok", 0), inal_failed=exec_counts.get("inal_failed", 0),
         n_train_runs=exec_counts.get("runs", 0), n_packs=exec_counts.get("packs", 0),
         runs_by_others=exec_counts.get("runs_by_others", 0),
+        inal_by_others=exec_counts.get("inal_by_others", 0),
         packs_lost=exec_counts.get("pack_tasks_lost", 0), compositions=_composer(launcher).full_compositions,
         wall_s=time.perf_counter() - t0 + grid.plan_s, study_roots=[str(s.location) for s in grid.view.stores],
         failures=failures,

@@ -55,6 +55,7 @@ class StudySummary:
     study_roots: List[str] = field(default_factory=list)
     failures: List[str] = field(default_factory=list)
     runs_by_others: int = 0  # cells another driver of the same study stored meanwhile (sweeps.claims)
+    inal_by_others: int = 0  # INAL settings another driver of the same study stored meanwhile
 
     def text(self, report_follows: bool = False) -> str:
         """The summary lines; the hint to run the report is left out when the report runs next."""
@@ -69,7 +70,8 @@ class StudySummary:
             f"{PREFIX} tasks: {self.inal_computed} INAL settings computed ({self.inal_failed} failed), "
             f"{self.n_train_runs} training runs in {self.n_packs} packs"
             + (f" ({self.packs_lost} lost past their retries)" if self.packs_lost else "")
-            + (f"; {self.runs_by_others} runs stored by another driver of the study" if self.runs_by_others else ""),
+            + (f"; {self.runs_by_others} runs stored by another driver of the study" if self.runs_by_others else "")
+            + (f"; {self.inal_by_others} INAL settings stored by another driver" if self.inal_by_others else ""),
             f"{PREFIX} wall {self.wall_s:.1f} s ({self.compositions} full Hydra compositions for "
             f"{self.n_configs} configs)",
         ]
