@@ -45,6 +45,32 @@ def trained(out: str) -> int:
     return int(line.split(" training runs in ")[0].rsplit(" ", 1)[1])
 
 
+def compactions_released_together(location: str, tmp_path: Path) -> tuple:
+    """Two ``python -m sweeps.store compact <location>`` processes, each started and ready (the
+    module imported) before a barrier file releases both at once: ``(exit statuses, outputs)``."""
+    barrier = tmp_path / "go"
+    waiter = ("import sys, time\n"
+              "from pathlib import Path\n"
+              "import sweeps.store as s\n"
+              "Path(sys.argv[2]).touch()\n"
+              "while not Path(sys.argv[3]).exists():\n"
+              "    time.sleep(0.01)\n"
+              "sys.exit(s.main(['compact', sys.argv[1]]))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", waiter, location, str(tmp_path / f"ready{k}"), str(barrier)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(2)]
+    try:
+        deadline = time.time() + 120  # bounds a child that died before it was ready (its output says why)
+        while not all((tmp_path / f"ready{k}").exists() for k in range(2)) and time.time() < deadline:
+            time.sleep(0.01)
+        barrier.touch()
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return [p.returncode for p in procs], outs
+
+
 def assert_converged(study: Path, cells: int) -> None:
     """Every cell once in the files as every reader sees them, every curves file with its runs file,
     nothing quarantined."""
@@ -114,29 +140,8 @@ def test_two_compactions_at_once_quarantine_nothing_and_converge(tmp_path):
     for i in range(24):
         rid = f"x{i:02d}"
         store.write_runs("majority", [run_row(rid)], pack_curves(curves(rid)))
-    barrier = tmp_path / "go"
-    waiter = ("import os, sys, time\n"
-              "from pathlib import Path\n"
-              "Path(sys.argv[2]).touch()\n"
-              "while not Path(sys.argv[3]).exists():\n"
-              "    time.sleep(0.01)\n"
-              "import sweeps.store as s\n"
-              "sys.exit(s.main(['compact', sys.argv[1]]))\n")
-    import sweeps.store  # noqa: F401 - imported once here so that the children's imports are warm
-
-    procs = [subprocess.Popen([sys.executable, "-c", waiter, store.root, str(tmp_path / f"ready{k}"), str(barrier)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(2)]
-    try:
-        deadline = time.time() + 120
-        while not all((tmp_path / f"ready{k}").exists() for k in range(2)) and time.time() < deadline:
-            time.sleep(0.01)
-        barrier.touch()
-        outs = [p.communicate(timeout=120) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert [p.returncode for p in procs] == [0, 0], outs
+    codes, outs = compactions_released_together(store.root, tmp_path)
+    assert codes == [0, 0], outs
     study = Path(store.root)
     assert not (study / "_quarantine").exists()
     assert ResultsStore(str(tmp_path / "res"), "s").completed_run_ids() == set(ids) | {f"x{i:02d}" for i in range(24)}

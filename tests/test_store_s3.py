@@ -23,13 +23,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import task_gate
 from test_location import shell_words
+from test_store_concurrency import compactions_released_together
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -219,6 +219,14 @@ def two_driver(seeds: str, results_dir: str, ray_address: str, cwd: Path, env: d
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def kill_groups(procs: list) -> None:
+    """SIGKILL the process group of every driver still running (a failed test leaves none)."""
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
 def trained(out: str) -> int:
     """Training runs a driver computed itself (its summary's ``tasks:`` line)."""
     line = next(line for line in out.splitlines() if "] tasks:" in line)
@@ -267,10 +275,7 @@ def test_two_drivers_on_one_study_on_s3_share_the_work_and_converge(s3_endpoint,
         out_a, _ = a.communicate(timeout=400)
         out_b, _ = b.communicate(timeout=400)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        kill_groups(procs)
     assert a.returncode == 0 and b.returncode == 0, out_a[-3000:] + out_b[-3000:]
 
     # the work was shared: each driver computed part of it, and only cells both claimed at the same
@@ -358,27 +363,8 @@ def test_two_compactions_at_once_on_s3_quarantine_nothing_and_converge(s3_endpoi
     for i in range(24):
         store.write_runs("majority", [run_row(f"x{i:02d}")], pack_curves(curves(f"x{i:02d}")))
     assert len(read_dataset(study, "runs")) == 16 + 24  # 4 cells twice
-    barrier = tmp_path / "go"
-    waiter = ("import sys, time\n"
-              "from pathlib import Path\n"
-              "import sweeps.store as s\n"
-              "Path(sys.argv[2]).touch()\n"
-              "while not Path(sys.argv[3]).exists():\n"
-              "    time.sleep(0.01)\n"
-              "sys.exit(s.main(['compact', sys.argv[1]]))\n")
-    procs = [subprocess.Popen([sys.executable, "-c", waiter, study, str(tmp_path / f"ready{k}"), str(barrier)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(2)]
-    try:
-        deadline = time.time() + 120
-        while not all((tmp_path / f"ready{k}").exists() for k in range(2)) and time.time() < deadline:
-            time.sleep(0.01)
-        barrier.touch()
-        outs = [p.communicate(timeout=120) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert [p.returncode for p in procs] == [0, 0], outs
+    codes, outs = compactions_released_together(study, tmp_path)
+    assert codes == [0, 0], outs
     cells = set(ids) | {f"x{i:02d}" for i in range(24)}
     runs, cur = read_dataset(study, "runs"), read_dataset(study, "curves")
     assert len(runs) == len(cells) and set(runs.run_id) == cells
@@ -490,10 +476,7 @@ def test_a_driver_killed_beside_another_on_s3_leaves_nothing_a_rerun_cannot_conv
         task_gate.release(gate)
         out_b, _ = b.communicate(timeout=400)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        kill_groups(procs)
     assert b.returncode == 0, out_b[-3000:]
     assert "8 distinct cells" in out_b and " 0 diverged, 0 failed" in out_b, out_b[-2000:]
     rerun = two_driver("range(4,12)", results_dir, ray_address, tmp_path / "a2", dict(os.environ))
