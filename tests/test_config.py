@@ -47,6 +47,8 @@ def test_default_launcher_is_inal_ray(compose_config):
 def _expand(compose_config, preset):
     """The job override lists Hydra's BasicSweeper makes of a preset's hydra.sweeper.params."""
     cfg = compose_config([f"+experiment={preset}"], hydra=True)
+    # a preset is a study: `inal-sweep +experiment=<name>` must run its grid, not one default cell
+    assert "MULTIRUN" in str(cfg.hydra.mode), f"{preset}.yaml: hydra.mode is {cfg.hydra.mode}, not MULTIRUN"
     params = cfg.hydra.sweeper.params
     overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
     batches = BasicSweeper.split_arguments(overrides, max_batch_size=None)

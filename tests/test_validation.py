@@ -169,6 +169,23 @@ def test_cli_single_run_refuses_before_writing_anything(tmp_path, monkeypatch, c
     assert list(tmp_path.iterdir()) == []  # no results, no Hydra output directory
 
 
+def test_cli_single_run_dry_run_plans_the_cell_and_runs_nothing(tmp_path, monkeypatch, capsys):
+    """Hydra's run mode calls the task without the launcher: ``hydra.launcher.dry_run=true`` on a
+    single run must still plan (exit 0) and run nothing (it used to train the cell)."""
+    from sweeps.validation import validate_job
+    from hydra import compose, initialize_config_module
+
+    args = ["n=6", "c=2", "width=8", "T=5", f"results_dir={tmp_path / 'results'}"]
+    code, output = _cli([*args, "hydra.launcher.dry_run=true"], tmp_path, monkeypatch, capsys)
+    assert code == 0, output
+    GlobalHydra.instance().clear()
+    with initialize_config_module("sweeps.conf", version_base="1.3"):
+        run_id = validate_job(compose("config", overrides=args)).run_id
+    assert f"a single run (no -m), run {run_id[:12]}" in output, output
+    assert "dry run: nothing was started or written" in output
+    assert list(tmp_path.iterdir()) == []  # no results, no Hydra output directory
+
+
 def test_cli_basic_multirun_refuses_before_any_result(tmp_path, monkeypatch, capsys):
     results = tmp_path / "results"
     code, output = _cli(["-m", "hydra/launcher=basic", "gamma=-1", "n=4,5", "width=8", "T=2",
