@@ -218,6 +218,10 @@ def time_to_learn_aft(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *, i
       (``analysis.fits.inal_points``: ``target, c, n, inal``) gives a positive INAL at every n of the
       group. Within a group INAL is a function of n, so log n and log INAL are not fitted together.
 
+    A group gets no exponent (``status`` says why) when every run passed by the first checkpoint
+    (resolution-limited), when runs passed at fewer than 2 values of n, or when the fit's Wald
+    interval is not finite. ``aft_scale`` is the log-normal model's scale of ``log T*``.
+
     ``n_runs`` counts the runs used (every ``ok`` run with a learning curve, censored ones included);
     ``n_ok_runs`` the group's ``ok`` runs (equal when every run has a curve).
     """
@@ -247,7 +251,7 @@ def time_to_learn_aft(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *, i
         n = g["n"].to_numpy(dtype=np.float64)
         rec.update(n_runs=int(len(g)), n_ok_runs=int(ok_counts.get(key, len(g))), n_events=int(e.sum()),
                    n_censored=int((~e).sum()),
-                   n_values=sorted(int(v) for v in np.unique(n)), sigma=math.nan,
+                   n_values=sorted(int(v) for v in np.unique(n)), aft_scale=math.nan,
                    exponent=math.nan, exponent_se=math.nan, exponent_lo=math.nan, exponent_hi=math.nan,
                    weibull_exponent=math.nan, weibull_lo=math.nan, weibull_hi=math.nan,
                    loglik_lognormal=math.nan, loglik_weibull=math.nan,
@@ -260,6 +264,17 @@ def time_to_learn_aft(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *, i
             rec.update(status="no run learned: every run censored, T* beyond the last step at every n")
             out.append(rec)
             continue
+        if e.all() and np.all(lo <= 0):  # interval (0, first checkpoint] for every run: no information in n
+            rec.update(status=f"resolution-limited: every run learned by the first checkpoint ({first_checkpoint:.0f}); "
+                              "T* is below it, its exponent unmeasured")
+            out.append(rec)
+            continue
+        learned_at = np.unique(n[e])
+        if learned_at.size < 2:  # passages at one n and bounds elsewhere: the slope in log n is not identified
+            rec.update(status=f"too few runs learned: {int(e.sum())} of {len(e)}, all at n = {int(learned_at[0])}; "
+                              "the exponent is not identified (passages at 2 or more n needed)")
+            out.append(rec)
+            continue
         try:
             ln = fit_aft(t, e, {"log_n": np.log(n)}, lower=lo, distribution="lognormal", level=level)
             wb = fit_aft(t, e, {"log_n": np.log(n)}, lower=lo, distribution="weibull", level=level)
@@ -269,7 +284,11 @@ def time_to_learn_aft(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *, i
             continue
         b, se, b_lo, b_hi = ln.term("log_n")
         wb_b, _, wb_lo, wb_hi = wb.term("log_n")
-        rec.update(exponent=b, exponent_se=se, exponent_lo=b_lo, exponent_hi=b_hi, sigma=ln.sigma,
+        if not (math.isfinite(b_lo) and math.isfinite(b_hi)):  # a flat likelihood in b: no interval, no number
+            rec.update(status="not identified: the likelihood gives the exponent no finite interval")
+            out.append(rec)
+            continue
+        rec.update(exponent=b, exponent_se=se, exponent_lo=b_lo, exponent_hi=b_hi, aft_scale=ln.sigma,
                    weibull_exponent=wb_b, weibull_lo=wb_lo, weibull_hi=wb_hi,
                    loglik_lognormal=ln.log_likelihood, loglik_weibull=wb.log_likelihood,
                    status="fitted" if ln.converged else "fitted (optimizer did not report convergence)")

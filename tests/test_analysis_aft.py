@@ -101,3 +101,25 @@ def test_time_to_learn_aft_uses_every_run():
     with_inal = time_to_learn_aft(runs, curves, ["target", "c"], inal=inal).iloc[0]
     # INAL = n^-2 exactly: T* ∝ n^b = INAL^(-b/2)
     assert with_inal["inal_exponent"] == pytest.approx(-with_inal["exponent"] / 2, rel=1e-4)
+
+
+def test_group_keys_survive_and_unidentified_exponents_are_not_printed():
+    """A group key named like a model parameter (the noise ``sigma`` of noisy GD) keeps its value
+    (the AFT scale is ``aft_scale``); a group whose runs all passed by the first checkpoint, or
+    passed at one n only, gets no exponent and says why (on docs/study_bound_check_large c = 1 and
+    c = 3 once printed b = -0.94 and 0.04 as 'fitted', with no interval)."""
+    rng = np.random.default_rng(3)
+    runs, curves = _synthetic_curves(rng, exponent=1.0)
+    runs["sigma"] = 1e-3
+    fitted = time_to_learn_aft(runs, curves, ["target", "c", "sigma"]).iloc[0]
+    assert fitted["sigma"] == 1e-3 and fitted["status"] == "fitted" and fitted["aft_scale"] > 0
+    # T* ~ 2 e^{0.4 W} < 20 (W < 5.7): every run passes by the first checkpoint, step 20
+    runs, curves = _synthetic_curves(rng, exponent=0.0, every=20)
+    early = time_to_learn_aft(runs, curves, ["target", "c"]).iloc[0]
+    assert early["status"].startswith("resolution-limited") and early["n_events"] == early["n_runs"]
+    assert math.isnan(early["exponent"]) and math.isnan(early["exponent_lo"])
+    # T* = 2 n^3 e^{0.4 W}: 16 at n = 2, beyond T = 120 from n = 8 on: passages at one n only
+    runs, curves = _synthetic_curves(rng, ns=(2, 8, 16, 32), exponent=3.0)
+    once = time_to_learn_aft(runs, curves, ["target", "c"]).iloc[0]
+    assert 0 < once["n_events"] <= 12 and once["status"].startswith("too few runs learned")
+    assert "n = 2" in once["status"] and math.isnan(once["exponent"])
