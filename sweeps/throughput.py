@@ -198,12 +198,34 @@ def load(calibrate: bool = True, path: Optional[str] = None) -> Throughput:
         except (OSError, ValueError, KeyError, TypeError):
             if attempt or not calibrate:
                 break
-            try:  # the engines need torch; the planner does not import it
-                subprocess.run([sys.executable, "-m", "sweeps.throughput", path], check=True, timeout=300,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            except (OSError, subprocess.SubprocessError):
-                break
+            # the engines need torch; the planner does not import it. No wall-clock timeout: on a
+            # busy machine the measurement (about 7 s of CPU) waits for the CPU as long as it must
+            # (a 300 s timeout once gave every plan the default figures under load); a runaway one
+            # is stopped by a CPU-time limit instead, which the load does not move
+            try:
+                subprocess.run([sys.executable, "-m", "sweeps.throughput", path], check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               preexec_fn=_limit_cpu_time if os.name == "posix" else None)
+            except subprocess.CalledProcessError as err:
+                tail = (err.stderr or b"").decode(errors="replace").strip().splitlines()
+                return replace(DEFAULT, source=f"{DEFAULT.source} ({tail[-1] if tail else f'exit status {err.returncode}'})")
+            except (OSError, subprocess.SubprocessError) as err:
+                return replace(DEFAULT, source=f"{DEFAULT.source} ({err})")
     return DEFAULT
+
+
+#: The calibration's limit in CPU seconds (it takes about 7 on the development machine).
+CALIBRATION_CPU_S = 300
+
+
+def _limit_cpu_time() -> None:
+    """In the calibration subprocess (POSIX): stop it after :data:`CALIBRATION_CPU_S` CPU seconds."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CPU, (CALIBRATION_CPU_S, CALIBRATION_CPU_S + 5))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 _MEASURED = ("ngd_flops_per_s", "step_s", "elem_s", "inal_flops_per_s", "pack_s", "inal_s", "source", "inal_rate_by_n", "draw_s", "eval_scale")
@@ -406,19 +428,15 @@ def for_slots(tp: Throughput, slots: float, local: bool = True) -> Throughput:
 
 #: Ray runs its workers at this niceness (``RAY_worker_niceness``'s default): :func:`slot_share`'s
 #: probes take it, so that on a machine shared with other work they get what a task gets (the
-#: calibration runs at it too; it counts CPU seconds, which the niceness does not change).
+#: calibration does not: it counts CPU seconds, which the niceness does not change).
 WORKER_NICENESS = 15
 
 
 def main(argv: Optional[list] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     path = argv[0] if argv else cache_path()
-    try:
-        current = os.nice(0)
-        if current < WORKER_NICENESS:
-            os.nice(WORKER_NICENESS - current)
-    except (OSError, AttributeError):  # no nice() here: measured at the driver's priority
-        pass
+    # At the driver's priority, not the workers' niceness: CPU seconds do not depend on it, and at
+    # niceness 15 beside two busy loops the measurement got 3% of a CPU (7 s of CPU took 206 s).
     tp = measure()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"

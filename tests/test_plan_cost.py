@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -169,6 +170,24 @@ def test_calibration_measures_and_is_cached(tmp_path):
     data["source"] = "edited"
     path.write_text(json.dumps(data))
     assert tp_model.load(path=str(path)).source == "edited"  # read, not measured again
+
+
+def test_a_failed_calibration_says_why_and_a_runaway_one_is_stopped_by_cpu_time(tmp_path, monkeypatch):
+    """The plan's default figures carry the calibration's reason; the subprocess is bounded in CPU
+    seconds, not wall seconds (a 300 s wall timeout once gave every plan the default figures under
+    load): here a 1 CPU-second limit stops the ~7 CPU-second measurement whatever the load."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    tp = tp_model.load(path=str(blocker / "tp.json"))  # the cache's folder cannot be made
+    assert tp.source.startswith(tp_model.DEFAULT.source + " (") and "Error" in tp.source, tp.source
+    assert tp.ngd_flops_per_s == tp_model.DEFAULT.ngd_flops_per_s
+    if os.name != "posix":
+        pytest.skip("RLIMIT_CPU is POSIX")
+    monkeypatch.setattr(tp_model, "CALIBRATION_CPU_S", 1)  # read in the forked child
+    path = tmp_path / "tp.json"
+    tp = tp_model.load(path=str(path))
+    assert tp.source.endswith(f"(exit status -{int(signal.SIGXCPU)})") or "SIGXCPU" in tp.source, tp.source
+    assert not path.exists()
 
 
 def test_progress_eta_comes_from_the_plan():
