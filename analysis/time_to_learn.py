@@ -202,6 +202,23 @@ def _previous_checkpoints(curves: pd.DataFrame, passages: pd.DataFrame) -> np.nd
     return passages["run_id"].map(prev).fillna(0.0).to_numpy(dtype=np.float64)
 
 
+def _no_exponent(n: np.ndarray, event: np.ndarray, lower: np.ndarray, first_checkpoint: float,
+                 min_points: int) -> str:
+    """Why a group's runs cannot give an exponent of ``T*`` in n before any fit ("" when they can)."""
+    if np.unique(n).size < min_points:
+        return "too few n"
+    if not event.any():
+        return "no run learned: every run censored, T* beyond the last step at every n"
+    if event.all() and np.all(lower <= 0):  # interval (0, first checkpoint] for every run: no information in n
+        return (f"resolution-limited: every run learned by the first checkpoint ({first_checkpoint:.0f}); "
+                "T* is below it, its exponent unmeasured")
+    learned_at = np.unique(n[event])
+    if learned_at.size < 2:  # passages at one n and bounds elsewhere: the slope in log n is not identified
+        return (f"too few runs learned: {int(event.sum())} of {len(event)}, all at n = {int(learned_at[0])}; "
+                "the exponent is not identified (passages at 2 or more n needed)")
+    return ""
+
+
 def time_to_learn_aft(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *, inal: pd.DataFrame | None = None,
                       threshold: float = 0.5, se_multiple: float = 0.0, level: float = 0.95,
                       min_points: int = 3) -> pd.DataFrame:
@@ -256,23 +273,10 @@ def time_to_learn_aft(runs: pd.DataFrame, curves: pd.DataFrame, group_keys, *, i
                    weibull_exponent=math.nan, weibull_lo=math.nan, weibull_hi=math.nan,
                    loglik_lognormal=math.nan, loglik_weibull=math.nan,
                    inal_exponent=math.nan, inal_exponent_lo=math.nan, inal_exponent_hi=math.nan,
-                   status="too few n")
-        if np.unique(n).size < min_points:
-            out.append(rec)
-            continue
-        if not e.any():
-            rec.update(status="no run learned: every run censored, T* beyond the last step at every n")
-            out.append(rec)
-            continue
-        if e.all() and np.all(lo <= 0):  # interval (0, first checkpoint] for every run: no information in n
-            rec.update(status=f"resolution-limited: every run learned by the first checkpoint ({first_checkpoint:.0f}); "
-                              "T* is below it, its exponent unmeasured")
-            out.append(rec)
-            continue
-        learned_at = np.unique(n[e])
-        if learned_at.size < 2:  # passages at one n and bounds elsewhere: the slope in log n is not identified
-            rec.update(status=f"too few runs learned: {int(e.sum())} of {len(e)}, all at n = {int(learned_at[0])}; "
-                              "the exponent is not identified (passages at 2 or more n needed)")
+                   status="")
+        reason = _no_exponent(n, e, lo, first_checkpoint, min_points)
+        if reason:
+            rec.update(status=reason)
             out.append(rec)
             continue
         try:

@@ -638,12 +638,13 @@ def physical_memory_bytes() -> float:
         return float("inf")
 
 
-def check_single_cell(job: JobSpec, launcher: Any, throughput: Any = None) -> None:
+def check_single_cell(job: JobSpec, launcher: Any, throughput: Any = None) -> Tuple[float, float]:
     """Refuse a single run (``inal-sweep`` without ``-m``: Hydra's run mode, in this process)
     as a multirun refuses its cells (:class:`CellLimits`): memory against ``worker_memory_gb`` or
     this machine's, the GPU's share when ``num_gpus > 0`` and ``gpu_memory_gb`` are set, time
     against ``max_cell_hours``; ``launcher`` is the composed ``hydra.launcher`` node (or any object
-    with those attributes). Raises ``ConfigError`` with the estimate."""
+    with those attributes). Raises ``ConfigError`` with the estimate; otherwise returns it, ``(INAL
+    CPU seconds, training CPU seconds)``."""
     from . import throughput as tp_model
 
     worker = getattr(launcher, "worker_memory_gb", None)
@@ -660,6 +661,7 @@ def check_single_cell(job: JobSpec, launcher: Any, throughput: Any = None) -> No
     inal_s = tp_model.inal_seconds(inal_cost(job), tp, inal_table_n(job))
     run_s = tp_model.pack_seconds(job, 1, tp) if job.train else 0.0
     limits.check(job, inal_s, run_s)
+    return inal_s, run_s
 
 
 def cell_memory_bytes(job: JobSpec) -> Tuple[float, float, float]:

@@ -86,19 +86,13 @@ def precheck_single_run(overrides: list[str]) -> None:
         if single:
             from .plan import check_single_cell  # memory and time, as a multirun's cells (CellLimits)
 
-            check_single_cell(job, cfg.hydra.launcher)
+            inal_s, run_s = check_single_cell(job, cfg.hydra.launcher)
     except ConfigError as err:
         print(f"inal-sweep: {err}", file=sys.stderr)
         sys.exit(2)
     if single and cfg.hydra.launcher.get("dry_run", False):
         # Hydra's run mode calls the task without the launcher, whose dry run would be skipped and
-        # the run made: the plan of this one cell, and nothing run
-        from . import throughput as tp_model
-        from .plan import inal_cost, inal_table_n
-
-        tp = tp_model.load()
-        inal_s = tp_model.inal_seconds(inal_cost(job), tp, inal_table_n(job))
-        run_s = tp_model.pack_seconds(job, 1, tp) if job.train else 0.0
+        # the run made: the plan of this one cell (the estimate just checked), and nothing run
         print(f"[inal-sweep] plan: a single run (no -m), run {job.run_id[:12]}, INAL setting {job.inal_id[:12]}: "
               f"estimated {inal_s:.3g} s of INAL and {run_s:.3g} s of training on this machine")
         print(f"[inal-sweep] plan: results {job.results_dir}")
