@@ -397,15 +397,16 @@ def slot_share(slots: float, window: float = 2.0) -> Tuple[float, str]:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     k = max(1, min(int(slots), cpus))
     start = time.time() + 0.2  # past every probe's start-up
+    nice = worker_niceness()
     try:
         procs = [subprocess.Popen([sys.executable, "-S", "-c", _PROBE, repr(start), repr(window),
-                                   str(WORKER_NICENESS)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                   str(nice)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
                  for _ in range(k)]
         shares = [float(p.communicate(timeout=30 + window)[0]) for p in procs]
     except (OSError, ValueError, subprocess.SubprocessError) as err:
         return 1.0, f"not measured ({type(err).__name__}): a whole CPU per slot"
     share = min(1.0, max(1e-3, sum(shares) / len(shares))) * min(1.0, cpus / max(float(slots), 1.0))
-    return share, (f"measured now: {k} probe(s) at niceness {WORKER_NICENESS} for {window:g} s, "
+    return share, (f"measured now: {k} probe(s) at niceness {nice} for {window:g} s, "
                    f"load {os.getloadavg()[0]:.1f}")
 
 
@@ -426,10 +427,20 @@ def for_slots(tp: Throughput, slots: float, local: bool = True) -> Throughput:
     return replace(tp, share=share, share_note=note)
 
 
-#: Ray runs its workers at this niceness (``RAY_worker_niceness``'s default): :func:`slot_share`'s
-#: probes take it, so that on a machine shared with other work they get what a task gets (the
-#: calibration does not: it counts CPU seconds, which the niceness does not change).
+#: Ray runs its workers at this niceness unless ``RAY_worker_niceness`` says otherwise
+#: (:func:`worker_niceness`): :func:`slot_share`'s probes take it, so that on a machine shared with
+#: other work they get what a task gets (the calibration does not: it counts CPU seconds, which the
+#: niceness does not change).
 WORKER_NICENESS = 15
+
+
+def worker_niceness() -> int:
+    """The niceness a local Ray started by this process gives its workers: ``RAY_worker_niceness``
+    (Ray's own setting, inherited by the Ray this process starts) or Ray's default."""
+    try:
+        return int(os.environ.get("RAY_worker_niceness", WORKER_NICENESS))
+    except ValueError:
+        return WORKER_NICENESS
 
 
 def main(argv: Optional[list] = None) -> int:

@@ -29,6 +29,15 @@ def _fixed_throughput() -> None:
 
 _fixed_throughput()
 
+# Ray starts its workers at niceness 15 (its ``worker_niceness``), so that they yield to everything
+# else on the machine. On a shared, busy CI machine that makes every test that runs a Ray task wait
+# on the neighbours: beside two busy loops a niceness-15 worker gets a few percent of a CPU
+# (measured here: a 2-cell study of failing cells took 88 s instead of 12 s; the suite 57 min
+# instead of 12). The tests' workers compete on equal terms instead: the session's Ray, every
+# subprocess driver's own local Ray and the two-node cluster inherit this (checked by
+# tests/test_launcher_ray.py::test_ray_workers_of_the_tests_are_not_niced).
+os.environ.setdefault("RAY_worker_niceness", "0")
+
 # Tiny cells: 8-wide network, N = 2n input bits (exact gradient), a few steps, few inits.
 TINY = ["width=8", "T=4", "train.N=2n", "train.n_eval=256", "train.checkpoints=2", "inal.n_inits=16"]
 # The measured columns of a run that must agree between two ways of computing it.

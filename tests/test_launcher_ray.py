@@ -215,3 +215,18 @@ def test_inal_only_study_T0(ray_address, tmp_path: Path, hydra_restore_singleton
     inal = pd.read_parquet(tmp_path / "default" / "inal")
     assert inal.inal_id.nunique() == 4 and len(inal) == 4 * 2  # (n, c) settings x 2 layers
     assert {o["status"] for o in multirun(grid, tmp_path)} == {"skipped"}
+
+
+@pytest.mark.ray
+def test_ray_workers_of_the_tests_are_not_niced(ray_address) -> None:
+    """conftest.py sets ``RAY_worker_niceness=0`` so that the tests' Ray workers compete on equal
+    terms on a busy machine (Ray's default, 15, left them a few percent of a CPU beside two busy
+    loops). If Ray renamed the setting, the workers would be niced again: a task reports its
+    niceness relative to this process's."""
+    import os
+
+    @ray.remote(num_cpus=0)
+    def niceness() -> int:
+        return os.nice(0)
+
+    assert ray.get(niceness.remote()) == os.nice(0)

@@ -105,6 +105,15 @@ def test_a_tasks_seconds_are_its_cpu_seconds_over_the_slots_share():
     assert 0 < share <= 1 and note
 
 
+def test_the_share_probes_take_the_workers_niceness(monkeypatch):
+    """The probes run at the niceness a local Ray gives its workers: Ray's default 15, or
+    ``RAY_worker_niceness`` when set (the tests set 0, conftest.py), as the plan's line says."""
+    monkeypatch.delenv("RAY_worker_niceness", raising=False)
+    assert tp_model.worker_niceness() == 15 and "at niceness 15 " in tp_model.slot_share(1, window=0.05)[1]
+    monkeypatch.setenv("RAY_worker_niceness", "7")
+    assert tp_model.worker_niceness() == 7 and "at niceness 7 " in tp_model.slot_share(1, window=0.05)[1]
+
+
 def test_inal_rate_is_interpolated_in_n():
     """The exact engine's rate per n (calibrated at a few n): log-linear between them, held beyond 4 past the last."""
     from dataclasses import replace
