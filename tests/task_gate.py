@@ -170,6 +170,16 @@ def complete_cells(study_root: Path) -> Set[str]:
     return done
 
 
+def output_tail(proc: Any, chars: int = 3000) -> str:
+    """``"; its output ends: ..."`` for an ended ``Popen`` whose output is a pipe (what a failure
+    message needs to say why it ended), else ``""``."""
+    try:
+        out = proc.stdout.read() if proc.stdout is not None else ""
+    except (OSError, ValueError):
+        return ""
+    return f"; its output ends:\n{out[-chars:]}" if out else ""
+
+
 def release(gate_dir: Path) -> None:
     (gate_dir / "release").touch()
 
@@ -184,7 +194,7 @@ def wait_for(condition: Callable[[], Any], what: str, *, alive: Any = None, limi
         if value:
             return value
         if alive is not None and alive.poll() is not None:
-            raise AssertionError(f"the driver exited ({alive.returncode}) before {what}")
+            raise AssertionError(f"the driver exited ({alive.returncode}) before {what}{output_tail(alive)}")
         if time.monotonic() > deadline:
             raise AssertionError(f"no {what} within {limit_s:.0f} s (the study is held: something is stuck)")
         time.sleep(0.05)

@@ -471,6 +471,8 @@ def test_a_driver_killed_beside_another_on_s3_leaves_nothing_a_rerun_cannot_conv
         procs.append(b)
         task_gate.wait_for(lambda: len({h["run_id"] for h in task_gate.held(gate)}) >= 2, "a pack of each held",
                            alive=b)
+        # A is held (a pack waits at the gate): it cannot have ended by itself
+        assert a.poll() is None, f"A ended ({a.returncode}) before it was killed{task_gate.output_tail(a)}"
         os.killpg(a.pid, signal.SIGKILL)
         a.wait(timeout=60)
         task_gate.release(gate)
